@@ -1,0 +1,1 @@
+"""Lina-Speech: a codec language model with gated linear attention and initial-state tuning."""

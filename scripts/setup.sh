@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs system packages and Python dependencies. `--dev` adds what the tests need.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+APT_PKGS="ffmpeg libsndfile1"
+# (browser tests will add chromium here)
+missing=""
+for p in $APT_PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
+if [ -n "$missing" ]; then
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
+fi
+python3 -m pip install -q --disable-pip-version-check torch==2.13.0
+if [ "${1:-}" = "--dev" ]; then
+  python3 -m pip install -q --disable-pip-version-check -r requirements-dev.txt
+else
+  python3 -m pip install -q --disable-pip-version-check -r requirements.txt
+fi
