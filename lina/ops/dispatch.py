@@ -1,0 +1,53 @@
+"""Chooses the GLA kernels by device: fla's Triton kernels on CUDA when installed, PyTorch otherwise.
+
+fla is imported lazily, and only for CUDA tensors: importing it needs Triton and fails on CPU.
+"""
+from __future__ import annotations
+
+import functools
+
+from torch import Tensor
+
+from lina.ops.gla import gla_chunked, gla_step
+
+
+@functools.lru_cache(maxsize=1)
+def _fla_ops():
+    """``(chunk_gla, fused_recurrent_gla)`` or None when flash-linear-attention cannot be imported."""
+    try:
+        from fla.ops.gla import chunk_gla, fused_recurrent_gla
+    except Exception:  # noqa: BLE001 - any import failure means "use the PyTorch path"
+        return None
+    return chunk_gla, fused_recurrent_gla
+
+
+def fla_available() -> bool:
+    return _fla_ops() is not None
+
+
+def gla_sequence(q: Tensor, k: Tensor, v: Tensor, g: Tensor, initial_state: Tensor | None,
+                 scale: float, use_fla: bool = True) -> tuple[Tensor, Tensor]:
+    """Whole sequence: ``q, k, g: [B, T, H, Dk]``, ``v: [B, T, H, Dv]`` -> ``(o, state [B, H, Dk, Dv])``."""
+    ops = _fla_ops() if (use_fla and q.is_cuda) else None
+    if ops is None:
+        return gla_chunked(q, k, v, g, initial_state, scale)
+    chunk_gla, _ = ops
+    init = None if initial_state is None else initial_state.float().contiguous()
+    o, state = chunk_gla(q, k, v, g, scale=scale, initial_state=init, output_final_state=True)
+    return o, state
+
+
+def gla_single_step(q: Tensor, k: Tensor, v: Tensor, g: Tensor, state: Tensor, scale: float,
+                    use_fla: bool = False) -> tuple[Tensor, Tensor]:
+    """One step: ``q, k, g: [B, H, Dk]``, ``v: [B, H, Dv]``, ``state: [B, H, Dk, Dv]``.
+
+    The PyTorch step is the default on every device: at batch 1 a fused kernel launch costs more than
+    the arithmetic, and the plain ops can be captured in a CUDA graph.
+    """
+    ops = _fla_ops() if (use_fla and q.is_cuda) else None
+    if ops is None:
+        return gla_step(q, k, v, g, state, scale)
+    _, fused_recurrent_gla = ops
+    o, state = fused_recurrent_gla(q[:, None], k[:, None], v[:, None], g[:, None], scale=scale,
+                                   initial_state=state.float().contiguous(), output_final_state=True)
+    return o[:, 0], state

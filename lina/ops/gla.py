@@ -1,0 +1,93 @@
+"""Gated linear attention in pure PyTorch: the CPU path and the reference for the CUDA kernels.
+
+Recurrence per head, with per-key-channel decay ``g_t = log a_t <= 0``::
+
+    S_t = diag(exp(g_t)) S_{t-1} + k_t^T v_t          S: [Dk, Dv]
+    o_t = (scale * q_t) S_t
+
+All functions take ``q, k, g: [B, T, H, Dk]``, ``v: [B, T, H, Dv]``, an optional initial state
+``[B, H, Dk, Dv]`` and return ``(o [B, T, H, Dv], final_state [B, H, Dk, Dv])``. The state is
+always float32, as fla keeps it, so long sequences do not drift in half precision.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+DEFAULT_CHUNK = 16  # exp(b_t - b_s) inside a chunk is formed explicitly: [C, C, Dk] per head
+
+
+def _zero_state(q: Tensor, v: Tensor) -> Tensor:
+    b, _, h, dk = q.shape
+    return q.new_zeros(b, h, dk, v.shape[-1], dtype=torch.float32)
+
+
+def gla_step(q: Tensor, k: Tensor, v: Tensor, g: Tensor, state: Tensor, scale: float) -> tuple[Tensor, Tensor]:
+    """One time step. ``q, k, g: [B, H, Dk]``, ``v: [B, H, Dv]``, ``state: [B, H, Dk, Dv]``.
+
+    Returns ``(o [B, H, Dv], new_state)``.
+    """
+    state = state * g.float().exp().unsqueeze(-1) + k.float().unsqueeze(-1) * v.float().unsqueeze(-2)
+    o = torch.einsum("bhk,bhkv->bhv", q.float() * scale, state)
+    return o.to(v.dtype), state
+
+
+def gla_recurrent(q: Tensor, k: Tensor, v: Tensor, g: Tensor, initial_state: Tensor | None = None,
+                  scale: float | None = None) -> tuple[Tensor, Tensor]:
+    """Naive token-by-token recurrence: slow, obviously right; the reference of the tests."""
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    state = _zero_state(q, v) if initial_state is None else initial_state.float()
+    outs = []
+    for t in range(q.shape[1]):
+        o, state = gla_step(q[:, t], k[:, t], v[:, t], g[:, t], state, scale)
+        outs.append(o)
+    o = torch.stack(outs, dim=1) if outs else v.new_zeros(v.shape)
+    return o, state
+
+
+def gla_chunked(q: Tensor, k: Tensor, v: Tensor, g: Tensor, initial_state: Tensor | None = None,
+                scale: float | None = None, chunk_size: int = DEFAULT_CHUNK) -> tuple[Tensor, Tensor]:
+    """Exact chunked parallel form (same numbers as the recurrence up to float rounding).
+
+    Inside a chunk the decay between positions s <= t is ``exp(b_t - b_s)`` with ``b`` the cumulative
+    log-gate; it is formed directly (never as ``exp(b_t) * exp(-b_s)``), so every exponent is <= 0 and
+    nothing overflows however strong the gates. Chunks are then chained by a short scan over states.
+    """
+    scale = q.shape[-1] ** -0.5 if scale is None else scale
+    out_dtype = v.dtype
+    bsz, seq_len, heads, dk = q.shape
+    dv = v.shape[-1]
+    state = _zero_state(q, v) if initial_state is None else initial_state.float()
+    if seq_len == 0:
+        return v.new_zeros(v.shape), state
+    c = chunk_size
+    n = -(-seq_len // c)
+    pad = n * c - seq_len
+
+    def chunks(x: Tensor) -> Tensor:  # [B, T, H, D] -> [B, H, N, C, D] (zero gates on padding: no decay)
+        x = torch.nn.functional.pad(x.float(), (0, 0, 0, 0, 0, pad))
+        return x.view(bsz, n, c, heads, -1).permute(0, 3, 1, 2, 4)
+
+    qc, kc, vc, gc = chunks(q) * scale, chunks(k), chunks(v), chunks(g)
+    b = gc.cumsum(dim=3)  # [B, H, N, C, Dk]
+    causal = torch.ones(c, c, dtype=torch.bool, device=q.device).tril()
+    # decay[t, s] = exp(b_t - b_s) for s <= t, else 0   -> [B, H, N, C, C, Dk]
+    diff = (b.unsqueeze(4) - b.unsqueeze(3)).masked_fill(~causal[..., None], float("-inf"))
+    scores = torch.einsum("bhntd,bhntsd,bhnsd->bhnts", qc, diff.exp(), kc)
+    o_intra = scores @ vc  # [B, H, N, C, Dv]
+
+    # Contribution of each chunk to the state at its end, and each chunk's total decay.
+    b_last = b[..., -1:, :]  # [B, H, N, 1, Dk]
+    k_to_end = kc * (b_last - b).exp()
+    chunk_kv = k_to_end.transpose(-1, -2) @ vc  # [B, H, N, Dk, Dv]
+    chunk_decay = b_last.squeeze(-2).exp()  # [B, H, N, Dk]
+
+    starts = []
+    for i in range(n):  # N = T / C sequential steps of a [Dk, Dv] update: cheap
+        starts.append(state)
+        state = state * chunk_decay[:, :, i].unsqueeze(-1) + chunk_kv[:, :, i]
+    s_start = torch.stack(starts, dim=2)  # [B, H, N, Dk, Dv]
+    o_inter = (qc * b.exp()) @ s_start  # [B, H, N, C, Dv]
+
+    o = (o_intra + o_inter).permute(0, 2, 3, 1, 4).reshape(bsz, n * c, heads, dv)[:, :seq_len]
+    return o.to(out_dtype), state
