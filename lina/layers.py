@@ -1,6 +1,8 @@
 """Building blocks of the audio stack: short convolutions, gated linear attention, SwiGLU, GLA blocks."""
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -15,7 +17,8 @@ class ShortConv(nn.Module):
 
     def __init__(self, channels: int, kernel_size: int):
         super().__init__()
-        self.weight = nn.Parameter(torch.zeros(channels, 1, kernel_size))
+        self.weight = nn.Parameter(torch.empty(channels, 1, kernel_size))
+        nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))  # nn.Conv1d's default initialisation
 
     def forward(self, x: Tensor, state: Tensor) -> tuple[Tensor, Tensor]:
         """``x: [B, T, D]``, ``state: [B, D, W-1]`` -> ``(y [B, T, D], state)``."""

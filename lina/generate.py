@@ -1,0 +1,131 @@
+"""Autoregressive decoding: one parallel prefill of BOS + prompt, then one GLA step per token.
+
+The core is :func:`decode`, an endless iterator of sampled tokens; :func:`generate` adds per-row EOS,
+length limits and the removal of special ids; :func:`stream` yields code chunks as they come.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import torch
+from torch import Tensor
+
+from lina.constants import BOS_ID, EOS_ID, FRAME_RATE, N_SPECIAL_TOKENS
+from lina.cross_attention import TextContext
+from lina.model import LinaModel
+from lina.sampling import SamplingConfig, sample_top_k
+from lina.state import LinaState
+
+DEFAULT_MAX_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class GenerationConfig:
+    sampling: SamplingConfig = field(default_factory=SamplingConfig)
+    max_tokens: int = int(DEFAULT_MAX_SECONDS * FRAME_RATE)
+    seed: int | None = 0
+
+    def __post_init__(self) -> None:
+        if self.max_tokens < 1:
+            raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
+
+
+@dataclass
+class Step:
+    tokens: Tensor      # [B] sampled model-space ids (codec id + 3, or EOS)
+    alignment: Tensor   # [B, 2, Tx] cross-attention weights of the step that scored them
+
+
+@dataclass
+class Generation:
+    codes: list[Tensor]     # per row: raw codec ids [T_i] (prompt, EOS and special ids removed)
+    finished: Tensor        # [B] bool: the row emitted EOS before max_tokens
+    alignment: Tensor       # [B, 2, T, Tx] cross-attention weights over the generated steps
+    steps: int              # decoding steps run (tokens per row, at most max_tokens)
+
+
+def prompt_input(batch: int, prompt: Tensor | None, device: torch.device) -> Tensor:
+    """BOS followed by the prompt's codec ids shifted into model space: ``[B, 1 + P]``."""
+    bos = torch.full((batch, 1), BOS_ID, dtype=torch.long, device=device)
+    if prompt is None:
+        return bos
+    if prompt.dim() == 1:
+        prompt = prompt[None]
+    if prompt.shape[0] == 1 and batch > 1:
+        prompt = prompt.expand(batch, -1)
+    if prompt.shape[0] != batch:
+        raise ValueError(f"prompt has {prompt.shape[0]} rows for a batch of {batch}")
+    return torch.cat([bos, prompt.to(device).long() + N_SPECIAL_TOKENS], dim=1)
+
+
+def prefill(model: LinaModel, ctx: TextContext, state: LinaState, prompt: Tensor | None) -> tuple[Tensor, LinaState, Tensor]:
+    """Consumes BOS + prompt in one parallel pass -> ``(logits [B, 1+P, V], state, alignment)``."""
+    out = model(ctx, prompt_input(ctx.keys.shape[0], prompt, model.device), state)
+    return out.logits, out.state, out.alignment
+
+
+def decode(model: LinaModel, ctx: TextContext, state: LinaState, prompt: Tensor | None,
+           sampling: SamplingConfig, generator: torch.Generator | None = None) -> Iterator[Step]:
+    """Endless iterator of sampled tokens, EOS included (the caller decides when to stop)."""
+    logits, state, alignment = prefill(model, ctx, state, prompt)
+    logits, alignment = logits[:, -1], alignment[:, :, -1]
+    while True:
+        tokens = sample_top_k(logits, sampling, generator)
+        yield Step(tokens, alignment)
+        out = model.step(ctx, tokens, state)
+        logits, state, alignment = out.logits, out.state, out.alignment
+
+
+def _generator(model: LinaModel, seed: int | None) -> torch.Generator | None:
+    if seed is None:
+        return None
+    gen = torch.Generator(device=model.device)
+    gen.manual_seed(seed)
+    return gen
+
+
+def stream(model: LinaModel, ctx: TextContext, state: LinaState, cfg: GenerationConfig,
+           prompt: Tensor | None = None, chunk_tokens: int = 25) -> Iterator[tuple[list[Tensor], Tensor]]:
+    """Yields ``(codes per row for this chunk, finished [B])`` every ``chunk_tokens`` steps and at the end.
+
+    A row's chunk is empty once it has finished; the iterator ends when every row has finished or at
+    ``max_tokens``.
+    """
+    batch = ctx.keys.shape[0]
+    finished = torch.zeros(batch, dtype=torch.bool, device=model.device)
+    pending: list[Tensor] = []
+    steps = decode(model, ctx, state, prompt, cfg.sampling, _generator(model, cfg.seed))
+    for i, step in zip(range(cfg.max_tokens), steps):
+        keep = ~finished & (step.tokens != EOS_ID)
+        pending.append(torch.where(keep, step.tokens - N_SPECIAL_TOKENS, -1))
+        finished |= step.tokens == EOS_ID
+        last = bool(finished.all()) or i + 1 == cfg.max_tokens
+        if len(pending) == chunk_tokens or last:
+            block = torch.stack(pending, dim=1)  # [B, n]; -1 marks nothing for that row
+            yield [row[row >= 0] for row in block], finished.clone()
+            pending = []
+        if last:
+            return
+
+
+@torch.inference_mode()
+def generate(model: LinaModel, ctx: TextContext, state: LinaState, cfg: GenerationConfig,
+             prompt: Tensor | None = None) -> Generation:
+    """Generates until every row has emitted EOS or ``max_tokens`` steps; codes exclude the prompt."""
+    batch = ctx.keys.shape[0]
+    finished = torch.zeros(batch, dtype=torch.bool, device=model.device)
+    lengths = torch.full((batch,), cfg.max_tokens, dtype=torch.long, device=model.device)
+    tokens, alignments = [], []
+    steps = decode(model, ctx, state, prompt, cfg.sampling, _generator(model, cfg.seed))
+    for i, step in zip(range(cfg.max_tokens), steps):
+        tokens.append(step.tokens)
+        alignments.append(step.alignment)
+        newly = ~finished & (step.tokens == EOS_ID)
+        lengths[newly] = i
+        finished |= newly
+        if bool(finished.all()):
+            break
+    out = torch.stack(tokens, dim=1)
+    codes = [(row[:n] - N_SPECIAL_TOKENS).clamp_min(0) for row, n in zip(out, lengths.tolist())]
+    return Generation(codes, finished, torch.stack(alignments, dim=2), out.shape[1])
