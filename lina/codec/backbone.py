@@ -24,6 +24,8 @@ BANDWIDTH_ID = 0
 EMBED_KERNEL = 7
 POS_NET_KERNEL = 3
 DWCONV_KERNEL = 7
+# Queries per attention call (13.6 s of audio): bounds the score matrix to [block, T].
+ATTENTION_QUERY_BLOCK = 1024
 
 
 def zero_padding(x: torch.Tensor, mask: Optional[torch.Tensor]) -> torch.Tensor:
@@ -81,7 +83,14 @@ class AttentionBlock(nn.Module):
         # [B, C, T] -> [B, 1 head, T, C]
         q, k, v = (proj(h).transpose(1, 2).unsqueeze(1) for proj in (self.q, self.k, self.v))
         key_mask = None if mask is None else mask.bool()[:, None]  # [B, 1, 1, T]: valid keys
-        attended = F.scaled_dot_product_attention(q, k, v, attn_mask=key_mask)
+        # Queries in blocks: scores never exceed [block, T], so long inputs stay in linear memory.
+        attended = torch.cat(
+            [
+                F.scaled_dot_product_attention(q[:, :, first : first + ATTENTION_QUERY_BLOCK], k, v, attn_mask=key_mask)
+                for first in range(0, q.shape[2], ATTENTION_QUERY_BLOCK)
+            ],
+            dim=2,
+        )
         return x + self.proj_out(attended.squeeze(1).transpose(1, 2))
 
 
@@ -140,12 +149,30 @@ class VocosBackbone(nn.Module):
         )
         self.final_layer_norm = nn.LayerNorm(dim, eps=NORM_EPS)
 
-    def forward(self, features: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """`features [B, C_in, T]`, `mask [B, 1, T]` or None -> `[B, T, dim]`."""
+    @property
+    def local_halo(self) -> int:
+        """Frames on each side that affect a frame of `local` output (the depthwise convs' reach)."""
+        return len(self.convnext) * (DWCONV_KERNEL // 2)
+
+    def global_part(self, features: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """Embed, pos-net (group norms and attention see the whole sequence) and first norm.
+
+        `features [B, C_in, T]`, `mask [B, 1, T]` or None -> `[B, dim, T]`.
+        """
         x = self.embed(zero_padding(features, mask))
         for block in self.pos_net:
             x = block(x, mask)
-        x = self.norm(x.transpose(1, 2)).transpose(1, 2)
+        return self.norm(x.transpose(1, 2)).transpose(1, 2)
+
+    def local_part(self, x: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """ConvNeXt stack and final norm: frame t depends on frames t +- `local_halo` only.
+
+        `x [B, dim, T]`, `mask [B, 1, T]` or None -> `[B, T, dim]`.
+        """
         for block in self.convnext:
             x = block(x, mask)
         return self.final_layer_norm(x.transpose(1, 2))
+
+    def forward(self, features: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """`features [B, C_in, T]`, `mask [B, 1, T]` or None -> `[B, T, dim]`."""
+        return self.local_part(self.global_part(features, mask), mask)

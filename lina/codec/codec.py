@@ -13,10 +13,12 @@ from lina.codec.backbone import VocosBackbone
 from lina.codec.config import CodecConfig
 from lina.codec.errors import CodecFormatError
 from lina.codec.istft_head import ISTFTHead
+from lina.codec.long_form import LONG_FORM_WINDOW, decode_long
 from lina.codec.quantizer import Codebook
 from lina.codec.released_config import load_released_config
 from lina.codec.released_weights import read_lightning_state, translate_released_state
 from lina.codec.seanet import SEANetEncoder
+from lina.codec.streaming import STREAMING, StreamConfig, StreamingDecoder
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "codec.safetensors"
@@ -74,6 +76,19 @@ class Codec(nn.Module):
             raise ValueError(f"codes must be [B, T], got shape {tuple(codes.shape)}")
         return self.quantizer.decode(codes.to(self.device, torch.long))
 
+    def prepare(
+        self, codes: torch.Tensor, lengths: Optional[torch.Tensor] = None
+    ) -> tuple[torch.Tensor, Optional[torch.Tensor]]:
+        """Codes `[B, T]`, lengths `[B]` or None -> backbone-dtype features `[B, dim, T]` and
+        a boolean frame mask `[B, T]` (None without lengths); checks the lengths."""
+        features = self.features(codes).to(self.backbone.embed.weight.dtype)
+        if lengths is None:
+            return features, None
+        lengths = torch.as_tensor(lengths, device=self.device)
+        if lengths.shape != codes.shape[:1] or int(lengths.min()) < 1 or int(lengths.max()) > codes.shape[1]:
+            raise ValueError(f"lengths must be [B] in [1, {codes.shape[1]}], got {lengths.tolist()}")
+        return features, frame_mask(lengths, codes.shape[1])
+
     @torch.inference_mode()
     def decode(self, codes: torch.Tensor, lengths: Optional[torch.Tensor] = None) -> torch.Tensor:
         """Codes `[B, T]` -> audio `[B, T * hop_length]` (float32).
@@ -81,21 +96,22 @@ class Codec(nn.Module):
         With `lengths [B]`, row b holds `lengths[b]` valid codes followed by padding (any valid
         id); it decodes as if alone and `audio[b, lengths[b] * hop_length:]` is zero.
         """
-        features = self.features(codes)
-        mask = None
-        if lengths is not None:
-            lengths = torch.as_tensor(lengths, device=self.device)
-            if lengths.shape != codes.shape[:1] or int(lengths.min()) < 1 or int(lengths.max()) > codes.shape[1]:
-                raise ValueError(f"lengths must be [B] in [1, {codes.shape[1]}], got {lengths.tolist()}")
-            mask = frame_mask(lengths, codes.shape[1])
-        return self.decode_features(features, mask)
+        features, mask = self.prepare(codes, lengths)
+        conv_mask = None if mask is None else mask[:, None, :].to(features.dtype)
+        return self.head(self.backbone(features, conv_mask), mask)
 
-    def decode_features(self, features: torch.Tensor, mask: Optional[torch.Tensor] = None) -> torch.Tensor:
-        """Features `[B, dim, T]`, optional boolean `mask [B, T]` -> audio `[B, T * hop_length]`."""
-        dtype = self.backbone.embed.weight.dtype
-        conv_mask = None if mask is None else mask[:, None, :].to(dtype)
-        frames = self.backbone(features.to(dtype), conv_mask)
-        return self.head(frames, mask)
+    def decode_long(
+        self, codes: torch.Tensor, lengths: Optional[torch.Tensor] = None, window_frames: int = LONG_FORM_WINDOW
+    ) -> torch.Tensor:
+        """Same as `decode` (up to float rounding) with memory bounded by the window, for long inputs."""
+        return decode_long(self, codes, lengths, window_frames)
+
+    def streaming_decoder(self, config: StreamConfig = STREAMING) -> StreamingDecoder:
+        """Decoder taking code chunks `[B, T_i]` (`push`) and returning audio chunks; `flush` at the end.
+
+        Approximate by nature (the future is unknown): see `lina.codec.streaming`.
+        """
+        return StreamingDecoder(self, config)
 
     # --- loading and saving -------------------------------------------------------------------
 

@@ -49,11 +49,14 @@ def istft_same(
         squared = squared * weights
     audio = overlap_add(frames, hop_length)[:, trim:-trim]
     envelope = overlap_add(squared, hop_length)[:, trim:-trim]
-    # Only past a row's end is the envelope zero (no frame at all): output silence there, not 0 / 0.
-    # `check_window` guarantees it is positive everywhere else, so no data-dependent check (and no
-    # device sync) is needed here.
+    # `check_window` guarantees a positive envelope wherever a frame exists, so no data-dependent
+    # check (and no device sync) is needed; only past a row's last frame can it vanish.
     covered = envelope > MIN_ENVELOPE
-    return torch.where(covered, audio / torch.where(covered, envelope, torch.ones_like(envelope)), 0.0)
+    audio = torch.where(covered, audio / torch.where(covered, envelope, torch.ones_like(envelope)), 0.0)
+    if frame_mask is not None:
+        # The last valid frame's window reaches past the row's end: cut there, as a lone row is cut.
+        audio = audio * frame_mask.to(audio.dtype).repeat_interleave(hop_length, dim=1)
+    return audio
 
 
 def check_window(window: torch.Tensor, hop_length: int) -> None:
@@ -78,6 +81,12 @@ class ISTFTHead(nn.Module):
         self.out = nn.Linear(config.dim, config.n_fft + 2)
         # A buffer, not a constant: checkpoints store the window and the fixtures use their own.
         self.register_buffer("window", torch.hann_window(config.n_fft))
+
+    @property
+    def halo(self) -> int:
+        """Frames on each side whose spectra reach the samples of a frame (window overlap)."""
+        n_fft = self.window.shape[0]
+        return ((n_fft + self.hop_length) // 2 - 1) // self.hop_length
 
     def spectrum(self, x: torch.Tensor) -> torch.Tensor:
         """`[B, T, dim]` -> complex spectrum `[B, n_fft / 2 + 1, T]`."""

@@ -1,0 +1,259 @@
+"""Audio in and out: whatever a user uploads -> clean mono float32 at 24 kHz for the codec.
+
+`load_audio` takes a file path, raw file bytes, or a `(sample_rate, array)` pair as Gradio gives
+it (int or float samples, mono or multichannel, channels first or last) and returns a 1-D
+float32 array: downmixed, resampled with soxr, silence trimmed at both ends (with margins),
+loudness normalized (ITU-R BS.1770 gated loudness) under a peak ceiling. Every problem with the
+input raises `AudioError` with a message meant for the user; nothing else is raised.
+"""
+from __future__ import annotations
+
+import io
+import math
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Union
+
+import numpy as np
+import soundfile
+import soxr
+from scipy.signal import lfilter
+
+from lina.constants import SAMPLE_RATE
+
+AudioSource = Union[str, os.PathLike, bytes, tuple]
+
+# soxr's best quality preset: linear phase, ~175 dB stop band.
+SOXR_QUALITY = "VHQ"
+# More channels than this along an axis means that axis is time, not channels.
+MAX_CHANNELS = 16
+MIN_INPUT_RATE, MAX_INPUT_RATE = 1_000, 768_000
+INT16_SCALE = 32767
+# Silence detection on 20 ms frames every 10 ms.
+FRAME_SECONDS, FRAME_STEP_SECONDS = 0.020, 0.010
+# A frame is speech if within this many dB of the loudest frame and above the absolute floor.
+SPEECH_RANGE_DB = 40.0
+SILENCE_FLOOR_DBFS = -60.0
+# BS.1770: 400 ms blocks with 75 % overlap, gates at -70 LUFS and 10 LU below the ungated mean.
+LOUDNESS_BLOCK_SECONDS, LOUDNESS_STEP_SECONDS = 0.400, 0.100
+ABSOLUTE_GATE_LUFS, RELATIVE_GATE_LU = -70.0, -10.0
+LOUDNESS_OFFSET_DB = -0.691
+# K-weighting = high shelf + high pass, as analog prototypes (their bilinear transforms at 48 kHz
+# are the coefficients printed in BS.1770).
+SHELF_HZ, SHELF_GAIN_DB, SHELF_Q, SHELF_VB_EXPONENT = 1681.974450955533, 3.999843853973347, 0.7071752369554196, 0.4996667741545416
+HIGHPASS_HZ, HIGHPASS_Q = 38.13547087602444, 0.5003270373238773
+
+
+class AudioError(ValueError):
+    """The input audio cannot be used; the message says why, for the user."""
+
+
+@dataclass(frozen=True)
+class AudioOptions:
+    """Limits and processing of `load_audio` (durations in seconds)."""
+
+    max_input_seconds: float = 60.0
+    max_file_bytes: int = 50 * 2**20
+    min_speech_seconds: float = 0.5
+    trim_silence: bool = True
+    trim_margin_seconds: float = 0.1
+    normalize_loudness: bool = True
+    target_lufs: float = -20.0
+    peak_dbfs: float = -1.0
+
+
+DEFAULT_OPTIONS = AudioOptions()
+
+
+def load_audio(source: AudioSource, sample_rate: int = SAMPLE_RATE, options: AudioOptions = DEFAULT_OPTIONS) -> np.ndarray:
+    """Any supported input -> mono float32 `[S]` at `sample_rate`, cleaned as `options` say."""
+    rate, samples = _read(source, options)
+    _check_rate(rate)
+    # The longest axis is time: refuse long inputs before any copy is made.
+    if samples.size and max(samples.shape) / rate > options.max_input_seconds:
+        raise AudioError(f"the audio is {max(samples.shape) / rate:.1f} s long; the limit is {options.max_input_seconds:g} s")
+    audio = _to_mono(_to_float(samples))
+    if not np.isfinite(audio).all():
+        raise AudioError("the audio contains NaN or infinite samples")
+    if rate != sample_rate and audio.size:
+        audio = soxr.resample(audio, rate, sample_rate, quality=SOXR_QUALITY).astype(np.float32)
+    if audio.size == 0:
+        raise AudioError("the audio is empty")
+    speech = _speech_frames(audio, sample_rate)
+    if not speech.any():
+        raise AudioError("the audio is silent")
+    if options.trim_silence:
+        audio = _trim(audio, sample_rate, speech, options.trim_margin_seconds)
+    if audio.size < options.min_speech_seconds * sample_rate:
+        raise AudioError(f"the audio holds less than {options.min_speech_seconds:g} s of sound")
+    peak = float(np.abs(audio).max())
+    ceiling = 10 ** (options.peak_dbfs / 20)
+    if options.normalize_loudness:
+        gain = 10 ** ((options.target_lufs - loudness_lufs(audio, sample_rate)) / 20)
+        gain = min(gain, ceiling / peak)
+    else:
+        # Float input beyond full scale would clip once written as PCM: bring its peak down only.
+        gain = min(1.0, ceiling / peak) if peak > 1.0 else 1.0
+    return np.ascontiguousarray(audio * np.float32(gain), dtype=np.float32)
+
+
+def to_int16(audio) -> np.ndarray:
+    """Float audio in [-1, 1] (numpy or torch, any shape) -> int16 (clipped, rounded)."""
+    if hasattr(audio, "detach"):
+        audio = audio.detach().float().cpu().numpy()
+    scaled = np.clip(np.asarray(audio, dtype=np.float64), -1.0, 1.0) * INT16_SCALE
+    return np.round(scaled).astype(np.int16)
+
+
+def loudness_lufs(audio: np.ndarray, sample_rate: int) -> float:
+    """Integrated loudness of mono `[S]` (ITU-R BS.1770 K-weighting and gating), in LUFS."""
+    weighted = _k_weighting(audio.astype(np.float64), sample_rate)
+    block = int(round(LOUDNESS_BLOCK_SECONDS * sample_rate))
+    step = int(round(LOUDNESS_STEP_SECONDS * sample_rate))
+    if weighted.size <= block:
+        powers = np.array([np.mean(weighted**2)])
+    else:
+        starts = np.arange(0, weighted.size - block + 1, step)
+        cumulative = np.concatenate([[0.0], np.cumsum(weighted**2)])
+        powers = (cumulative[starts + block] - cumulative[starts]) / block
+    floor = 10 ** ((ABSOLUTE_GATE_LUFS - LOUDNESS_OFFSET_DB) / 10)
+    gated = powers[powers > floor]
+    if gated.size == 0:
+        return ABSOLUTE_GATE_LUFS
+    relative = np.mean(gated) * 10 ** (RELATIVE_GATE_LU / 10)
+    kept = gated[gated > relative]
+    return LOUDNESS_OFFSET_DB + 10 * math.log10(np.mean(kept))
+
+
+def _k_weighting(audio: np.ndarray, rate: int) -> np.ndarray:
+    k = math.tan(math.pi * SHELF_HZ / rate)
+    vh = 10 ** (SHELF_GAIN_DB / 20)
+    vb = vh**SHELF_VB_EXPONENT
+    a0 = 1 + k / SHELF_Q + k * k
+    shelf_b = np.array([vh + vb * k / SHELF_Q + k * k, 2 * (k * k - vh), vh - vb * k / SHELF_Q + k * k]) / a0
+    shelf_a = np.array([a0, 2 * (k * k - 1), 1 - k / SHELF_Q + k * k]) / a0
+    k = math.tan(math.pi * HIGHPASS_HZ / rate)
+    a0 = 1 + k / HIGHPASS_Q + k * k
+    highpass_a = np.array([a0, 2 * (k * k - 1), 1 - k / HIGHPASS_Q + k * k]) / a0
+    return lfilter([1.0, -2.0, 1.0], highpass_a, lfilter(shelf_b, shelf_a, audio))
+
+
+def _speech_frames(audio: np.ndarray, rate: int) -> np.ndarray:
+    """Boolean per 10 ms step: does the 20 ms frame starting there hold sound?"""
+    size, step = int(FRAME_SECONDS * rate), int(FRAME_STEP_SECONDS * rate)
+    padded = np.pad(audio.astype(np.float64), (0, max(0, size - audio.size)))
+    starts = np.arange(0, padded.size - size + 1, step)
+    cumulative = np.concatenate([[0.0], np.cumsum(padded**2)])
+    rms = np.sqrt((cumulative[starts + size] - cumulative[starts]) / size)
+    level = 20 * np.log10(np.maximum(rms, 1e-12))
+    return level > max(SILENCE_FLOOR_DBFS, level.max() - SPEECH_RANGE_DB)
+
+
+def _trim(audio: np.ndarray, rate: int, speech: np.ndarray, margin_seconds: float) -> np.ndarray:
+    step, size, margin = int(FRAME_STEP_SECONDS * rate), int(FRAME_SECONDS * rate), int(margin_seconds * rate)
+    voiced = np.flatnonzero(speech)
+    start = max(0, voiced[0] * step - margin)
+    end = min(audio.size, voiced[-1] * step + size + margin)
+    return audio[start:end]
+
+
+def _read(source: AudioSource, options: AudioOptions) -> tuple[int, np.ndarray]:
+    """-> (sample rate, samples as stored) for every accepted kind of source."""
+    if isinstance(source, tuple):
+        if len(source) != 2:
+            raise AudioError("expected (sample_rate, samples)")
+        rate, samples = source
+        if isinstance(samples, (int, float)) and not isinstance(rate, (int, float)):
+            rate, samples = samples, rate  # (samples, rate) is a common slip
+        try:
+            return _rate(rate), np.asarray(samples)
+        except (TypeError, ValueError) as error:
+            raise AudioError(f"unreadable samples: {error}") from None
+    if isinstance(source, (bytes, bytearray)):
+        if len(source) > options.max_file_bytes:
+            raise AudioError(f"the file is larger than {options.max_file_bytes // 2**20} MB")
+        return _decode(io.BytesIO(source), options)
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.is_file():
+            raise AudioError(f"no audio file at {path}")
+        if path.stat().st_size > options.max_file_bytes:
+            raise AudioError(f"the file is larger than {options.max_file_bytes // 2**20} MB")
+        try:
+            return _decode(path, options)
+        except AudioError:
+            if shutil.which("ffmpeg") is None:
+                raise
+            return _decode_with_ffmpeg(path, options)
+    raise AudioError(f"unsupported audio input of type {type(source).__name__}")
+
+
+def _decode(file, options: AudioOptions) -> tuple[int, np.ndarray]:
+    try:
+        with soundfile.SoundFile(file) as handle:
+            if handle.frames / handle.samplerate > options.max_input_seconds:
+                raise AudioError(
+                    f"the audio is {handle.frames / handle.samplerate:.1f} s long; "
+                    f"the limit is {options.max_input_seconds:g} s"
+                )
+            return handle.samplerate, handle.read(dtype="float32", always_2d=True)
+    except AudioError:
+        raise
+    except Exception as error:  # libsndfile reports every decoding problem its own way
+        raise AudioError(f"unreadable audio file ({error})") from None
+
+
+def _decode_with_ffmpeg(path: Path, options: AudioOptions) -> tuple[int, np.ndarray]:
+    """Formats libsndfile lacks (m4a, webm, ...): ffmpeg converts to a float WAV first."""
+    with tempfile.TemporaryDirectory() as folder:
+        wav = Path(folder) / "audio.wav"
+        # One second past the limit is enough to tell that the input is too long.
+        command = ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-t", str(options.max_input_seconds + 1),
+                   "-vn", "-acodec", "pcm_f32le", str(wav)]
+        try:
+            subprocess.run(command, check=True, capture_output=True, timeout=120)
+        except (subprocess.SubprocessError, OSError) as error:
+            raise AudioError(f"unreadable audio file ({type(error).__name__})") from None
+        return _decode(wav, options)
+
+
+def _rate(rate) -> int:
+    if isinstance(rate, bool) or not isinstance(rate, (int, float, np.integer, np.floating)) or rate != int(rate):
+        raise AudioError(f"invalid sample rate {rate!r}")
+    return int(rate)
+
+
+def _check_rate(rate: int) -> None:
+    if not MIN_INPUT_RATE <= rate <= MAX_INPUT_RATE:
+        raise AudioError(f"sample rate {rate} Hz is outside [{MIN_INPUT_RATE}, {MAX_INPUT_RATE}]")
+
+
+def _to_float(samples: np.ndarray) -> np.ndarray:
+    """Integer PCM scaled to [-1, 1); floats as they are; anything else refused."""
+    kind = samples.dtype.kind
+    if kind == "f":
+        return samples.astype(np.float32)
+    if kind in "iu":
+        half_range = float(2 ** (8 * samples.dtype.itemsize - 1))
+        offset = half_range if kind == "u" else 0.0  # unsigned PCM is centred on half its range
+        return ((samples.astype(np.float64) - offset) / half_range).astype(np.float32)
+    raise AudioError(f"audio samples of type {samples.dtype} are not numbers")
+
+
+def _to_mono(audio: np.ndarray) -> np.ndarray:
+    """`[S]`, `[S, C]` or `[C, S]` (singleton axes ignored) -> mean over channels `[S]`."""
+    audio = np.squeeze(audio)
+    if audio.ndim <= 1:
+        return audio.reshape(-1)
+    if audio.ndim > 2:
+        raise AudioError(f"audio of shape {audio.shape}: expected samples or samples x channels")
+    rows, cols = audio.shape
+    if cols < rows and cols <= MAX_CHANNELS:
+        return audio.mean(axis=1)  # [S, C]: soundfile, Gradio
+    if rows <= MAX_CHANNELS:
+        return audio.mean(axis=0)  # [C, S]: torch, librosa
+    raise AudioError(f"audio of shape {audio.shape}: cannot tell channels from samples")
