@@ -77,8 +77,6 @@ def load_audio(source: AudioSource, sample_rate: int = SAMPLE_RATE, options: Aud
     if samples.size and max(samples.shape) / rate > options.max_input_seconds:
         raise AudioError(f"the audio is {max(samples.shape) / rate:.1f} s long; the limit is {options.max_input_seconds:g} s")
     audio = _to_mono(_to_float(samples))
-    if not np.isfinite(audio).all():
-        raise AudioError("the audio contains NaN or infinite samples")
     if rate != sample_rate and audio.size:
         audio = soxr.resample(audio, rate, sample_rate, quality=SOXR_QUALITY).astype(np.float32)
     if audio.size == 0:
@@ -176,7 +174,15 @@ def _read(source: AudioSource, options: AudioOptions) -> tuple[int, np.ndarray]:
     if isinstance(source, (bytes, bytearray)):
         if len(source) > options.max_file_bytes:
             raise AudioError(f"the file is larger than {options.max_file_bytes // 2**20} MB")
-        return _decode(io.BytesIO(source), options)
+        try:
+            return _decode(io.BytesIO(source), options)
+        except AudioError:
+            if shutil.which("ffmpeg") is None:
+                raise
+            with tempfile.TemporaryDirectory() as folder:
+                upload = Path(folder) / "upload"
+                upload.write_bytes(source)
+                return _decode_with_ffmpeg(upload, options)
     if isinstance(source, (str, os.PathLike)):
         path = Path(source)
         if not path.is_file():
@@ -236,6 +242,9 @@ def _to_float(samples: np.ndarray) -> np.ndarray:
     """Integer PCM scaled to [-1, 1); floats as they are; anything else refused."""
     kind = samples.dtype.kind
     if kind == "f":
+        # Checked before the cast: float64 beyond float32's range would turn into inf silently.
+        if not np.isfinite(samples).all() or np.abs(samples).max(initial=0.0) > np.finfo(np.float32).max:
+            raise AudioError("the audio contains NaN, infinite or out-of-range samples")
         return samples.astype(np.float32)
     if kind in "iu":
         half_range = float(2 ** (8 * samples.dtype.itemsize - 1))

@@ -265,6 +265,9 @@ def test_batched_decode_with_lengths_matches_rows_alone(codec):
         alone = codec.decode(codes[row : row + 1, :length])[0]
         torch.testing.assert_close(audio[row, : length * 320], alone, atol=2e-5, rtol=1e-4)
         assert not audio[row, length * 320 :].any()
+    rows = codec.decode_batch(codes, lengths)
+    assert [row.shape[0] for row in rows] == [n * 320 for n in lengths.tolist()]
+    assert all(torch.equal(row, audio[i, : row.shape[0]]) for i, row in enumerate(rows))
     with pytest.raises(ValueError, match="lengths"):
         codec.decode(codes, torch.tensor([91, 1, 1]))
 

@@ -100,6 +100,11 @@ class Codec(nn.Module):
         conv_mask = None if mask is None else mask[:, None, :].to(features.dtype)
         return self.head(self.backbone(features, conv_mask), mask)
 
+    def decode_batch(self, codes: torch.Tensor, lengths: torch.Tensor) -> list[torch.Tensor]:
+        """Padded codes `[B, T]` with `lengths [B]` -> one waveform `[lengths[b] * hop_length]` per row."""
+        audio = self.decode(codes, lengths)
+        return [row[: int(n) * self.hop_length] for row, n in zip(audio, torch.as_tensor(lengths).tolist())]
+
     def decode_long(
         self, codes: torch.Tensor, lengths: Optional[torch.Tensor] = None, window_frames: int = LONG_FORM_WINDOW
     ) -> torch.Tensor:

@@ -21,6 +21,23 @@ if TYPE_CHECKING:
 LONG_FORM_WINDOW = 1500
 
 
+def local_audio(
+    codec: "Codec", hidden: torch.Tensor, first: int, last: int, mask: Optional[torch.Tensor] = None
+) -> torch.Tensor:
+    """Audio `[B, (last - first) * hop]` of frames [first, last) from the global part's output.
+
+    `hidden [B, dim, T]` is `backbone.global_part` of the whole sequence, `mask [B, T]` its frame
+    mask or None. Only frames within the halo of [first, last) go through the local part.
+    """
+    backbone, head, hop = codec.backbone, codec.head, codec.hop_length
+    halo = backbone.local_halo + head.halo
+    low, high = max(0, first - halo), min(hidden.shape[2], last + halo)
+    window_mask = None if mask is None else mask[:, low:high]
+    conv_mask = None if mask is None else window_mask[:, None, :].to(hidden.dtype)
+    audio = head(backbone.local_part(hidden[:, :, low:high], conv_mask), window_mask)
+    return audio[:, (first - low) * hop : (last - low) * hop]
+
+
 @torch.inference_mode()
 def decode_long(
     codec: "Codec", codes: torch.Tensor, lengths: Optional[torch.Tensor] = None, window_frames: int = LONG_FORM_WINDOW
@@ -29,18 +46,11 @@ def decode_long(
     if window_frames < 1:
         raise ValueError(f"window_frames must be positive, got {window_frames}")
     features, mask = codec.prepare(codes, lengths)
-    backbone, head, hop = codec.backbone, codec.head, codec.hop_length
     conv_mask = None if mask is None else mask[:, None, :].to(features.dtype)
-    hidden = backbone.global_part(features, conv_mask)
-    halo = backbone.local_halo + head.halo
+    hidden = codec.backbone.global_part(features, conv_mask)
     frames = codes.shape[1]
-    pieces = []
-    for first in range(0, frames, window_frames):
-        last = min(frames, first + window_frames)
-        low, high = max(0, first - halo), min(frames, last + halo)
-        window_mask = None if mask is None else mask[:, low:high]
-        window_conv_mask = None if conv_mask is None else conv_mask[:, :, low:high]
-        local = backbone.local_part(hidden[:, :, low:high], window_conv_mask)
-        audio = head(local, window_mask)
-        pieces.append(audio[:, (first - low) * hop : (last - low) * hop])
+    pieces = [
+        local_audio(codec, hidden, first, min(frames, first + window_frames), mask)
+        for first in range(0, frames, window_frames)
+    ]
     return torch.cat(pieces, dim=1)
