@@ -38,14 +38,19 @@ FRAME_SECONDS, FRAME_STEP_SECONDS = 0.020, 0.010
 # A frame is speech if within this many dB of the loudest frame and above the absolute floor.
 SPEECH_RANGE_DB = 40.0
 SILENCE_FLOOR_DBFS = -60.0
+# RMS of digital silence is clamped here before taking decibels (-240 dBFS).
+RMS_FLOOR = 1e-12
 # BS.1770: 400 ms blocks with 75 % overlap, gates at -70 LUFS and 10 LU below the ungated mean.
 LOUDNESS_BLOCK_SECONDS, LOUDNESS_STEP_SECONDS = 0.400, 0.100
 ABSOLUTE_GATE_LUFS, RELATIVE_GATE_LU = -70.0, -10.0
 LOUDNESS_OFFSET_DB = -0.691
 # K-weighting = high shelf + high pass, as analog prototypes (their bilinear transforms at 48 kHz
 # are the coefficients printed in BS.1770).
-SHELF_HZ, SHELF_GAIN_DB, SHELF_Q, SHELF_VB_EXPONENT = 1681.974450955533, 3.999843853973347, 0.7071752369554196, 0.4996667741545416
+SHELF_HZ, SHELF_GAIN_DB, SHELF_Q = 1681.974450955533, 3.999843853973347, 0.7071752369554196
+SHELF_VB_EXPONENT = 0.4996667741545416
 HIGHPASS_HZ, HIGHPASS_Q = 38.13547087602444, 0.5003270373238773
+# A conversion taking longer than this is treated as a broken upload.
+FFMPEG_TIMEOUT_SECONDS = 120
 
 
 class AudioError(ValueError):
@@ -69,13 +74,16 @@ class AudioOptions:
 DEFAULT_OPTIONS = AudioOptions()
 
 
-def load_audio(source: AudioSource, sample_rate: int = SAMPLE_RATE, options: AudioOptions = DEFAULT_OPTIONS) -> np.ndarray:
+def load_audio(
+    source: AudioSource, sample_rate: int = SAMPLE_RATE, options: AudioOptions = DEFAULT_OPTIONS
+) -> np.ndarray:
     """Any supported input -> mono float32 `[S]` at `sample_rate`, cleaned as `options` say."""
     rate, samples = _read(source, options)
     _check_rate(rate)
     # The longest axis is time: refuse long inputs before any copy is made.
-    if samples.size and max(samples.shape) / rate > options.max_input_seconds:
-        raise AudioError(f"the audio is {max(samples.shape) / rate:.1f} s long; the limit is {options.max_input_seconds:g} s")
+    seconds = max(samples.shape, default=0) / rate
+    if seconds > options.max_input_seconds:
+        raise AudioError(f"the audio is {seconds:.1f} s long; the limit is {options.max_input_seconds:g} s")
     audio = _to_mono(_to_float(samples))
     if rate != sample_rate and audio.size:
         audio = soxr.resample(audio, rate, sample_rate, quality=SOXR_QUALITY).astype(np.float32)
@@ -147,7 +155,7 @@ def _speech_frames(audio: np.ndarray, rate: int) -> np.ndarray:
     starts = np.arange(0, padded.size - size + 1, step)
     cumulative = np.concatenate([[0.0], np.cumsum(padded**2)])
     rms = np.sqrt((cumulative[starts + size] - cumulative[starts]) / size)
-    level = 20 * np.log10(np.maximum(rms, 1e-12))
+    level = 20 * np.log10(np.maximum(rms, RMS_FLOOR))
     return level > max(SILENCE_FLOOR_DBFS, level.max() - SPEECH_RANGE_DB)
 
 
@@ -221,7 +229,7 @@ def _decode_with_ffmpeg(path: Path, options: AudioOptions) -> tuple[int, np.ndar
         command = ["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-t", str(options.max_input_seconds + 1),
                    "-vn", "-acodec", "pcm_f32le", str(wav)]
         try:
-            subprocess.run(command, check=True, capture_output=True, timeout=120)
+            subprocess.run(command, check=True, capture_output=True, timeout=FFMPEG_TIMEOUT_SECONDS)
         except (subprocess.SubprocessError, OSError) as error:
             raise AudioError(f"unreadable audio file ({type(error).__name__})") from None
         return _decode(wav, options)

@@ -111,7 +111,8 @@ def error_stats(test: torch.Tensor, reference: torch.Tensor) -> dict[str, float]
     test, reference = test.double(), reference.double()
     noise = (test - reference).pow(2).sum().item()
     signal = reference.pow(2).sum().item()
-    snr = math.inf if noise == 0 else 10 * math.log10(signal / noise)
+    # Identical outputs have no finite SNR; JSON has no infinity, so it is written as null.
+    snr = None if noise == 0 else 10 * math.log10(signal / noise)
     return {"max_abs": (test - reference).abs().max().item(), "snr_db": snr}
 
 
@@ -184,7 +185,7 @@ def markdown(report: dict) -> str:
             lines.append(f"| {row['dtype']} | {row['batch']} | failed: {row['error']} | | | |")
         elif "seconds_per_call" in row:
             err = f"{row['max_abs']:.2e}" if "max_abs" in row else "-"
-            snr = f"{row['snr_db']:.1f}" if "snr_db" in row else "-"
+            snr = "-" if "snr_db" not in row else "inf" if row["snr_db"] is None else f"{row['snr_db']:.1f}"
             lines.append(
                 f"| {row['dtype']} | {row['batch']} | {row['seconds_per_call']:.4f} | "
                 f"{row['audio_seconds_per_second']:.1f} | {err} | {snr} |"

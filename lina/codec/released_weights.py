@@ -29,7 +29,9 @@ IGNORED_PREFIXES = (
     "feat_matching_loss.",
 )
 # EMA statistics of the codebook: they only update the codebook during training.
-IGNORED_PATTERN = re.compile(r"feature_extractor\.encodec\.quantizer\.vq\.layers\.\d+\._codebook\.(inited|cluster_size|embed_avg)")
+IGNORED_PATTERN = re.compile(
+    r"feature_extractor\.encodec\.quantizer\.vq\.layers\.\d+\._codebook\.(inited|cluster_size|embed_avg)"
+)
 # Added to every key by torch.compile'd modules.
 COMPILED_PREFIX = "_orig_mod."
 
