@@ -21,8 +21,8 @@ class LinaConfig:
     conv_size: int = 4              # short causal convolutions on q, k, v
     gate_low_rank: int = 16         # low-rank projection of the forget gate
     gate_normalizer: float = 16.0   # gate = logsigmoid(x) / gate_normalizer
-    text_layers: int = 6
-    text_heads: int = 8
+    text_layers: int = 9
+    text_heads: int = 4
     n_text_vocab: int = 256
     n_codebook: int = 4096
     max_text_len: int = 2000        # rows of the convolutional position table

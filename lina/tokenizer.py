@@ -58,6 +58,10 @@ class TextTokenizer:
         """Build from the JSON text of a tokenizer (e.g. one embedded in a checkpoint)."""
         return cls(Tokenizer.from_str(json))
 
+    def to_str(self) -> str:
+        """The tokenizer as JSON (what `from_str` reads)."""
+        return self._tokenizer.to_str()
+
     @property
     def vocab_size(self) -> int:
         """Number of text ids, special tokens included (the text embedding's row count)."""

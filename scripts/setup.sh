@@ -17,3 +17,4 @@ if [ "${1:-}" = "--dev" ]; then
 else
   python3 -m pip install -q --disable-pip-version-check -r requirements.txt
 fi
+python3 -m pip install -q --disable-pip-version-check --no-deps -e .

@@ -7,7 +7,8 @@ Recurrence per head, with per-key-channel decay ``g_t = log a_t <= 0``::
 
 All functions take ``q, k, g: [B, T, H, Dk]``, ``v: [B, T, H, Dv]``, an optional initial state
 ``[B, H, Dk, Dv]`` and return ``(o [B, T, H, Dv], final_state [B, H, Dk, Dv])``. The state is
-always float32, as fla keeps it, so long sequences do not drift in half precision.
+always float32 (float64 for float64 inputs, for references), as fla keeps it, so long sequences do
+not drift in half precision.
 """
 from __future__ import annotations
 
@@ -17,9 +18,14 @@ from torch import Tensor
 DEFAULT_CHUNK = 16  # exp(b_t - b_s) inside a chunk is formed explicitly: [C, C, Dk] per head
 
 
+def _acc(x: Tensor) -> torch.dtype:
+    """Accumulation dtype: float32, or float64 when the inputs are float64."""
+    return torch.float64 if x.dtype == torch.float64 else torch.float32
+
+
 def _zero_state(q: Tensor, v: Tensor) -> Tensor:
     b, _, h, dk = q.shape
-    return q.new_zeros(b, h, dk, v.shape[-1], dtype=torch.float32)
+    return q.new_zeros(b, h, dk, v.shape[-1], dtype=_acc(q))
 
 
 def gla_step(q: Tensor, k: Tensor, v: Tensor, g: Tensor, state: Tensor, scale: float) -> tuple[Tensor, Tensor]:
@@ -27,8 +33,9 @@ def gla_step(q: Tensor, k: Tensor, v: Tensor, g: Tensor, state: Tensor, scale: f
 
     Returns ``(o [B, H, Dv], new_state)``.
     """
-    state = state * g.float().exp().unsqueeze(-1) + k.float().unsqueeze(-1) * v.float().unsqueeze(-2)
-    o = torch.einsum("bhk,bhkv->bhv", q.float() * scale, state)
+    acc = _acc(q)
+    state = state.to(acc) * g.to(acc).exp().unsqueeze(-1) + k.to(acc).unsqueeze(-1) * v.to(acc).unsqueeze(-2)
+    o = torch.einsum("bhk,bhkv->bhv", q.to(acc) * scale, state)
     return o.to(v.dtype), state
 
 
@@ -36,7 +43,7 @@ def gla_recurrent(q: Tensor, k: Tensor, v: Tensor, g: Tensor, initial_state: Ten
                   scale: float | None = None) -> tuple[Tensor, Tensor]:
     """Naive token-by-token recurrence: slow, obviously right; the reference of the tests."""
     scale = q.shape[-1] ** -0.5 if scale is None else scale
-    state = _zero_state(q, v) if initial_state is None else initial_state.float()
+    state = _zero_state(q, v) if initial_state is None else initial_state.to(_acc(q))
     outs = []
     for t in range(q.shape[1]):
         o, state = gla_step(q[:, t], k[:, t], v[:, t], g[:, t], state, scale)
@@ -57,7 +64,8 @@ def gla_chunked(q: Tensor, k: Tensor, v: Tensor, g: Tensor, initial_state: Tenso
     out_dtype = v.dtype
     bsz, seq_len, heads, dk = q.shape
     dv = v.shape[-1]
-    state = _zero_state(q, v) if initial_state is None else initial_state.float()
+    acc = _acc(q)
+    state = _zero_state(q, v) if initial_state is None else initial_state.to(acc)
     if seq_len == 0:
         return v.new_zeros(v.shape), state
     c = chunk_size
@@ -65,7 +73,7 @@ def gla_chunked(q: Tensor, k: Tensor, v: Tensor, g: Tensor, initial_state: Tenso
     pad = n * c - seq_len
 
     def chunks(x: Tensor) -> Tensor:  # [B, T, H, D] -> [B, H, N, C, D] (zero gates on padding: no decay)
-        x = torch.nn.functional.pad(x.float(), (0, 0, 0, 0, 0, pad))
+        x = torch.nn.functional.pad(x.to(acc), (0, 0, 0, 0, 0, pad))
         return x.view(bsz, n, c, heads, -1).permute(0, 3, 1, 2, 4)
 
     qc, kc, vc, gc = chunks(q) * scale, chunks(k), chunks(v), chunks(g)

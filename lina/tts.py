@@ -1,0 +1,233 @@
+"""The public API: text (and a voice or a prompt clip) in, 24 kHz audio out.
+
+    tts = LinaTTS.from_pretrained("released")          # or a folder, or "tiny-random"
+    out = tts.synthesize("Hello there.", voice=Voice.load("voices/ava_happy.safetensors"))
+    out = tts.clone("Hello there.", "me.wav", "Transcript of me.wav.")
+    voice, losses = tts.tune_voice([("a.wav", "text a"), ("b.wav", "text b")])
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterator, Sequence
+
+import numpy as np
+import torch
+
+from lina.audio import AudioSource, load_audio
+from lina.constants import FRAME_RATE, SAMPLE_RATE
+from lina.generate import GenerationConfig, generate, stream
+from lina.ist import Clip, TuningConfig, tune_voice
+from lina.model import LinaModel
+from lina.pretrained import Bundle, resolve, save_folder
+from lina.sampling import DEFAULT_TOP_K, SamplingConfig
+from lina.text import split_sentences
+from lina.tokenizer import TextError, prepare_text
+from lina.voice import Voice
+
+MAX_ROW_SECONDS = 40.0        # hard cap of one generated sentence (runaway guard)
+MIN_ROW_SECONDS = 2.0         # budget every sentence gets, however short
+SECONDS_PER_CHAR = 0.2        # ~2.5x a normal speaking rate of 12-15 characters per second
+MAX_PROMPT_SECONDS = 15.0     # prompt continuation works best with 3-10 s of speech
+MAX_SENTENCES = 64            # one request's batch of sentences x candidates stays bounded
+PAUSE_SECONDS = 0.25          # silence between the sentences of a paragraph
+
+
+@dataclass
+class Synthesis:
+    """Result of one request. ``audio[c]`` is candidate ``c``: float32 ``[S]`` at ``sample_rate``."""
+
+    audio: list[np.ndarray]
+    sample_rate: int
+    text: list[str]               # the sentences actually spoken (after normalization)
+    finished: list[bool]          # per candidate: every sentence ended with EOS (no runaway)
+    tokens: int                   # audio tokens generated in the whole batch
+    seconds: float                # wall time of generation and decoding
+    alignment: np.ndarray | None  # [T, Tx] cross-attention of the first row (audio steps x text tokens)
+
+    @property
+    def duration(self) -> float:
+        return sum(len(a) for a in self.audio) / self.sample_rate
+
+    @property
+    def real_time_factor(self) -> float:
+        return self.seconds / max(self.duration, 1e-9)
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / max(self.seconds, 1e-9)
+
+
+class LinaTTS:
+    def __init__(self, bundle: Bundle, device: str | torch.device | None = None):
+        device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model: LinaModel = bundle.model.to(device).eval()
+        self.codec = bundle.codec.to(device).eval()
+        self.tokenizer = bundle.tokenizer
+        self.name, self.license, self.description = bundle.name, bundle.license, bundle.description
+        if self.codec.config.quantizer.bins != self.model.cfg.n_codebook:
+            raise ValueError(f"codec has {self.codec.config.quantizer.bins} codes, the model expects "
+                             f"{self.model.cfg.n_codebook}")
+
+    @classmethod
+    def from_pretrained(cls, name_or_path: str = "released", device: str | torch.device | None = None) -> "LinaTTS":
+        """``"released"`` (Hub), ``"tiny-random"``, a model folder, a ``.ckpt`` or a Hub repo in our format."""
+        return cls(resolve(name_or_path), device)
+
+    def save_pretrained(self, folder: str) -> None:
+        save_folder(Bundle(self.model, self.tokenizer, self.codec, self.name, self.license, self.description), folder)
+
+    @property
+    def sample_rate(self) -> int:
+        return SAMPLE_RATE
+
+    @property
+    def model_id(self) -> str:
+        return self.model.cfg.model_id
+
+    @property
+    def device(self) -> torch.device:
+        return self.model.device
+
+    # ---- inputs -------------------------------------------------------------------------------
+    def sentences(self, text: str) -> list[str]:
+        """Long text split into sentences, each checked speakable (raises :class:`TextError`)."""
+        if not isinstance(text, str) or not text.strip():
+            raise TextError("the text is empty")
+        pieces = [p for p in split_sentences(text) if any(ch.isalnum() for ch in p)]
+        if not pieces:
+            raise TextError("nothing speakable in the text")
+        if len(pieces) > MAX_SENTENCES:
+            raise TextError(f"the text has {len(pieces)} sentences; the limit is {MAX_SENTENCES} per request")
+        return pieces
+
+    def encode_audio(self, audio: AudioSource, max_seconds: float = MAX_PROMPT_SECONDS) -> torch.Tensor:
+        """A user clip (path, bytes or ``(rate, array)``) -> codec ids ``[T]`` (raises ``AudioError``)."""
+        wav = load_audio(audio)
+        if len(wav) > max_seconds * SAMPLE_RATE:
+            from lina.audio import AudioError
+
+            raise AudioError(f"the clip is {len(wav) / SAMPLE_RATE:.1f} s long after trimming; "
+                             f"use at most {max_seconds:g} s")
+        with torch.inference_mode():
+            return self.codec.encode(torch.from_numpy(wav).to(self.device)[None])[0]
+
+    def _texts(self, sentences: Sequence[str], prefix: str = "") -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+        prepared = [prepare_text(f"{prefix} {s}".strip(), self.tokenizer, self.model.cfg.max_text_len)
+                    for s in sentences]
+        ids = [torch.tensor(p.ids) for p in prepared]
+        padded = torch.nn.utils.rnn.pad_sequence(ids, batch_first=True, padding_value=self.tokenizer.pad_id)
+        return padded.to(self.device), torch.tensor([len(i) for i in ids], device=self.device), [p.text for p in prepared]
+
+    # ---- synthesis ----------------------------------------------------------------------------
+    def synthesize(self, text: str, voice: Voice | Sequence[Voice | None] | None = None, *,
+                   top_k: int = DEFAULT_TOP_K, temperature: float = 1.0, seed: int | None = 0,
+                   candidates: int = 1, max_seconds: float = MAX_ROW_SECONDS) -> Synthesis:
+        """Speaks ``text`` (split into sentences, all generated as one batch) with a tuned voice or none.
+
+        ``voice`` may be a list with one voice per candidate: different voices share one batch.
+        """
+        voices = list(voice) if isinstance(voice, (list, tuple)) else [voice] * candidates
+        if len(voices) != candidates:
+            raise ValueError(f"{len(voices)} voices for {candidates} candidates")
+        return self._run(self.sentences(text), voices, None, "", top_k, temperature, seed, max_seconds)
+
+    def clone(self, text: str, prompt_audio: AudioSource, prompt_transcript: str, *, top_k: int = DEFAULT_TOP_K,
+              temperature: float = 1.0, seed: int | None = 0, candidates: int = 1,
+              max_seconds: float = MAX_ROW_SECONDS) -> Synthesis:
+        """Prompt continuation: the clip and its transcript are a prefix the model continues."""
+        if not isinstance(prompt_transcript, str) or not prompt_transcript.strip():
+            raise TextError("the transcript of the prompt clip is required")
+        prompt = self.encode_audio(prompt_audio)
+        return self._run(self.sentences(text), [None] * candidates, prompt, prompt_transcript, top_k, temperature,
+                         seed, max_seconds)
+
+    def _run(self, sentences: list[str], voices: list[Voice | None], prompt: torch.Tensor | None, prefix: str,
+             top_k: int, temperature: float, seed: int | None, max_seconds: float) -> Synthesis:
+        start = time.perf_counter()
+        rows = [s for _ in voices for s in sentences]
+        if len(rows) > MAX_SENTENCES:
+            raise TextError(f"{len(sentences)} sentences x {len(voices)} candidates exceeds {MAX_SENTENCES} rows")
+        text, lengths, spoken = self._texts(rows, prefix)
+        initial = self._initial_states([v for v in voices for _ in sentences])
+        budget = min(max_seconds, MAX_ROW_SECONDS)
+        limits = [min(budget, MIN_ROW_SECONDS + SECONDS_PER_CHAR * len(s)) for s in sentences] * len(voices)
+        cfg = GenerationConfig(SamplingConfig(top_k=top_k, temperature=temperature),
+                               max_tokens=int(max(limits) * FRAME_RATE), seed=seed)
+        with torch.inference_mode():
+            ctx = self.model.encode_text(text, lengths)
+            out = generate(self.model, ctx, self.model.init_state(len(rows), initial), cfg, prompt)
+            codes = [c[: int(lim * FRAME_RATE)] for c, lim in zip(out.codes, limits)]
+            finished = [bool(f) and len(c) == len(o) for f, c, o in zip(out.finished.tolist(), codes, out.codes)]
+            waves = self._decode(codes)
+        pause = np.zeros(int(PAUSE_SECONDS * SAMPLE_RATE), dtype=np.float32)
+        n = len(sentences)
+        audio = [np.concatenate([x for w in waves[c * n:(c + 1) * n] for x in (w, pause)][:-1])
+                 for c in range(len(voices))]
+        steps = len(codes[0]) if codes else 0
+        alignment = out.alignment[0, 0, :steps, : int(lengths[0])].float().cpu().numpy()
+        return Synthesis(audio, SAMPLE_RATE, spoken[:n], [all(finished[c * n:(c + 1) * n]) for c in range(len(voices))],
+                         sum(len(c) for c in codes), time.perf_counter() - start, alignment)
+
+    def _initial_states(self, voices: list[Voice | None]) -> list[torch.Tensor] | None:
+        if all(v is None for v in voices):
+            return None
+        cfg = self.model.cfg
+        zero = torch.zeros(cfg.n_tunable_layers, 1, cfg.n_heads, cfg.head_k_dim, cfg.head_v_dim)
+        per_row = []
+        for v in voices:
+            if v is None:
+                per_row.append(zero)
+            else:
+                v.check(cfg)
+                per_row.append(torch.stack(v.initial_states(1)))
+        states = torch.cat(per_row, dim=1).to(self.device)  # [L, B, H, Dk, Dv]
+        return list(states)
+
+    def _decode(self, codes: list[torch.Tensor]) -> list[np.ndarray]:
+        lengths = torch.tensor([len(c) for c in codes], device=self.device)
+        if int(lengths.max()) == 0:
+            return [np.zeros(0, dtype=np.float32) for _ in codes]
+        padded = torch.nn.utils.rnn.pad_sequence([c.clamp_min(0) for c in codes], batch_first=True)
+        waves = self.codec.decode_batch(padded, lengths.clamp_min(1))
+        return [w.float().cpu().numpy()[: len(c) * self.codec.hop_length] for w, c in zip(waves, codes)]
+
+    def stream(self, text: str, voice: Voice | None = None, *, top_k: int = DEFAULT_TOP_K, temperature: float = 1.0,
+               seed: int | None = 0, chunk_tokens: int = 15) -> Iterator[np.ndarray]:
+        """Yields float32 audio chunks as tokens come, sentence after sentence (first audio early)."""
+        for sentence in self.sentences(text):
+            text_ids, lengths, _ = self._texts([sentence])
+            limit = min(MAX_ROW_SECONDS, MIN_ROW_SECONDS + SECONDS_PER_CHAR * len(sentence))
+            cfg = GenerationConfig(SamplingConfig(top_k=top_k, temperature=temperature),
+                                   max_tokens=int(limit * FRAME_RATE), seed=seed)
+            decoder = self.codec.streaming_decoder()
+            with torch.inference_mode():
+                ctx = self.model.encode_text(text_ids, lengths)
+                state = self.model.init_state(1, self._initial_states([voice]))
+                for chunk, _ in stream(self.model, ctx, state, cfg, None, chunk_tokens):
+                    if len(chunk[0]):
+                        audio = decoder.push(chunk[0][None])
+                        if audio is not None and audio.numel():
+                            yield audio.reshape(-1).float().cpu().numpy()
+                tail = decoder.flush()
+                if tail is not None and tail.numel():
+                    yield tail.reshape(-1).float().cpu().numpy()
+            yield np.zeros(int(PAUSE_SECONDS * SAMPLE_RATE), dtype=np.float32)
+
+    # ---- voices -------------------------------------------------------------------------------
+    def tune_voice(self, clips: Sequence[tuple[AudioSource, str]], *, steps: int = 100, rank: int = 1,
+                   learning_rate: float = 0.05, batch_size: int = 8, seed: int = 0,
+                   on_step: Callable[[int, float], None] | None = None, name: str = "", description: str = "",
+                   style: str = "") -> tuple[Voice, list[float]]:
+        """Initial-State Tuning from any number of ``(audio, transcript)`` clips; the model stays frozen."""
+        if not clips:
+            raise ValueError("give at least one clip with its transcript")
+        examples = []
+        for i, (audio, transcript) in enumerate(clips):
+            if not isinstance(transcript, str) or not transcript.strip():
+                raise TextError(f"clip {i + 1} has no transcript")
+            ids = prepare_text(transcript, self.tokenizer, self.model.cfg.max_text_len).ids
+            codes = self.encode_audio(audio, max_seconds=MAX_ROW_SECONDS)
+            examples.append(Clip(codes.cpu(), torch.tensor(ids)))
+        cfg = TuningConfig(steps=steps, batch_size=batch_size, rank=rank, learning_rate=learning_rate, seed=seed)
+        return tune_voice(self.model, examples, cfg, on_step, name=name, description=description, style=style)
