@@ -23,7 +23,7 @@ from lina.state import GLAState
 class TextContext:
     """What the audio side needs from the encoded text, computed once per utterance batch.
 
-    keys, values: ``[B, Tx, d]``; positions: ``[1, Tx, d]``; valid: ``[B, Tx]`` bool.
+    keys, values: ``[B, Tx, d]``; positions: ``[B or 1, Tx, d]``; valid: ``[B, Tx]`` bool.
     """
 
     keys: Tensor
@@ -32,7 +32,8 @@ class TextContext:
     valid: Tensor
 
     def index(self, rows: Tensor) -> "TextContext":
-        return TextContext(self.keys[rows], self.values[rows], self.positions, self.valid[rows])
+        positions = self.positions if self.positions.shape[0] == 1 else self.positions[rows]
+        return TextContext(self.keys[rows], self.values[rows], positions, self.valid[rows])
 
 
 class ConvPositions(nn.Module):
@@ -44,12 +45,20 @@ class ConvPositions(nn.Module):
         self.conv = nn.Conv1d(cfg.d_model, cfg.d_model, cfg.pos_kernel, groups=cfg.d_model,
                               padding=cfg.pos_kernel // 2)
 
-    def forward(self, length: int) -> Tensor:
-        """-> ``[1, length, d]`` for positions ``0..length-1``."""
+    def forward(self, length: int, valid: Tensor | None = None) -> Tensor:
+        """Embeddings of positions ``0..length-1``: ``[1, length, d]``, or ``[B, length, d]`` with ``valid``.
+
+        With ``valid: [B, length]`` the table rows past each text's end are zeroed before the
+        convolution, so every row gets exactly what it would get alone (how the model runs at batch 1).
+        Without it, the whole padded length is embedded, as the released model was trained.
+        """
         if length > self.table.num_embeddings:
             raise ValueError(f"text of {length} tokens exceeds the position table ({self.table.num_embeddings})")
         idx = torch.arange(length, device=self.table.weight.device)
-        return self.conv(self.table(idx).T.unsqueeze(0)).transpose(1, 2)
+        table = self.table(idx).T.unsqueeze(0)  # [1, d, length]
+        if valid is not None:
+            table = table * valid[:, None, :].to(table.dtype)
+        return self.conv(table).transpose(1, 2)
 
 
 def _attend(query: Tensor, keys: Tensor, values: Tensor, valid: Tensor) -> tuple[Tensor, Tensor]:
@@ -84,10 +93,14 @@ class BlindCrossAttention(nn.Module):
         self.positions = ConvPositions(cfg)
         self.pos_net = GLABlock(cfg)
 
-    def context(self, text: Tensor, valid: Tensor) -> TextContext:
-        """``text: [B, Tx, d]`` encoded text, ``valid: [B, Tx]`` -> the reusable :class:`TextContext`."""
-        return TextContext(self.ln_k(self.k(text)), self.ln_v(self.v(text)), self.positions(text.shape[1]),
-                           always_valid_first(valid))
+    def context(self, text: Tensor, valid: Tensor, training_positions: bool = False) -> TextContext:
+        """``text: [B, Tx, d]`` encoded text, ``valid: [B, Tx]`` -> the reusable :class:`TextContext`.
+
+        ``training_positions`` embeds the padded length for every row (the released training numbers);
+        by default each row's positions are those it has alone, so batching never changes a row.
+        """
+        positions = self.positions(text.shape[1], None if training_positions else valid)
+        return TextContext(self.ln_k(self.k(text)), self.ln_v(self.v(text)), positions, always_valid_first(valid))
 
     def forward(self, x: Tensor, ctx: TextContext, state: GLAState,
                 use_fla: bool = True) -> tuple[Tensor, GLAState, Tensor]:

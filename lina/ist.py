@@ -50,7 +50,7 @@ def collate(clips: Sequence[Clip], device: torch.device) -> tuple[Tensor, Tensor
 def clip_loss(model: LinaModel, clips: Sequence[Clip], initial: list[Tensor] | None) -> Tensor:
     """Mean next-token cross-entropy of ``clips`` from the given initial states (``[B, H, Dk, Dv]`` each)."""
     text, text_len, audio, audio_len = collate(clips, model.device)
-    ctx = model.encode_text(text, text_len)
+    ctx = model.encode_text(text, text_len, training_positions=True)
     out = model(ctx, audio[:, :-1], model.init_state(len(clips), initial))
     return teacher_forcing_loss(out.logits, audio[:, 1:], audio_len)
 

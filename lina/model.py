@@ -50,11 +50,15 @@ class LinaModel(nn.Module):
         state = LinaState([new() for _ in range(c.n_layer)], [new() for _ in range(c.n_layer)], new())
         return state if initial is None else state.with_initial(initial)
 
-    def encode_text(self, text: Tensor, lengths: Tensor) -> TextContext:
-        """``text: [B, Tx]`` ids (padded with 0), ``lengths: [B]`` -> :class:`TextContext`."""
+    def encode_text(self, text: Tensor, lengths: Tensor, training_positions: bool = False) -> TextContext:
+        """``text: [B, Tx]`` ids (padded with 0), ``lengths: [B]`` -> :class:`TextContext`.
+
+        ``training_positions``: position embeddings over the padded length, as in training (teacher
+        forcing, voice tuning); the default gives each row what it would get alone (generation).
+        """
         valid = torch.arange(text.shape[1], device=text.device)[None, :] < lengths[:, None]
         encoded = self.text_encoder(self.text_embed(text), valid)
-        return self.cross_attention.context(encoded, valid)
+        return self.cross_attention.context(encoded, valid, training_positions)
 
     def forward(self, ctx: TextContext, audio: Tensor, state: LinaState, use_fla: bool = True) -> ModelOutput:
         """Whole sequence (teacher forcing, prompt prefill, voice tuning).

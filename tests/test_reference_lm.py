@@ -36,7 +36,7 @@ def test_config_read_from_checkpoint(released, reference_dir):
 
 
 def _teacher_forced(model, e, initial=None):
-    ctx = model.encode_text(e["tf_text"], e["tf_text_len"])
+    ctx = model.encode_text(e["tf_text"], e["tf_text_len"], training_positions=True)
     audio = e["tf_audio_in"][..., 0]
     with torch.no_grad():
         out = model(ctx, audio[:, :-1], model.init_state(2, initial))
