@@ -1,0 +1,85 @@
+"""The public API on the tiny random model: shapes, batching, voices, cloning, streaming, errors."""
+import numpy as np
+import pytest
+
+from lina.audio import AudioError
+from lina.constants import SAMPLE_RATE
+from lina.tokenizer import TextError
+from lina.tts import LinaTTS
+from lina.voice import Voice, VoiceError
+
+
+@pytest.fixture(scope="module")
+def tts():
+    return LinaTTS.from_pretrained("tiny-random", device="cpu")
+
+
+def _tone(seconds=2.0, rate=SAMPLE_RATE):
+    t = np.arange(int(seconds * rate)) / rate
+    return rate, (0.3 * np.sin(2 * np.pi * 220 * t) * (1 + 0.5 * np.sin(2 * np.pi * 3 * t))).astype(np.float32)
+
+
+def test_synthesize_candidates_and_info(tts):
+    out = tts.synthesize("Hello world, this is Lina. It has 2 sentences!", candidates=2, seed=3, max_seconds=3)
+    assert len(out.audio) == 2 and all(a.dtype == np.float32 and a.ndim == 1 for a in out.audio)
+    assert all(0 < len(a) <= (3 * 2 + 0.25) * SAMPLE_RATE for a in out.audio)
+    assert "two sentences" in " ".join(out.text)
+    assert out.tokens > 0 and out.real_time_factor > 0 and out.alignment.ndim == 2
+    again = tts.synthesize("Hello world, this is Lina. It has 2 sentences!", candidates=2, seed=3, max_seconds=3)
+    assert np.array_equal(out.audio[0], again.audio[0])
+
+
+def test_voices_per_candidate_share_a_batch(tts, tmp_path):
+    v, losses = tts.tune_voice([(_tone(2), "a tone"), (_tone(1.5), "another tone")], steps=3, batch_size=2)
+    assert len(losses) == 3 and v.model_id == "tiny-random"
+    v.save(tmp_path / "v.safetensors")
+    v = Voice.load(tmp_path / "v.safetensors")
+    greedy = dict(top_k=1, max_seconds=2)  # random draws depend on the batch size; argmax does not
+    mixed = tts.synthesize("Two voices.", voice=[v, None], candidates=2, **greedy)
+    voiced = tts.synthesize("Two voices.", voice=v, **greedy)
+    plain = tts.synthesize("Two voices.", **greedy)
+    for got, want in ((mixed.audio[0], voiced.audio[0]), (mixed.audio[1], plain.audio[0])):
+        assert got.shape == want.shape
+        np.testing.assert_allclose(got, want, atol=1e-4)  # batched codec decode: within 2e-5 per row
+
+
+def test_clone_from_stereo_44k(tts):
+    rate, mono = _tone(3, 44_100)
+    out = tts.clone("Say this.", (rate, np.stack([mono, mono], axis=1)), "a humming tone", max_seconds=2)
+    assert len(out.audio[0]) > 0
+
+
+def test_stream_yields_audio(tts):
+    chunks = list(tts.stream("Streaming works. Twice."))
+    assert sum(len(c) for c in chunks) > SAMPLE_RATE // 2 and all(c.dtype == np.float32 for c in chunks)
+
+
+@pytest.mark.parametrize("text", ["", "   ", "###", "\u2603\u2603"])
+def test_unspeakable_text(tts, text):
+    with pytest.raises(TextError):
+        tts.synthesize(text)
+
+
+def test_missing_transcript_and_bad_audio(tts):
+    with pytest.raises(TextError, match="transcript"):
+        tts.clone("Hi.", _tone(), "  ")
+    with pytest.raises(AudioError):
+        tts.clone("Hi.", (SAMPLE_RATE, np.zeros(SAMPLE_RATE * 2, dtype=np.float32)), "silence")
+    with pytest.raises(AudioError):
+        tts.clone("Hi.", b"definitely not audio", "noise")
+
+
+def test_foreign_voice_is_refused(tts):
+    import torch
+
+    foreign = Voice(torch.zeros(6, 1, 3, 8), torch.zeros(6, 1, 3, 8))
+    with pytest.raises(VoiceError):
+        tts.synthesize("Hello.", voice=foreign)
+
+
+def test_save_and_reload_folder(tts, tmp_path):
+    tts.save_pretrained(tmp_path / "m")
+    again = LinaTTS.from_pretrained(str(tmp_path / "m"), device="cpu")
+    a = tts.synthesize("Same model.", max_seconds=1).audio[0]
+    b = again.synthesize("Same model.", max_seconds=1).audio[0]
+    np.testing.assert_allclose(a, b, atol=1e-5)
