@@ -1,0 +1,145 @@
+"""Batch-1 latency and its floor, time to first audio, prompt prefill, and voice-tuning time (CUDA).
+
+    python bench/latency.py
+
+Random weights of the released size. Prints markdown tables last; writes ``$OUT/latency.json``.
+"""
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import time
+from pathlib import Path
+
+import torch
+
+from lina.codec import Codec, CodecConfig
+from lina.config import LinaConfig
+from lina.cuda_graphs import GraphDecoder
+from lina.generate import decode, prefill
+from lina.ist import Clip, TuningConfig, tune_voice
+from lina.model import LinaModel
+from lina.sampling import SamplingConfig
+
+STEPS = 500
+FIRST_CHUNK = 15      # codec frames decoded for the first audio (0.2 s)
+PROMPT = 750          # a 10 s prompt at 75 tokens/s
+SAMPLING = SamplingConfig(top_k=100)
+
+
+def _sync_time(fn):
+    torch.cuda.synchronize()
+    t = time.perf_counter()
+    out = fn()
+    torch.cuda.synchronize()
+    return time.perf_counter() - t, out
+
+
+def bandwidth_gbs() -> float:
+    x = torch.empty(2**30, dtype=torch.uint8, device="cuda")
+    y = torch.empty_like(x)
+    y.copy_(x)
+    sec, _ = _sync_time(lambda: [y.copy_(x) for _ in range(10)])
+    return 2 * 10 * x.numel() / sec / 1e9  # read + write
+
+
+def step_bytes(model: LinaModel) -> int:
+    """Weights one decoding step must read (the text encoder runs once per utterance, not per step)."""
+    per_step = [model.encoder, model.decoder, model.cross_attention, model.head]
+    return sum(p.numel() * p.element_size() for m in per_step for p in m.parameters())
+
+
+@torch.inference_mode()
+def per_token_ms(model: LinaModel, graphs: bool) -> float:
+    text = torch.randint(3, 256, (1, 120), device="cuda")
+    ctx = model.encode_text(text, torch.tensor([120], device="cuda"))
+    if graphs:
+        dec = GraphDecoder(model, ctx, model.init_state(1), None, SAMPLING, block=STEPS)
+        dec.run(4)
+        sec, _ = _sync_time(lambda: dec.run(STEPS - 4))
+        return 1000 * sec / (STEPS - 4)
+    steps = decode(model, ctx, model.init_state(1), None, SAMPLING)
+    list(itertools.islice(steps, 4))
+    sec, _ = _sync_time(lambda: list(itertools.islice(steps, STEPS)))
+    return 1000 * sec / STEPS
+
+
+@torch.inference_mode()
+def first_audio_s(model: LinaModel, codec: Codec, graphs: bool) -> float:
+    text = torch.randint(3, 256, (1, 120), device="cuda")
+
+    def run():
+        ctx = model.encode_text(text, torch.tensor([120], device="cuda"))
+        if graphs:
+            tokens = GraphDecoder(model, ctx, model.init_state(1), None, SAMPLING, block=64).run(FIRST_CHUNK)
+        else:
+            tokens = torch.stack([s.tokens for s in itertools.islice(
+                decode(model, ctx, model.init_state(1), None, SAMPLING), FIRST_CHUNK)], 1)
+        return codec.decode((tokens - 3).clamp(0, codec.config.quantizer.bins - 1))
+    run()
+    return min(_sync_time(run)[0] for _ in range(3))
+
+
+@torch.inference_mode()
+def prefill_s(model: LinaModel) -> dict:
+    text = torch.randint(3, 256, (1, 150), device="cuda")
+    ctx = model.encode_text(text, torch.tensor([150], device="cuda"))
+    prompt = torch.randint(0, 4096, (1, PROMPT), device="cuda")
+    prefill(model, ctx, model.init_state(1), prompt)
+    parallel, _ = _sync_time(lambda: prefill(model, ctx, model.init_state(1), prompt))
+
+    def stepwise():
+        out = model.step(ctx, torch.tensor([1], device="cuda"), model.init_state(1))
+        for t in range(PROMPT):
+            out = model.step(ctx, prompt[:, t] + 3, out.state)
+    serial, _ = _sync_time(stepwise)
+    return {"parallel_s": parallel, "token_by_token_s": serial}
+
+
+def ist_s(model: LinaModel) -> float:
+    g = torch.Generator().manual_seed(0)
+    clips = [Clip(torch.randint(0, 4096, (PROMPT,), generator=g), torch.randint(3, 256, (150,), generator=g))
+             for _ in range(16)]
+    tune_voice(model, clips, TuningConfig(steps=3, batch_size=8))
+    sec, _ = _sync_time(lambda: tune_voice(model, clips, TuningConfig(steps=100, batch_size=8)))
+    return sec
+
+
+def main() -> None:
+    torch.manual_seed(0)
+    torch.backends.cuda.matmul.allow_tf32 = True
+    cfg = LinaConfig(model_id="random-released-size")
+    model32 = LinaModel(cfg).cuda().eval()
+    codec = Codec(CodecConfig()).cuda().eval()
+    bw = bandwidth_gbs()
+    res = {"device": torch.cuda.get_device_name(), "bandwidth_gbs": bw, "steps": []}
+    for dtype in (torch.float32, torch.bfloat16):
+        model = model32.to(dtype)
+        floor_ms = 1000 * step_bytes(model) / (bw * 1e9)
+        for graphs in (False, True):
+            ms = per_token_ms(model, graphs)
+            res["steps"].append({"dtype": str(dtype), "cuda_graphs": graphs, "ms_per_token": ms,
+                                 "tokens_per_s": 1000 / ms, "floor_ms": floor_ms,
+                                 "first_audio_s": first_audio_s(model, codec, graphs)})
+            print(res["steps"][-1], flush=True)
+    model = model32.to(torch.float32)
+    res["prefill"] = prefill_s(model)
+    res["ist_100_steps_batch8_10s_s"] = ist_s(model)
+    out = Path(os.environ.get("OUT", "out"))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "latency.json").write_text(json.dumps(res, indent=2))
+    print(f"\n{res['device']}: measured copy bandwidth {bw:.0f} GB/s")
+    print("| dtype | CUDA graphs | ms/token | tokens/s | floor ms (weights/bandwidth) | first audio (s) |")
+    print("|---|---|---|---|---|---|")
+    for r in res["steps"]:
+        print(f"| {r['dtype']} | {r['cuda_graphs']} | {r['ms_per_token']:.2f} | {r['tokens_per_s']:.0f} | "
+              f"{r['floor_ms']:.3f} | {r['first_audio_s']:.3f} |")
+    p = res["prefill"]
+    print(f"\nprefill of a 10 s prompt ({PROMPT} tokens): parallel {p['parallel_s'] * 1000:.1f} ms, "
+          f"token by token {p['token_by_token_s'] * 1000:.0f} ms")
+    print(f"IST, 100 steps, batch 8, 10 s clips: {res['ist_100_steps_batch8_10s_s']:.2f} s")
+
+
+if __name__ == "__main__":
+    main()
