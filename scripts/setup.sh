@@ -4,7 +4,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
 APT_PKGS="ffmpeg libsndfile1"
-# (browser tests will add chromium here)
+# The browser test of the Space drives Debian's Chromium (Playwright never downloads a browser).
+[ "${1:-}" = "--dev" ] && APT_PKGS="$APT_PKGS chromium"
 missing=""
 for p in $APT_PKGS; do dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"; done
 if [ -n "$missing" ]; then
