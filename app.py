@@ -1,0 +1,197 @@
+"""Lina-Speech Space: clone a voice from a clip, build one from several clips (Initial-State Tuning),
+speak with preset voices; the same functions as named API endpoints for `gradio_client`.
+
+    python app.py                       # model chosen automatically (see lina_app/model_choice.py)
+    python app.py --model tiny-random   # or LINA_MODEL=released | embedded | tiny-random | FOLDER
+
+This file only wires the UI: checks and model calls live in `lina_app/`, the model in `lina/`.
+"""
+from __future__ import annotations
+
+# `spaces` must come before torch and gradio so that ZeroGPU can prepare CUDA; elsewhere it is a no-op.
+try:
+    import spaces  # noqa: F401
+except ImportError:  # pragma: no cover - the app runs without it off Spaces
+    pass
+
+import argparse
+import logging
+import os
+from pathlib import Path
+
+import gradio as gr
+
+from lina_app.handlers import Handlers
+from lina_app.model_choice import LoadedModel, load_model, requested_model
+from lina_app.settings import (DEFAULT_LEARNING_RATE, DEFAULT_PREVIEW_TEXT, DEFAULT_RANK, DEFAULT_SEED,
+                               DEFAULT_STEPS, DEFAULT_TEMPERATURE, DEFAULT_TOP_K, DEFAULT_VOICES_DIR,
+                               LEARNING_RATE_RANGE, MAX_CANDIDATES, MAX_TEXT_CHARS, OUTPUT_TTL_SECONDS,
+                               QUEUE_MAX_SIZE, RANK_RANGE, STEPS_RANGE, SYNTHESIS_CONCURRENCY, SYNTHESIS_GROUP,
+                               TEMPERATURE_RANGE, TOP_K_RANGE, TUNING_CONCURRENCY, TUNING_GROUP)
+from lina_app.texts import (CLONE_HELP, CONSENT, NO_PRESETS, PRESETS_HELP, TITLE, TUNE_HELP, about, banner)
+
+VOICES_ENV_VAR = "LINA_VOICES_DIR"
+CLIP_FILE_TYPES = ["audio", ".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".webm", ".txt"]
+VOICE_FILE_TYPES = [".safetensors"]
+EXAMPLE_TEXT = "The quick brown fox jumps over the lazy dog. Then it takes a well deserved nap."
+CSS = """
+#model-banner h2 { color: #b91c1c; }
+.candidate-row { flex-wrap: wrap; }
+"""
+SYNTHESIS = dict(concurrency_id=SYNTHESIS_GROUP, concurrency_limit=SYNTHESIS_CONCURRENCY)
+TUNING = dict(concurrency_id=TUNING_GROUP, concurrency_limit=TUNING_CONCURRENCY)
+
+
+def _sampling_controls() -> tuple[gr.Slider, gr.Slider, gr.Number]:
+    top_k = gr.Slider(*TOP_K_RANGE, value=DEFAULT_TOP_K, step=1, label="Top-k",
+                      info="sample among the k most likely audio tokens")
+    temperature = gr.Slider(*TEMPERATURE_RANGE, value=DEFAULT_TEMPERATURE, step=0.05, label="Temperature",
+                            info="lower: steadier, higher: more varied")
+    seed = gr.Number(value=DEFAULT_SEED, precision=0, minimum=0, label="Seed", info="change it for another take")
+    return top_k, temperature, seed
+
+
+def _clone_tab(h: Handlers) -> None:
+    gr.Markdown(CLONE_HELP)
+    gr.Markdown(CONSENT)
+    with gr.Row():
+        with gr.Column():
+            clip = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Voice clip (3 to 10 s)")
+            transcript = gr.Textbox(label="Transcript of the clip (required)", lines=2,
+                                    placeholder="Exactly the words spoken in the clip")
+            text = gr.Textbox(label=f"Text to speak (up to {MAX_TEXT_CHARS} characters)", lines=4,
+                              value=EXAMPLE_TEXT)
+            with gr.Row():
+                top_k, temperature, seed = _sampling_controls()
+                candidates = gr.Slider(1, MAX_CANDIDATES, value=1, step=1, label="Candidates",
+                                       info="generated together, as one batch")
+            button = gr.Button("Clone and speak", variant="primary")
+        with gr.Column():
+            with gr.Row(elem_classes="candidate-row"):
+                players = [gr.Audio(label=f"Candidate {i + 1}", type="filepath", interactive=False,
+                                    visible=i == 0, buttons=["download"]) for i in range(MAX_CANDIDATES)]
+            info = gr.Textbox(label="Generation info", lines=2, interactive=False)
+            alignment = gr.Image(label="Alignment (cross-attention)", type="filepath", interactive=False)
+            files = gr.File(label="All candidates", file_count="multiple", visible=False)
+    button.click(h.clone, [text, clip, transcript, top_k, temperature, seed, candidates], [files, info, alignment],
+                 api_name="clone", **SYNTHESIS).success(
+        h.show_candidates, files, players, api_visibility="private", queue=False)
+
+
+def _tune_tab(h: Handlers) -> None:
+    gr.Markdown(TUNE_HELP)
+    gr.Markdown(CONSENT)
+    with gr.Row():
+        with gr.Column():
+            clips = gr.File(label="Clips (audio; optional clip.txt transcripts)", file_count="multiple",
+                            file_types=CLIP_FILE_TYPES)
+            transcripts = gr.Textbox("", label="Transcripts: one line per clip, in upload order", lines=4,
+                                     placeholder="Not needed for clips uploaded with a clip.txt of the same name")
+            with gr.Row():
+                steps = gr.Slider(*STEPS_RANGE, value=DEFAULT_STEPS, step=1, label="Steps")
+                rank = gr.Slider(*RANK_RANGE, value=DEFAULT_RANK, step=1, label="Rank")
+                learning_rate = gr.Number(value=DEFAULT_LEARNING_RATE, minimum=LEARNING_RATE_RANGE[0],
+                                          maximum=LEARNING_RATE_RANGE[1], label="Learning rate")
+            name = gr.Textbox(label="Voice name", value="my voice")
+            preview_text = gr.Textbox(label="Preview sentence", value=DEFAULT_PREVIEW_TEXT)
+            button = gr.Button("Build the voice", variant="primary")
+        with gr.Column():
+            loss = gr.LinePlot(x="step", y="loss", label="Training loss", height=220)
+            status = gr.Textbox(label="Status", lines=2, interactive=False)
+            preview = gr.Audio(label="Preview with the new voice", type="filepath", interactive=False)
+            voice_file = gr.File(label="Voice file (.safetensors): the tuned voice, or upload one saved earlier",
+                                 file_types=VOICE_FILE_TYPES, interactive=True)
+            with gr.Row():
+                again_text = gr.Textbox(label="Text to speak with this voice file", value=EXAMPLE_TEXT, scale=3)
+                again = gr.Button("Speak with this voice", scale=1)
+            again_audio = gr.Audio(label="Speech with the voice file", type="filepath", interactive=False)
+            again_info = gr.Textbox(label="Generation info", interactive=False)
+    button.click(h.tune_voice, [clips, transcripts, steps, rank, learning_rate, name, preview_text],
+                 [voice_file, preview, loss, status], api_name="tune_voice", **TUNING)
+    again.click(h.speak_with_file, [again_text, voice_file], [again_audio, again_info], api_visibility="private",
+                **SYNTHESIS)
+
+
+def _presets_tab(h: Handlers) -> None:
+    gr.Markdown(PRESETS_HELP)
+    presets = [p for p in h.presets() if p.compatible]
+    if not presets:
+        gr.Markdown(NO_PRESETS, elem_id="no-presets")
+    with gr.Row():
+        with gr.Column():
+            preset = gr.Dropdown([(p.label, p.id) for p in presets], value=presets[0].id if presets else "",
+                                 label="Preset voice", allow_custom_value=True)
+            first_details, first_sample = h.preset_details(presets[0].id) if presets else ("", None)
+            details = gr.Markdown(first_details)
+            sample = gr.Audio(first_sample, label="Sample of the preset", type="filepath", interactive=False)
+            voice_file = gr.File(label="…or upload a voice file (.safetensors); it wins over the preset",
+                                 file_types=VOICE_FILE_TYPES)
+            text = gr.Textbox(label=f"Text to speak (up to {MAX_TEXT_CHARS} characters)", lines=4, value=EXAMPLE_TEXT)
+            with gr.Row():
+                top_k, temperature, seed = _sampling_controls()
+            with gr.Row():
+                speak = gr.Button("Speak", variant="primary")
+                stream = gr.Button("Stream (first sentence plays early)")
+        with gr.Column():
+            audio = gr.Audio(label="Speech", type="filepath", interactive=False)
+            info = gr.Textbox(label="Generation info", lines=2, interactive=False)
+            streamed = gr.Audio(label="Streamed speech", streaming=True, autoplay=True, interactive=False)
+    inputs = [text, preset, voice_file, top_k, temperature, seed]
+    speak.click(h.speak, inputs, [audio, info], api_name="speak", **SYNTHESIS)
+    stream.click(h.speak_stream, inputs, streamed, api_name="speak_stream", **SYNTHESIS)
+    preset.change(h.preset_details, preset, [details, sample], api_visibility="private", queue=False)
+
+    def voices() -> list[dict]:
+        """The preset voices of the Space as JSON (id, name, style, description, model_id, rank, ...)."""
+        return h.voices()
+
+    gr.api(voices, api_name="voices", concurrency_limit=None)
+
+
+def build_demo(loaded: LoadedModel, voices_dir: str | Path | None = DEFAULT_VOICES_DIR) -> gr.Blocks:
+    """The whole page, bound to `loaded`; queue limits set (launch with `launch_options`)."""
+    h = Handlers(loaded, voices_dir)
+    with gr.Blocks(title=f"{TITLE} — {loaded.tts.name}", delete_cache=(OUTPUT_TTL_SECONDS, OUTPUT_TTL_SECONDS)) as demo:
+        gr.Markdown(f"# {TITLE}: text to speech with voice cloning\n"
+                    "Gated linear attention TTS: clone from one clip, or build a reusable voice from several.")
+        gr.Markdown(banner(loaded), elem_id="model-banner")
+        with gr.Tabs():
+            with gr.Tab("Clone from a clip", id="clone"):
+                _clone_tab(h)
+            with gr.Tab("Build a voice from several clips", id="tune"):
+                _tune_tab(h)
+            with gr.Tab("Expressive voices", id="presets"):
+                _presets_tab(h)
+            with gr.Tab("About", id="about"):
+                gr.Markdown(about(loaded))
+    demo.queue(max_size=QUEUE_MAX_SIZE, default_concurrency_limit=SYNTHESIS_CONCURRENCY)
+    return demo
+
+
+def launch_options(voices_dir: str | Path | None) -> dict:
+    """Keyword arguments of `demo.launch` shared by `main` and the tests (Gradio 6: theme/css go here)."""
+    return dict(theme=gr.themes.Soft(), css=CSS, allowed_paths=[str(voices_dir)] if voices_dir else None,
+                show_error=False)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help="released | embedded | tiny-random | a model folder | a .ckpt "
+                                        "(default: $LINA_MODEL, else automatic)")
+    parser.add_argument("--voices", default=os.environ.get(VOICES_ENV_VAR, str(DEFAULT_VOICES_DIR)),
+                        help="folder of preset voices (default: $LINA_VOICES_DIR, else voices/)")
+    parser.add_argument("--host", default=None, help="address to listen on (default: Gradio's, e.g. 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=None, help="port (default: Gradio's, 7860 or the next free)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    loaded = load_model(requested_model(args.model))
+    demo = build_demo(loaded, args.voices)
+    demo.launch(server_name=args.host, server_port=args.port, **launch_options(args.voices))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,143 @@
+"""The model calls of the app, each wrapped in `@spaces.GPU` with a duration sized to the request.
+
+On a ZeroGPU Space a GPU is attached only while one of these functions runs; elsewhere the
+decorator returns the function unchanged. The functions take plain arguments (text, file paths,
+numbers, `Voice`) because ZeroGPU may run them in a worker process; the model itself is the
+module-level one set by `use()` at start-up, as ZeroGPU expects.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from lina.tts import LinaTTS, Synthesis
+from lina.voice import Voice
+from lina_app.settings import (GPU_BASE_SECONDS, GPU_MAX_SECONDS, GPU_SECONDS_PER_CHAR,
+                               GPU_SECONDS_PER_TUNING_STEP, STREAM_CHUNK_SECONDS, TUNING_BATCH_SIZE)
+
+try:  # `spaces` is a no-op off Hugging Face Spaces; the app also runs without the package.
+    import spaces
+
+    gpu = spaces.GPU
+except ImportError:  # pragma: no cover - exercised only where `spaces` is not installed
+    def gpu(task=None, **_):
+        return task if callable(task) else (lambda fn: fn)
+
+_model: LinaTTS | None = None
+
+
+def use(tts: LinaTTS) -> None:
+    """Sets the model every call below uses (once, at start-up)."""
+    global _model
+    _model = tts
+
+
+def model() -> LinaTTS:
+    if _model is None:
+        raise RuntimeError("no model: call lina_app.engine.use(tts) first")
+    return _model
+
+
+def _capped(seconds: float) -> int:
+    return int(min(GPU_MAX_SECONDS, GPU_BASE_SECONDS + seconds))
+
+
+def _synthesis_seconds(text: str, voice=None, top_k=0, temperature=0.0, seed=0, candidates: int = 1) -> int:
+    return _capped(GPU_SECONDS_PER_CHAR * len(text) * max(1, int(candidates)))
+
+
+def _clone_seconds(text: str, prompt_audio=None, transcript: str = "", top_k=0, temperature=0.0, seed=0,
+                   candidates: int = 1) -> int:
+    return _capped(GPU_SECONDS_PER_CHAR * (len(text) + len(transcript)) * max(1, int(candidates)))
+
+
+def _tuning_seconds(clips: Sequence = (), steps: int = 100, *args, **kwargs) -> int:
+    return _capped(GPU_SECONDS_PER_TUNING_STEP * int(steps))
+
+
+def _stream_seconds(text: str, *args, **kwargs) -> int:
+    return _capped(GPU_SECONDS_PER_CHAR * len(text))
+
+
+@gpu(duration=_synthesis_seconds)
+def synthesize(text: str, voice: Voice | None, top_k: int, temperature: float, seed: int,
+               candidates: int = 1) -> Synthesis:
+    """Text (split into sentences, one batch) spoken with `voice` (None: the untuned model)."""
+    return model().synthesize(text, voice, top_k=top_k, temperature=temperature, seed=seed, candidates=candidates)
+
+
+@gpu(duration=_clone_seconds)
+def clone(text: str, prompt_audio: str, transcript: str, top_k: int, temperature: float, seed: int,
+          candidates: int = 1) -> Synthesis:
+    """Prompt continuation from a clip and its transcript."""
+    return model().clone(text, prompt_audio, transcript, top_k=top_k, temperature=temperature, seed=seed,
+                         candidates=candidates)
+
+
+class _Stop(Exception):
+    """Raised inside the tuning loop when the consumer went away (visitor left, request cancelled)."""
+
+
+@gpu(duration=_tuning_seconds)
+def tune(clips: Sequence[tuple[str, str]], steps: int, rank: int, learning_rate: float, seed: int = 0,
+         name: str = "", description: str = "") -> Iterator[tuple]:
+    """Initial-State Tuning; yields `("step", step, loss)` as it goes, then `("done", voice, losses)`.
+
+    The tuning runs in a thread so each step can be reported while it happens; closing the
+    generator stops the tuning at the next step instead of letting it run on unseen.
+    """
+    events: queue.Queue = queue.Queue()
+    stop = threading.Event()
+
+    def on_step(step: int, loss: float) -> None:
+        if stop.is_set():
+            raise _Stop
+        events.put(("step", step, loss))
+
+    def work() -> None:
+        try:
+            voice, losses = model().tune_voice(list(clips), steps=steps, rank=rank, learning_rate=learning_rate,
+                                               batch_size=TUNING_BATCH_SIZE, seed=seed, on_step=on_step,
+                                               name=name, description=description)
+            events.put(("done", voice, losses))
+        except _Stop:
+            events.put(("stopped",))
+        except BaseException as error:  # noqa: BLE001 - handed to the consumer, which raises it
+            events.put(("error", error))
+
+    worker = threading.Thread(target=work, name="lina-tune", daemon=True)
+    worker.start()
+    try:
+        while True:
+            event = events.get()
+            if event[0] == "error":
+                raise event[1]
+            if event[0] == "stopped":
+                return
+            yield event
+            if event[0] == "done":
+                return
+    finally:
+        stop.set()
+
+
+@gpu(duration=_stream_seconds)
+def stream(text: str, voice: Voice | None, top_k: int, temperature: float, seed: int) -> Iterator[np.ndarray]:
+    """Float32 audio pieces of about `STREAM_CHUNK_SECONDS`, the first as soon as it is decoded."""
+    tts = model()
+    wanted = int(STREAM_CHUNK_SECONDS * tts.sample_rate)
+    pending: list[np.ndarray] = []
+    size = 0
+    first = True
+    for chunk in tts.stream(text, voice, top_k=top_k, temperature=temperature, seed=seed):
+        pending.append(chunk)
+        size += len(chunk)
+        # The first piece goes out at once: it is what makes streaming worth having.
+        if first or size >= wanted:
+            yield np.concatenate(pending)
+            pending, size, first = [], 0, False
+    if pending:
+        yield np.concatenate(pending)

@@ -1,0 +1,61 @@
+"""Every failure reaches the visitor as a clear `gr.Error`; stack traces stay in the server log."""
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import uuid
+from typing import Callable
+
+import gradio as gr
+
+from lina.audio import AudioError
+from lina.tokenizer import TextError
+from lina.voice import VoiceError
+
+log = logging.getLogger("lina_app")
+
+# lina's own exceptions carry messages written for users: they are shown as they are.
+USER_ERRORS = (TextError, AudioError, VoiceError)
+
+
+def user_message(error: BaseException) -> str:
+    """lina's lower-case message as a sentence: 'the audio is silent' -> 'The audio is silent.'"""
+    text = str(error).strip() or type(error).__name__
+    text = text[0].upper() + text[1:]
+    return text if text.endswith((".", "!", "?", ")")) else text + "."
+
+
+def to_gr_error(error: BaseException) -> gr.Error:
+    """The `gr.Error` a visitor sees for `error`; unexpected ones are logged with a reference."""
+    if isinstance(error, gr.Error):
+        return error
+    if isinstance(error, USER_ERRORS):
+        return gr.Error(user_message(error), print_exception=False)
+    reference = uuid.uuid4().hex[:8]
+    log.error("unexpected error (reference %s)", reference, exc_info=error)
+    return gr.Error(f"Something went wrong on our side (reference {reference}). "
+                    "Please try again, or with other input.", print_exception=False)
+
+
+def user_errors(fn: Callable) -> Callable:
+    """Decorator for event handlers (plain or generator): maps exceptions with `to_gr_error`.
+
+    `functools.wraps` keeps the signature visible to Gradio (inputs, `gr.Progress` defaults).
+    """
+    if inspect.isgeneratorfunction(fn):
+        @functools.wraps(fn)
+        def generator_wrapper(*args, **kwargs):
+            try:
+                yield from fn(*args, **kwargs)
+            except Exception as error:  # noqa: BLE001 - every error becomes a gr.Error
+                raise to_gr_error(error) from None
+        return generator_wrapper
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as error:  # noqa: BLE001 - every error becomes a gr.Error
+            raise to_gr_error(error) from None
+    return wrapper

@@ -1,0 +1,171 @@
+"""The event handlers behind the UI and the API: check inputs, call the engine, write the outputs.
+
+Each public method is one endpoint (`/clone`, `/tune_voice`, `/speak`, `/speak_stream`, `/voices`);
+their parameters are the endpoint's inputs in order and their returns its outputs, so keep them stable.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+
+from lina.audio import to_int16
+from lina.voice import Voice
+from lina_app import engine
+from lina_app.clips import pair_clips
+from lina_app.errors import user_errors
+from lina_app.inputs import check_clip, check_number, check_text, check_transcript, load_voice_file, voice_name
+from lina_app.model_choice import LoadedModel
+from lina_app.outputs import OutputDir, info_line, slug
+from lina_app.plots import alignment_png, loss_frame
+from lina_app.presets import Preset, find_preset, list_presets, load_preset
+from lina_app.settings import (DEFAULT_PREVIEW_TEXT, DEFAULT_SEED, DEFAULT_TEMPERATURE, DEFAULT_TOP_K,
+                               LEARNING_RATE_RANGE, MAX_CANDIDATES, RANK_RANGE, SEED_RANGE, STEPS_RANGE,
+                               TEMPERATURE_RANGE, TOP_K_RANGE)
+
+# The live loss plot is redrawn at most this often (seconds): often enough to watch, cheap to send.
+LOSS_PLOT_INTERVAL_SECONDS = 0.5
+DEFAULT_VOICE_NAME = "my voice"
+
+
+def _sampling(top_k, temperature, seed) -> tuple[int, float, int]:
+    return (check_number("Top-k", top_k, TOP_K_RANGE, integer=True),
+            check_number("Temperature", temperature, TEMPERATURE_RANGE),
+            check_number("Seed", seed, SEED_RANGE, integer=True))
+
+
+class Handlers:
+    """Endpoints bound to the loaded model, the presets folder and an output folder."""
+
+    def __init__(self, loaded: LoadedModel, voices_dir: str | Path | None, outputs: OutputDir | None = None):
+        self.loaded = loaded
+        self.tts = loaded.tts
+        self.voices_dir = Path(voices_dir) if voices_dir else None
+        self.out = outputs or OutputDir()
+        engine.use(self.tts)
+
+    # ---- tab 1: prompt continuation ------------------------------------------------------------
+    @user_errors
+    def clone(self, text, prompt_audio, transcript, top_k=DEFAULT_TOP_K, temperature=DEFAULT_TEMPERATURE,
+              seed=DEFAULT_SEED, candidates=1):
+        """-> (WAV file per candidate, info line, alignment plot PNG)."""
+        text = check_text(text)
+        transcript = check_transcript(transcript)
+        prompt_audio = check_clip(prompt_audio)
+        top_k, temperature, seed = _sampling(top_k, temperature, seed)
+        candidates = check_number("Number of candidates", candidates, (1, MAX_CANDIDATES), integer=True)
+        result = engine.clone(text, prompt_audio, transcript, top_k, temperature, seed, candidates)
+        files = [self.out.wav(audio, result.sample_rate, f"clone-{i + 1}") for i, audio in enumerate(result.audio)]
+        plot = alignment_png(result.alignment, self.out.new_path("alignment.png"))
+        return files, info_line(self.tts.name, result), plot
+
+    @staticmethod
+    def show_candidates(files):
+        """One player per candidate, side by side; unused players hidden (UI only)."""
+        files = list(files or [])
+        return [gr.update(value=files[i], visible=True) if i < len(files) else gr.update(value=None, visible=False)
+                for i in range(MAX_CANDIDATES)]
+
+    # ---- tab 2: Initial-State Tuning -----------------------------------------------------------
+    @user_errors
+    def tune_voice(self, clips, transcripts="", steps=100, rank=1, learning_rate=0.05, name=DEFAULT_VOICE_NAME,
+                   preview_text=DEFAULT_PREVIEW_TEXT, progress=gr.Progress()):
+        """Yields live (voice file, preview WAV, loss table, status); the last yield is the result."""
+        pairs = pair_clips(clips, transcripts)
+        steps = check_number("Steps", steps, STEPS_RANGE, integer=True)
+        rank = check_number("Rank", rank, RANK_RANGE, integer=True)
+        learning_rate = check_number("Learning rate", learning_rate, LEARNING_RATE_RANGE)
+        name = voice_name(name, DEFAULT_VOICE_NAME)
+        preview = check_text(preview_text if (preview_text or "").strip() else DEFAULT_PREVIEW_TEXT,
+                             "preview sentence")
+        description = f"tuned from {len(pairs)} clip(s), {steps} steps, rank {rank}, on {self.tts.name}"
+        losses: list[float] = []
+        voice = None
+        last_plot = 0.0
+        progress(0, desc="Encoding the clips")
+        for event in engine.tune(pairs, steps, rank, learning_rate, 0, name, description):
+            if event[0] == "done":
+                voice, losses = event[1], event[2]
+                break
+            _, step, loss = event
+            losses.append(loss)
+            progress((step + 1, steps), desc="Tuning the voice", unit="steps")
+            if time.monotonic() - last_plot > LOSS_PLOT_INTERVAL_SECONDS:
+                last_plot = time.monotonic()
+                yield gr.skip(), gr.skip(), loss_frame(losses), f"Tuning: step {step + 1}/{steps}, loss {loss:.3f}"
+        if voice is None:
+            raise gr.Error("Tuning stopped before it finished.", print_exception=False)
+        voice_path = self.out.new_path(f"{slug(name)}.safetensors")
+        voice.save(voice_path)
+        progress(1.0, desc="Speaking the preview")
+        result = engine.synthesize(preview, voice, DEFAULT_TOP_K, DEFAULT_TEMPERATURE, DEFAULT_SEED)
+        wav = self.out.wav(result.audio[0], result.sample_rate, f"{slug(name)}-preview")
+        summary = (f"Voice '{name}' tuned from {len(pairs)} clip(s) in {steps} steps (rank {rank}); "
+                   f"loss {losses[0]:.3f} → {losses[-1]:.3f}.\n" + info_line(self.tts.name, result))
+        yield str(voice_path), wav, loss_frame(losses), summary
+
+    # ---- tab 3 (and tab 2's voice file): speaking with a tuned voice ---------------------------
+    def presets(self) -> list[Preset]:
+        """Re-read at each call, so voices added to the folder are found without a restart."""
+        return list_presets(self.voices_dir, self.tts.model.cfg)
+
+    def _voice(self, preset, voice_file) -> tuple[Voice | None, str]:
+        """An uploaded voice file wins over a preset; neither means the untuned model."""
+        if voice_file:
+            voice = load_voice_file(voice_file, self.tts.model.cfg)
+            return voice, f"Voice file: {voice.name or Path(voice_file).name}"
+        if preset and str(preset).strip():
+            presets = self.presets()
+            found = find_preset(presets, str(preset))
+            if found is None:
+                known = ", ".join(p.id for p in presets if p.compatible) or "none"
+                raise gr.Error(f"Unknown preset voice '{preset}'. Available: {known}.", print_exception=False)
+            return load_preset(found), f"Preset: {found.label}"
+        return None, "No voice (the untuned model)"
+
+    @user_errors
+    def speak(self, text, preset="", voice_file=None, top_k=DEFAULT_TOP_K, temperature=DEFAULT_TEMPERATURE,
+              seed=DEFAULT_SEED):
+        """-> (WAV file, info line)."""
+        text = check_text(text)
+        top_k, temperature, seed = _sampling(top_k, temperature, seed)
+        voice, label = self._voice(preset, voice_file)
+        result = engine.synthesize(text, voice, top_k, temperature, seed)
+        return self.out.wav(result.audio[0], result.sample_rate, "speech"), info_line(self.tts.name, result, label)
+
+    def speak_with_file(self, text, voice_file):
+        """Tab 2: the voice file (just tuned, or uploaded) speaks the text, no retuning."""
+        if not voice_file:
+            raise gr.Error("Please tune a voice first, or upload a voice file (.safetensors).",
+                           print_exception=False)
+        return self.speak(text, "", voice_file)
+
+    @user_errors
+    def speak_stream(self, text, preset="", voice_file=None, top_k=DEFAULT_TOP_K, temperature=DEFAULT_TEMPERATURE,
+                     seed=DEFAULT_SEED):
+        """Yields (24 kHz, int16 chunk) as audio is generated: the first sentence plays early."""
+        text = check_text(text)
+        top_k, temperature, seed = _sampling(top_k, temperature, seed)
+        voice, _ = self._voice(preset, voice_file)
+        for chunk in engine.stream(text, voice, top_k, temperature, seed):
+            yield self.tts.sample_rate, to_int16(np.asarray(chunk))
+
+    @user_errors
+    def voices(self) -> list[dict]:
+        """-> the preset voices as JSON: id, name, style, description, model_id, rank, compatible, ..."""
+        return [p.public() for p in self.presets()]
+
+    @user_errors
+    def preset_details(self, preset):
+        """Tab 3: style, description and sample of the chosen preset (UI only)."""
+        found = find_preset(self.presets(), preset or "")
+        if found is None:
+            return "", None
+        lines = [f"**{found.name}**" + (f" — *{found.style}*" if found.style else "")]
+        if found.description:
+            lines.append(found.description)
+        if not found.compatible:
+            lines.append(f"⚠️ Not usable with the loaded model: {found.problem}")
+        return "\n\n".join(lines), found.sample

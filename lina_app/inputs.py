@@ -1,0 +1,70 @@
+"""Checks of what visitors and API callers send, before any model work; failures are `gr.Error`s.
+
+lina checks what only the model can judge (speakable characters, audio content, voice shapes);
+these checks cover what the app promises: limits, required fields, numeric ranges.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import gradio as gr
+
+from lina.config import LinaConfig
+from lina.voice import Voice
+from lina_app.settings import MAX_TEXT_CHARS, MAX_TRANSCRIPT_CHARS, MAX_VOICE_NAME_CHARS
+
+
+def check_text(text, what: str = "text to speak", limit: int = MAX_TEXT_CHARS) -> str:
+    """Non-empty and within the character limit; returns the text stripped."""
+    if not isinstance(text, str) or not text.strip():
+        raise gr.Error(f"Please enter the {what}: it is empty.", print_exception=False)
+    text = text.strip()
+    if len(text) > limit:
+        raise gr.Error(f"The {what} is {len(text)} characters long; the limit is {limit}. "
+                       "Please shorten it or split it into several requests.", print_exception=False)
+    return text
+
+
+def check_transcript(transcript) -> str:
+    """Prompt continuation needs the exact words of the clip: say so when they are missing."""
+    if not isinstance(transcript, str) or not transcript.strip():
+        raise gr.Error("The transcript of the clip is required: type exactly what is said in the clip.",
+                       print_exception=False)
+    return check_text(transcript, "transcript", MAX_TRANSCRIPT_CHARS)
+
+
+def check_clip(path) -> str:
+    if not path:
+        raise gr.Error("Please upload or record a clip of the voice (3 to 10 seconds of clear speech).",
+                       print_exception=False)
+    return str(path)
+
+
+def check_number(label: str, value, bounds: tuple[float, float], integer: bool = False) -> float | int:
+    """A number within `bounds` (inclusive); API callers can send anything, sliders cannot."""
+    low, high = bounds
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise gr.Error(f"{label} must be a number, got {value!r}.", print_exception=False) from None
+    if not math.isfinite(number) or not low <= number <= high:
+        raise gr.Error(f"{label} must be between {low:g} and {high:g}, got {value!r}.", print_exception=False)
+    if integer:
+        if number != int(number):
+            raise gr.Error(f"{label} must be a whole number, got {value!r}.", print_exception=False)
+        return int(number)
+    return number
+
+
+def voice_name(name, default: str) -> str:
+    """A short display name for a tuned voice (kept in its file's metadata)."""
+    name = " ".join(str(name or "").split())[:MAX_VOICE_NAME_CHARS]
+    return name or default
+
+
+def load_voice_file(path, cfg: LinaConfig) -> Voice:
+    """An uploaded voice file, checked against the loaded model (raises `VoiceError` with the reason)."""
+    voice = Voice.load(Path(path))
+    voice.check(cfg)
+    return voice

@@ -1,0 +1,444 @@
+"""The Space through its API: the app launched in-process on 127.0.0.1 with the tiny random model,
+every endpoint called with `gradio_client` (the README snippets, run verbatim), every bad input
+answered with its `gr.Error` message while the app keeps serving.
+
+The model is the tiny random-weight one: outputs are noise, so the checks are on the plumbing
+(real 24 kHz 16-bit WAV files of plausible length, messages), not on speech quality.
+"""
+from __future__ import annotations
+
+import os
+
+for _key, _value in {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}.items():
+    os.environ.setdefault(_key, _value)
+
+import socket
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+gradio_client = pytest.importorskip("gradio_client", reason="gradio is not installed (pip install -r requirements.txt)")
+from gradio_client import Client, handle_file  # noqa: E402
+from gradio_client.exceptions import AppError  # noqa: E402
+
+import app  # noqa: E402
+from lina.tts import LinaTTS  # noqa: E402
+from lina.voice import Voice  # noqa: E402
+from lina_app import engine  # noqa: E402
+from lina_app.model_choice import LoadedModel, hub_reachable, load_model  # noqa: E402
+from lina_app.settings import MAX_TEXT_CHARS  # noqa: E402
+
+SAMPLE_RATE = 24_000
+MIN_AUDIO_SECONDS = 0.1
+MAX_AUDIO_SECONDS = 120.0
+SPEECHLIKE_SECONDS = 2.5
+TUNING_STEPS_FOR_FIXTURES = 3
+README_URL = "http://127.0.0.1:7860/"
+
+# ---- the README snippets, one per endpoint: run verbatim below (only the URL is replaced) --------
+SNIPPET_CLONE = '''
+from gradio_client import Client, handle_file
+
+client = Client("http://127.0.0.1:7860/")
+wavs, info, alignment_png = client.predict(
+    text="Hello! This is my cloned voice. It speaks two sentences.",
+    prompt_audio=handle_file("me.wav"),             # 3 to 10 s of clear speech
+    transcript="Exactly the words spoken in me.wav.",  # required
+    top_k=100, temperature=1.0, seed=0, candidates=2,  # candidates: one batch
+    api_name="/clone",
+)
+print(info)  # model, audio length, generation time, real-time factor, tokens/s
+print(wavs)  # one 24 kHz 16-bit WAV file per candidate
+'''
+
+SNIPPET_TUNE_VOICE = '''
+from gradio_client import Client, handle_file
+
+client = Client("http://127.0.0.1:7860/")
+voice_file, preview_wav, losses, status = client.predict(
+    clips=[handle_file("clip1.wav"), handle_file("clip2.wav")],
+    transcripts="Words spoken in clip one.\\nWords spoken in clip two.",  # one line per clip
+    steps=20, rank=1, learning_rate=0.05,  # 100+ steps for a closer voice
+    name="my voice", preview_text="Hello from my new voice.",
+    api_name="/tune_voice",
+)
+print(status)      # loss at the first and last step, then the preview's info
+print(voice_file)  # my-voice.safetensors: keep it to speak again without retuning
+'''
+
+SNIPPET_SPEAK = '''
+from gradio_client import Client, handle_file
+
+client = Client("http://127.0.0.1:7860/")
+wav, info = client.predict(  # with a preset voice of the Space (see /voices)
+    text="Good morning. Here is the news.", preset="demo", voice_file=None,
+    top_k=100, temperature=1.0, seed=0, api_name="/speak",
+)
+wav, info = client.predict(  # or with a voice file from /tune_voice
+    text="Good morning. Here is the news.", preset="",
+    voice_file=handle_file("my-voice.safetensors"), api_name="/speak",
+)
+print(wav, info)
+'''
+
+SNIPPET_VOICES = '''
+from gradio_client import Client
+
+client = Client("http://127.0.0.1:7860/")
+voices = client.predict(api_name="/voices")
+for voice in voices:  # id (what /speak takes), name, style, description, compatible, ...
+    print(voice["id"], voice["name"], voice["style"], voice["compatible"])
+'''
+
+
+def run_snippet(snippet: str, url: str, folder: Path) -> dict:
+    """Executes a README snippet as written, in `folder` (where its input files are), against `url`."""
+    namespace: dict = {}
+    cwd = os.getcwd()
+    os.chdir(folder)
+    try:
+        exec(compile(snippet.replace(README_URL, url), "<readme snippet>", "exec"), namespace)  # noqa: S102
+    finally:
+        os.chdir(cwd)
+    return namespace
+
+
+# ---- inputs ------------------------------------------------------------------------------------
+def speechlike(seconds: float = SPEECHLIKE_SECONDS, rate: int = SAMPLE_RATE, seed: int = 0) -> np.ndarray:
+    """A voiced-sounding signal (harmonics under a syllable-rate envelope): enough for the checks."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    pitch = 140 + 20 * np.sin(2 * np.pi * 0.7 * t)
+    phase = 2 * np.pi * np.cumsum(pitch) / rate
+    voiced = sum(np.sin(k * phase) / k for k in range(1, 6))
+    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 4 * t)
+    return (0.2 * voiced * envelope + 0.005 * rng.standard_normal(t.size)).astype(np.float32)
+
+
+def write_inputs(folder: Path) -> Path:
+    """Every upload the tests and the snippets use, good and bad, in `folder`."""
+    folder.mkdir(parents=True, exist_ok=True)
+    soundfile.write(folder / "me.wav", speechlike(), SAMPLE_RATE)
+    soundfile.write(folder / "clip1.wav", speechlike(seed=1), SAMPLE_RATE)
+    soundfile.write(folder / "clip2.wav", speechlike(3.0, seed=2), SAMPLE_RATE)
+    (folder / "clip2.txt").write_text("Words spoken in clip two.\n")
+    stereo = np.stack([speechlike(rate=44_100), speechlike(rate=44_100, seed=3)], axis=1)
+    soundfile.write(folder / "stereo_44k.wav", stereo, 44_100, subtype="PCM_24")
+    soundfile.write(folder / "odd_rate_11025.wav", speechlike(rate=11_025), 11_025, subtype="PCM_16")
+    soundfile.write(folder / "silent.wav", np.zeros(2 * SAMPLE_RATE, dtype=np.float32), SAMPLE_RATE)
+    soundfile.write(folder / "too_short.wav", speechlike(0.2), SAMPLE_RATE)
+    soundfile.write(folder / "too_long.wav", speechlike(20.0), SAMPLE_RATE)
+    soundfile.write(folder / "way_too_long.wav", speechlike(70.0), 8_000)
+    (folder / "corrupt.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt " + os.urandom(200))
+    (folder / "notes.txt").write_text("this is not audio at all\n")
+    (folder / "not_audio.wav").write_text("this is not audio either\n")
+    return folder
+
+
+def make_voices(folder: Path, tts: LinaTTS, clip: np.ndarray) -> Path:
+    """A presets folder: a voice tuned from the tiny model (+ sample), and a foreign one."""
+    folder.mkdir(parents=True, exist_ok=True)
+    voice, _ = tts.tune_voice([((SAMPLE_RATE, clip), "a demo voice for the tests")], steps=TUNING_STEPS_FOR_FIXTURES,
+                              name="Demo", style="calm", description="tuned from a synthetic clip for the tests")
+    voice.save(folder / "demo.safetensors")
+    sample = tts.synthesize("This is the demo voice.", voice=voice)
+    soundfile.write(folder / "demo.wav", (sample.audio[0] * 32767).astype(np.int16), SAMPLE_RATE)
+    Voice(voice.k, voice.v, name="Other", model_id="someone/other-model").save(folder / "other_model.safetensors")
+    return folder
+
+
+def bad_voices(folder: Path, tts: LinaTTS) -> dict[str, Path]:
+    """Voice files the app must refuse with a clear message."""
+    cfg = tts.model.cfg
+    wrong = Voice(torch.randn(cfg.n_tunable_layers + 1, 1, cfg.n_heads + 1, cfg.head_k_dim * 2),
+                  torch.randn(cfg.n_tunable_layers + 1, 1, cfg.n_heads + 1, cfg.head_v_dim * 2), name="wrong dims")
+    files = {"wrong_shape": folder / "wrong_shape.safetensors", "other_model": folder / "other.safetensors",
+             "not_safetensors": folder / "fake.safetensors", "text_file": folder / "voice.txt"}
+    wrong.save(files["wrong_shape"])
+    like = Voice(torch.randn(cfg.n_tunable_layers, 1, cfg.n_heads, cfg.head_k_dim),
+                 torch.randn(cfg.n_tunable_layers, 1, cfg.n_heads, cfg.head_v_dim), model_id="someone/other-model")
+    like.save(files["other_model"])
+    files["not_safetensors"].write_bytes(b"this is no safetensors file" * 10)
+    files["text_file"].write_text("not a voice\n")
+    return files
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def launch_app(voices_dir: Path):
+    """-> (demo, url): the app of `app.py` with the tiny model, served in this process."""
+    demo = app.build_demo(load_model("tiny-random"), voices_dir)
+    _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True,
+                            quiet=True, **app.launch_options(voices_dir))
+    return demo, url
+
+
+def check_wav(path, min_seconds: float = MIN_AUDIO_SECONDS) -> float:
+    """A real 24 kHz 16-bit PCM WAV of plausible length; returns its duration."""
+    info = soundfile.info(str(path))
+    assert info.format == "WAV" and info.subtype == "PCM_16", (info.format, info.subtype)
+    assert info.samplerate == SAMPLE_RATE and info.channels == 1
+    assert min_seconds < info.duration < MAX_AUDIO_SECONDS, info.duration
+    audio, _ = soundfile.read(str(path), dtype="int16")
+    assert np.abs(audio).max() > 0, "all-zero audio"
+    return info.duration
+
+
+# ---- fixtures ----------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def served(tmp_path_factory):
+    root = tmp_path_factory.mktemp("app")
+    inputs = write_inputs(root / "inputs")
+    tts = LinaTTS.from_pretrained("tiny-random")
+    voices = make_voices(root / "voices", tts, speechlike(seed=5))
+    bad = bad_voices(inputs, tts)
+    demo, url = launch_app(voices)
+    try:
+        yield {"url": url, "inputs": inputs, "bad": bad, "tts": tts, "client": Client(url, verbose=False)}
+    finally:
+        demo.close()
+
+
+@pytest.fixture
+def client(served) -> Client:
+    return served["client"]
+
+
+def expect_error(client: Client, message: str, **kwargs) -> str:
+    with pytest.raises(AppError) as caught:
+        client.predict(**kwargs)
+    text = str(caught.value)
+    assert message.lower() in text.lower(), text
+    assert "Traceback" not in text and 'File "' not in text
+    return text
+
+
+# ---- the README snippets -----------------------------------------------------------------------
+def test_snippet_clone(served):
+    ns = run_snippet(SNIPPET_CLONE, served["url"], served["inputs"])
+    assert len(ns["wavs"]) == 2
+    for wav in ns["wavs"]:
+        check_wav(wav)
+    assert "Model: tiny-random" in ns["info"] and "real-time factor" in ns["info"] and "tokens/s" in ns["info"]
+    assert Path(ns["alignment_png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_snippet_tune_voice_then_speak_with_the_file(served):
+    start = time.perf_counter()
+    ns = run_snippet(SNIPPET_TUNE_VOICE, served["url"], served["inputs"])
+    seconds = time.perf_counter() - start
+    check_wav(ns["preview_wav"])
+    voice = Voice.load(ns["voice_file"])
+    assert voice.name == "my voice" and voice.model_id == "tiny-random" and voice.rank == 1
+    assert [row[0] for row in ns["losses"]["data"]] == list(range(1, 21))
+    assert "tuned from 2 clip(s) in 20 steps" in ns["status"]
+    print(f"/tune_voice, 2 clips, 20 steps: {seconds:.1f} s")
+    # The voice file speaks again without retuning: the /speak snippet uses it by this name.
+    (served["inputs"] / "my-voice.safetensors").write_bytes(Path(ns["voice_file"]).read_bytes())
+
+
+def test_snippet_speak(served):
+    if not (served["inputs"] / "my-voice.safetensors").exists():
+        test_snippet_tune_voice_then_speak_with_the_file(served)
+    ns = run_snippet(SNIPPET_SPEAK, served["url"], served["inputs"])
+    check_wav(ns["wav"])
+    assert "Voice file: my voice" in ns["info"]
+
+
+def test_snippet_voices(served, capsys):
+    ns = run_snippet(SNIPPET_VOICES, served["url"], served["inputs"])
+    by_id = {v["id"]: v for v in ns["voices"]}
+    assert set(by_id) == {"demo", "other_model"}
+    assert by_id["demo"]["name"] == "Demo"
+    assert by_id["demo"]["style"] == "calm" and by_id["demo"]["compatible"] and by_id["demo"]["sample"]
+    assert not by_id["other_model"]["compatible"] and "someone/other-model" in by_id["other_model"]["problem"]
+    assert "demo Demo calm True" in capsys.readouterr().out
+
+
+# ---- more of each endpoint ---------------------------------------------------------------------
+def test_speak_with_a_preset(client):
+    wav, info = client.predict(text="Good morning. Here is the news.", preset="demo", api_name="/speak")
+    check_wav(wav)
+    assert "Preset: Demo (calm)" in info
+
+
+def test_speak_without_any_voice(client):
+    wav, info = client.predict(text="No voice given.", preset="", voice_file=None, api_name="/speak")
+    check_wav(wav)
+    assert "untuned model" in info
+
+
+@pytest.mark.parametrize("clip", ["stereo_44k.wav", "odd_rate_11025.wav"])
+def test_clone_accepts_stereo_and_odd_sample_rates(served, client, clip):
+    wavs, info, _ = client.predict(text="It still works.", prompt_audio=handle_file(served["inputs"] / clip),
+                                   transcript="A stereo or odd rate clip.", candidates=1, api_name="/clone")
+    assert len(wavs) == 1
+    check_wav(wavs[0])
+
+
+def test_long_text_is_one_batch(served, client):
+    text = ("The first sentence of this paragraph is long enough to stand alone. A second one follows it "
+            "closely, with a few more words. And a third sentence ends the paragraph, as they all must.")
+    count = len(served["tts"].sentences(text))
+    assert count >= 3
+    wav, info = client.predict(text=text, preset="demo", api_name="/speak")
+    assert f"{count} sentences in one batch" in info
+    check_wav(wav, min_seconds=(count - 1) * 0.25)  # at least the pauses between the sentences
+
+
+def test_tune_voice_pairs_clip_txt_files_by_name(served, client):
+    inputs = served["inputs"]
+    voice_file, preview, losses, status = client.predict(
+        clips=[handle_file(inputs / "clip2.wav"), handle_file(inputs / "clip2.txt")], transcripts="", steps=3,
+        api_name="/tune_voice")
+    check_wav(preview)
+    assert "tuned from 1 clip(s) in 3 steps" in status and Voice.load(voice_file).rank == 1
+
+
+def test_stream_endpoint_yields_audio(client):
+    job = client.submit(text="Streaming starts early. Then more.", preset="demo", api_name="/speak_stream")
+    pieces = list(job)
+    assert pieces, "no streamed audio"
+
+
+# ---- bad input: clear messages, the app keeps serving ------------------------------------------
+def clone_kwargs(served, clip="me.wav", **overrides):
+    kwargs = dict(text="Hello there.", prompt_audio=handle_file(served["inputs"] / clip),
+                  transcript="The words of the clip.", candidates=1, api_name="/clone")
+    return kwargs | overrides
+
+
+@pytest.mark.parametrize("text, message", [
+    ("", "Please enter the text to speak"),
+    ("   \n\t ", "Please enter the text to speak"),
+    ("a" * (MAX_TEXT_CHARS + 1), f"the limit is {MAX_TEXT_CHARS}"),
+    ("###", "Nothing speakable"),
+])
+def test_bad_text(served, client, text, message):
+    expect_error(client, message, **clone_kwargs(served, text=text))
+    expect_error(client, message, text=text, preset="demo", api_name="/speak")
+
+
+@pytest.mark.parametrize("transcript", ["", "   "])
+def test_missing_transcript(served, client, transcript):
+    expect_error(client, "transcript of the clip is required", **clone_kwargs(served, transcript=transcript))
+
+
+def test_missing_clip(client):
+    expect_error(client, "Please upload or record a clip", text="Hello.", prompt_audio=None,
+                 transcript="Words.", api_name="/clone")
+
+
+@pytest.mark.parametrize("clip, message", [
+    ("silent.wav", "The audio is silent"),
+    ("too_short.wav", "less than 0.5 s of sound"),
+    ("too_long.wav", "use at most 15 s"),
+    ("way_too_long.wav", "the limit is 60 s"),
+    ("corrupt.wav", "Unreadable audio file"),
+    ("not_audio.wav", "Unreadable audio file"),
+    ("notes.txt", "Unreadable audio file"),
+])
+def test_bad_clips(served, client, clip, message):
+    expect_error(client, message, **clone_kwargs(served, clip=clip))
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("wrong_shape", "voice is for a model with (layers, heads, Dk, Dv)"),
+    ("other_model", "voice was tuned for model 'someone/other-model'"),
+    ("not_safetensors", "Not a voice file (safetensors expected)"),
+    ("text_file", "Invalid file type"),
+])
+def test_bad_voice_files(served, client, kind, message):
+    expect_error(client, message, text="Hello.", preset="", voice_file=handle_file(served["bad"][kind]),
+                 api_name="/speak")
+
+
+def test_unknown_and_foreign_presets(client):
+    expect_error(client, "Unknown preset voice 'nobody'. Available: demo", text="Hi.", preset="nobody",
+                 api_name="/speak")
+    expect_error(client, "cannot be used with this model", text="Hi.", preset="other_model", api_name="/speak")
+
+
+@pytest.mark.parametrize("field, value, message", [  # Gradio's own bounds check of sliders and numbers
+    ("top_k", 0, "Value 0 is less than minimum value 1"),
+    ("temperature", 9.0, "Value 9.0 is greater than maximum value 2.0"),
+    ("seed", -1, "Value -1 is less than minimum value 0"),
+    ("candidates", 9, "Value 9 is greater than maximum value 4"),
+])
+def test_out_of_range_settings(served, client, field, value, message):
+    expect_error(client, message, **clone_kwargs(served, **{field: value}))
+
+
+@pytest.mark.parametrize("files, transcripts, message", [
+    ([], "", "Please upload at least one audio clip"),
+    (["clip1.wav"], "", "Transcripts are missing for 1 clip(s) (clip1.wav)"),
+    (["clip1.wav", "me.wav"], "only one line", "2 clip(s) need a transcript from the box"),
+    (["clip1.wav", "notes.txt"], "words", "No audio clip matches the transcript file(s) notes.txt"),
+    (["silent.wav"], "words", "The audio is silent"),
+    (["corrupt.wav"], "words", "Unreadable audio file"),
+])
+def test_bad_tuning_input(served, client, files, transcripts, message):
+    expect_error(client, message, clips=[handle_file(served["inputs"] / f) for f in files],
+                 transcripts=transcripts, steps=2, api_name="/tune_voice")
+
+
+def test_bad_tuning_settings(served, client):
+    expect_error(client, "Value 0 is less than minimum value 1", clips=[handle_file(served["inputs"] / "clip1.wav")],
+                 transcripts="words", steps=0, api_name="/tune_voice")
+
+
+def test_unexpected_errors_stay_generic(client, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("secret internal detail")
+
+    monkeypatch.setattr(engine, "synthesize", broken)
+    text = expect_error(client, "Something went wrong on our side", text="Hello.", preset="demo", api_name="/speak")
+    assert "secret internal detail" not in text
+
+
+def test_app_keeps_serving_after_errors(served, client):
+    expect_error(client, "Nothing speakable", text="###", preset="demo", api_name="/speak")
+    wav, _ = client.predict(text="Still here.", preset="demo", api_name="/speak")
+    check_wav(wav)
+
+
+# ---- the page and the model choice -------------------------------------------------------------
+def test_page_labels_the_test_model_and_carries_the_model_card(served):
+    import httpx
+
+    config = httpx.get(served["url"] + "config", timeout=30).json()
+    texts = " ".join(str(c.get("props", {}).get("value", "")) for c in config["components"])
+    assert "TEST MODEL" in texts and "NOISE" in texts
+    assert "CC BY-NC-SA 4.0" in texts and "2410.23320" in texts and "Consent" in texts
+    labels = {c.get("props", {}).get("label") for c in config["components"]}
+    assert "Transcript of the clip (required)" in labels
+    names = {d.get("api_name") for d in config["dependencies"] if d.get("api_visibility", "public") == "public"}
+    assert {"clone", "tune_voice", "speak", "speak_stream", "voices"} <= names
+
+
+def test_model_choice_offline_falls_back_to_the_tiny_model(monkeypatch, tmp_path):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert not hub_reachable()
+    loaded = load_model("auto")
+    assert loaded.source == "tiny-random" and loaded.is_test_model and "chosen automatically" in loaded.notice
+    loaded = load_model(str(tmp_path / "no-such-model"))
+    assert loaded.source == "tiny-random" and "could not load" in loaded.notice and "fell back" in loaded.notice
+
+
+def test_model_choice_env_and_flag(monkeypatch):
+    from lina_app.model_choice import requested_model
+
+    monkeypatch.setenv("LINA_MODEL", "tiny-random")
+    assert requested_model(None) == "tiny-random"
+    assert requested_model("released") == "released"
+    monkeypatch.delenv("LINA_MODEL")
+    assert requested_model(None) == "auto"
+    assert isinstance(load_model("tiny-random"), LoadedModel)
