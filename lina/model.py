@@ -78,17 +78,19 @@ class LinaModel(nn.Module):
             dec_states.append(s)
         return ModelOutput(self.head(x), LinaState(enc_states, dec_states, pos_state), alignment)
 
-    def step(self, ctx: TextContext, token: Tensor, state: LinaState) -> ModelOutput:
-        """One decoding step: ``token: [B]`` -> logits ``[B, V]`` for the next token."""
+    def step(self, ctx: TextContext, token: Tensor, state: LinaState, use_fla: bool = False) -> ModelOutput:
+        """One decoding step: ``token: [B]`` -> logits ``[B, V]`` for the next token.
+
+        ``use_fla`` selects fla's fused recurrent kernel on CUDA (faster at large batch)."""
         x = self.audio_embed(token)
         enc_states, dec_states = [], []
         for block, s in zip(self.encoder, state.encoder):
-            x, s = block.step(x, s)
+            x, s = block.step(x, s, use_fla=use_fla)
             enc_states.append(s)
-        v, pos_state, alignment = self.cross_attention.step(x, ctx, state.pos_net)
+        v, pos_state, alignment = self.cross_attention.step(x, ctx, state.pos_net, use_fla=use_fla)
         x = x + v
         for block, s in zip(self.decoder, state.decoder):
-            x, s = block.step(x, s)
+            x, s = block.step(x, s, use_fla=use_fla)
             dec_states.append(s)
         return ModelOutput(self.head(x), LinaState(enc_states, dec_states, pos_state), alignment)
 
