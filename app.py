@@ -42,12 +42,15 @@ SYNTHESIS = dict(concurrency_id=SYNTHESIS_GROUP, concurrency_limit=SYNTHESIS_CON
 TUNING = dict(concurrency_id=TUNING_GROUP, concurrency_limit=TUNING_CONCURRENCY)
 
 
-def _sampling_controls() -> tuple[gr.Slider, gr.Slider, gr.Number]:
-    top_k = gr.Slider(*TOP_K_RANGE, value=DEFAULT_TOP_K, step=1, label="Top-k",
-                      info="sample among the k most likely audio tokens")
-    temperature = gr.Slider(*TEMPERATURE_RANGE, value=DEFAULT_TEMPERATURE, step=0.05, label="Temperature",
-                            info="lower: steadier, higher: more varied")
-    seed = gr.Number(value=DEFAULT_SEED, precision=0, minimum=0, label="Seed", info="change it for another take")
+def _sampling_controls(prefix: str) -> tuple[gr.Slider, gr.Slider, gr.Number]:
+    """Top-k and temperature on one row, the seed on the next (beside the caller's extra control)."""
+    with gr.Row():
+        top_k = gr.Slider(*TOP_K_RANGE, value=DEFAULT_TOP_K, step=1, label="Top-k",
+                          info="sample among the k likeliest tokens", elem_id=f"{prefix}-top-k")
+        temperature = gr.Slider(*TEMPERATURE_RANGE, value=DEFAULT_TEMPERATURE, step=0.05, label="Temperature",
+                                info="lower: steadier, higher: more varied", elem_id=f"{prefix}-temperature")
+    seed = gr.Number(value=DEFAULT_SEED, precision=0, minimum=0, label="Seed", info="change it for another take",
+                     elem_id=f"{prefix}-seed")
     return top_k, temperature, seed
 
 
@@ -56,22 +59,24 @@ def _clone_tab(h: Handlers) -> None:
     gr.Markdown(CONSENT)
     with gr.Row():
         with gr.Column():
-            clip = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Voice clip (3 to 10 s)")
+            clip = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Voice clip (3 to 10 s)",
+                            elem_id="clone-clip")
             transcript = gr.Textbox(label="Transcript of the clip (required)", lines=2,
-                                    placeholder="Exactly the words spoken in the clip")
+                                    placeholder="Exactly the words spoken in the clip", elem_id="clone-transcript")
             text = gr.Textbox(label=f"Text to speak (up to {MAX_TEXT_CHARS} characters)", lines=4,
-                              value=EXAMPLE_TEXT)
-            with gr.Row():
-                top_k, temperature, seed = _sampling_controls()
-                candidates = gr.Slider(1, MAX_CANDIDATES, value=1, step=1, label="Candidates",
-                                       info="generated together, as one batch")
-            button = gr.Button("Clone and speak", variant="primary")
+                              value=EXAMPLE_TEXT, elem_id="clone-text")
+            top_k, temperature, seed = _sampling_controls("clone")
+            candidates = gr.Slider(1, MAX_CANDIDATES, value=1, step=1, label="Candidates",
+                                   info="generated together, as one batch", elem_id="clone-candidates")
+            button = gr.Button("Clone and speak", variant="primary", elem_id="clone-button")
         with gr.Column():
             with gr.Row(elem_classes="candidate-row"):
-                players = [gr.Audio(label=f"Candidate {i + 1}", type="filepath", interactive=False,
-                                    visible=i == 0, buttons=["download"]) for i in range(MAX_CANDIDATES)]
-            info = gr.Textbox(label="Generation info", lines=2, interactive=False)
-            alignment = gr.Image(label="Alignment (cross-attention)", type="filepath", interactive=False)
+                players = [gr.Audio(label=f"Candidate {i + 1}", type="filepath", interactive=False, visible=i == 0,
+                                    buttons=["download"], elem_id=f"clone-candidate-{i + 1}")
+                           for i in range(MAX_CANDIDATES)]
+            info = gr.Textbox(label="Generation info", lines=2, interactive=False, elem_id="clone-info")
+            alignment = gr.Image(label="Alignment (cross-attention)", type="filepath", interactive=False,
+                                 elem_id="clone-alignment")
             files = gr.File(label="All candidates", file_count="multiple", visible=False)
     button.click(h.clone, [text, clip, transcript, top_k, temperature, seed, candidates], [files, info, alignment],
                  api_name="clone", **SYNTHESIS).success(
@@ -84,30 +89,36 @@ def _tune_tab(h: Handlers) -> None:
     with gr.Row():
         with gr.Column():
             clips = gr.File(label="Clips (audio; optional clip.txt transcripts)", file_count="multiple",
-                            file_types=CLIP_FILE_TYPES)
+                            file_types=CLIP_FILE_TYPES, elem_id="tune-clips")
             transcripts = gr.Textbox("", label="Transcripts: one line per clip, in upload order", lines=4,
-                                     placeholder="Not needed for clips uploaded with a clip.txt of the same name")
+                                     placeholder="Not needed for clips uploaded with a clip.txt of the same name",
+                                     elem_id="tune-transcripts")
             with gr.Row():
-                steps = gr.Slider(*STEPS_RANGE, value=DEFAULT_STEPS, step=1, label="Steps")
-                rank = gr.Slider(*RANK_RANGE, value=DEFAULT_RANK, step=1, label="Rank")
+                steps = gr.Slider(*STEPS_RANGE, value=DEFAULT_STEPS, step=1, label="Steps", elem_id="tune-steps")
+                rank = gr.Slider(*RANK_RANGE, value=DEFAULT_RANK, step=1, label="Rank", elem_id="tune-rank")
                 learning_rate = gr.Number(value=DEFAULT_LEARNING_RATE, minimum=LEARNING_RATE_RANGE[0],
-                                          maximum=LEARNING_RATE_RANGE[1], label="Learning rate")
-            name = gr.Textbox(label="Voice name", value="my voice")
-            preview_text = gr.Textbox(label="Preview sentence", value=DEFAULT_PREVIEW_TEXT)
-            button = gr.Button("Build the voice", variant="primary")
+                                          maximum=LEARNING_RATE_RANGE[1], label="Learning rate",
+                                          elem_id="tune-learning-rate")
+            name = gr.Textbox(label="Voice name", value="my voice", elem_id="tune-name")
+            preview_text = gr.Textbox(label="Preview sentence", value=DEFAULT_PREVIEW_TEXT, elem_id="tune-preview-text")
+            button = gr.Button("Build the voice", variant="primary", elem_id="tune-button")
         with gr.Column():
-            loss = gr.LinePlot(x="step", y="loss", label="Training loss", height=220)
-            status = gr.Textbox(label="Status", lines=2, interactive=False)
-            preview = gr.Audio(label="Preview with the new voice", type="filepath", interactive=False)
+            # The progress bar covers the status box only, so the loss curve stays in view as it grows.
+            status = gr.Textbox(label="Status", lines=2, interactive=False, elem_id="tune-status")
+            loss = gr.LinePlot(x="step", y="loss", label="Training loss", height=220, elem_id="tune-loss")
+            preview = gr.Audio(label="Preview with the new voice", type="filepath", interactive=False,
+                               buttons=["download"], elem_id="tune-preview")
             voice_file = gr.File(label="Voice file (.safetensors): the tuned voice, or upload one saved earlier",
-                                 file_types=VOICE_FILE_TYPES, interactive=True)
+                                 file_types=VOICE_FILE_TYPES, interactive=True, elem_id="tune-voice-file")
             with gr.Row():
-                again_text = gr.Textbox(label="Text to speak with this voice file", value=EXAMPLE_TEXT, scale=3)
-                again = gr.Button("Speak with this voice", scale=1)
-            again_audio = gr.Audio(label="Speech with the voice file", type="filepath", interactive=False)
-            again_info = gr.Textbox(label="Generation info", interactive=False)
+                again_text = gr.Textbox(label="Text to speak with this voice file", value=EXAMPLE_TEXT, scale=3,
+                                        elem_id="again-text")
+                again = gr.Button("Speak with this voice", scale=1, elem_id="again-button")
+            again_audio = gr.Audio(label="Speech with the voice file", type="filepath", interactive=False,
+                                   buttons=["download"], elem_id="again-audio")
+            again_info = gr.Textbox(label="Generation info", interactive=False, elem_id="again-info")
     button.click(h.tune_voice, [clips, transcripts, steps, rank, learning_rate, name, preview_text],
-                 [voice_file, preview, loss, status], api_name="tune_voice", **TUNING)
+                 [voice_file, preview, loss, status], api_name="tune_voice", show_progress_on=status, **TUNING)
     again.click(h.speak_with_file, [again_text, voice_file], [again_audio, again_info], api_visibility="private",
                 **SYNTHESIS)
 
@@ -120,22 +131,25 @@ def _presets_tab(h: Handlers) -> None:
     with gr.Row():
         with gr.Column():
             preset = gr.Dropdown([(p.label, p.id) for p in presets], value=presets[0].id if presets else "",
-                                 label="Preset voice", allow_custom_value=True)
+                                 label="Preset voice", allow_custom_value=True, elem_id="presets-preset")
             first_details, first_sample = h.preset_details(presets[0].id) if presets else ("", None)
-            details = gr.Markdown(first_details)
-            sample = gr.Audio(first_sample, label="Sample of the preset", type="filepath", interactive=False)
+            details = gr.Markdown(first_details, elem_id="presets-details")
+            sample = gr.Audio(first_sample, label="Sample of the preset", type="filepath", interactive=False,
+                              elem_id="presets-sample")
             voice_file = gr.File(label="…or upload a voice file (.safetensors); it wins over the preset",
-                                 file_types=VOICE_FILE_TYPES)
-            text = gr.Textbox(label=f"Text to speak (up to {MAX_TEXT_CHARS} characters)", lines=4, value=EXAMPLE_TEXT)
+                                 file_types=VOICE_FILE_TYPES, elem_id="presets-voice-file")
+            text = gr.Textbox(label=f"Text to speak (up to {MAX_TEXT_CHARS} characters)", lines=4, value=EXAMPLE_TEXT,
+                              elem_id="presets-text")
+            top_k, temperature, seed = _sampling_controls("presets")
             with gr.Row():
-                top_k, temperature, seed = _sampling_controls()
-            with gr.Row():
-                speak = gr.Button("Speak", variant="primary")
-                stream = gr.Button("Stream (first sentence plays early)")
+                speak = gr.Button("Speak", variant="primary", elem_id="presets-speak")
+                stream = gr.Button("Stream (first sentence plays early)", elem_id="presets-stream")
         with gr.Column():
-            audio = gr.Audio(label="Speech", type="filepath", interactive=False)
-            info = gr.Textbox(label="Generation info", lines=2, interactive=False)
-            streamed = gr.Audio(label="Streamed speech", streaming=True, autoplay=True, interactive=False)
+            audio = gr.Audio(label="Speech", type="filepath", interactive=False, buttons=["download"],
+                             elem_id="presets-audio")
+            info = gr.Textbox(label="Generation info", lines=2, interactive=False, elem_id="presets-info")
+            streamed = gr.Audio(label="Streamed speech", streaming=True, autoplay=True, interactive=False,
+                                elem_id="presets-streamed")
     inputs = [text, preset, voice_file, top_k, temperature, seed]
     speak.click(h.speak, inputs, [audio, info], api_name="speak", **SYNTHESIS)
     stream.click(h.speak_stream, inputs, streamed, api_name="speak_stream", **SYNTHESIS)
@@ -163,7 +177,7 @@ def build_demo(loaded: LoadedModel, voices_dir: str | Path | None = DEFAULT_VOIC
             with gr.Tab("Expressive voices", id="presets"):
                 _presets_tab(h)
             with gr.Tab("About", id="about"):
-                gr.Markdown(about(loaded))
+                gr.Markdown(about(loaded), elem_id="about")
     demo.queue(max_size=QUEUE_MAX_SIZE, default_concurrency_limit=SYNTHESIS_CONCURRENCY)
     return demo
 

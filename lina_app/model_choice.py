@@ -106,6 +106,12 @@ def load_model(request: str = AUTO) -> LoadedModel:
         name, notice = str(EMBEDDED_MODEL_DIR), "requested: the embedded model"
     else:
         name, notice = request, f"requested: `{request}`"
+    if name == RELEASED and request != AUTO and not hub_reachable():
+        # huggingface_hub would retry for half a minute before failing: say so at once instead.
+        fallback = fallback_for(name)
+        notice = (f"⚠️ could not load `released`: the Hub is not reachable (or HF_HUB_OFFLINE is set); "
+                  f"fell back to `{display_name(fallback)}`")
+        name = fallback
     while True:
         try:
             tts = LinaTTS.from_pretrained(name)

@@ -36,7 +36,8 @@ SAMPLE_RATE = 24_000
 MIN_AUDIO_SECONDS = 0.1
 MAX_AUDIO_SECONDS = 120.0
 SPEECHLIKE_SECONDS = 2.5
-TUNING_STEPS_FOR_FIXTURES = 3
+TUNING_STEPS_FOR_FIXTURES = 1
+LONG_TUNING_STEPS = 60       # long enough on any machine of ours for a short request to overtake it
 README_URL = "http://127.0.0.1:7860/"
 
 # ---- the README snippets, one per endpoint: run verbatim below (only the URL is replaced) --------
@@ -140,13 +141,15 @@ def write_inputs(folder: Path) -> Path:
 
 
 def make_voices(folder: Path, tts: LinaTTS, clip: np.ndarray) -> Path:
-    """A presets folder: a voice tuned from the tiny model (+ sample), and a foreign one."""
+    """A presets folder: a voice tuned from the tiny model (with a sample beside it), and a foreign one.
+
+    One tuning step is enough for a voice file of the right kind; the clip itself serves as its sample.
+    """
     folder.mkdir(parents=True, exist_ok=True)
     voice, _ = tts.tune_voice([((SAMPLE_RATE, clip), "a demo voice for the tests")], steps=TUNING_STEPS_FOR_FIXTURES,
                               name="Demo", style="calm", description="tuned from a synthetic clip for the tests")
     voice.save(folder / "demo.safetensors")
-    sample = tts.synthesize("This is the demo voice.", voice=voice)
-    soundfile.write(folder / "demo.wav", (sample.audio[0] * 32767).astype(np.int16), SAMPLE_RATE)
+    soundfile.write(folder / "demo.wav", clip, SAMPLE_RATE, subtype="PCM_16")
     Voice(voice.k, voice.v, name="Other", model_id="someone/other-model").save(folder / "other_model.safetensors")
     return folder
 
@@ -193,18 +196,27 @@ def check_wav(path, min_seconds: float = MIN_AUDIO_SECONDS) -> float:
 
 
 # ---- fixtures ----------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def served(tmp_path_factory):
-    root = tmp_path_factory.mktemp("app")
-    inputs = write_inputs(root / "inputs")
-    tts = LinaTTS.from_pretrained("tiny-random")
-    voices = make_voices(root / "voices", tts, speechlike(seed=5))
-    bad = bad_voices(inputs, tts)
-    demo, url = launch_app(voices)
-    try:
-        yield {"url": url, "inputs": inputs, "bad": bad, "tts": tts, "client": Client(url, verbose=False)}
-    finally:
-        demo.close()
+_SITE: dict = {}
+
+
+def shared_site(tmp_path_factory, config) -> dict:
+    """One app for the whole session, shared with tests/test_browser.py (it imports this module)."""
+    if not _SITE:
+        root = tmp_path_factory.mktemp("app")
+        inputs = write_inputs(root / "inputs")
+        tts = LinaTTS.from_pretrained("tiny-random")
+        voices = make_voices(root / "voices", tts, speechlike(seed=5))
+        bad = bad_voices(inputs, tts)
+        demo, url = launch_app(voices)
+        config.add_cleanup(demo.close)
+        config.add_cleanup(_SITE.clear)
+        _SITE.update(url=url, inputs=inputs, voices=voices, bad=bad, tts=tts, client=Client(url, verbose=False))
+    return _SITE
+
+
+@pytest.fixture(scope="session")
+def served(tmp_path_factory, pytestconfig) -> dict:
+    return shared_site(tmp_path_factory, pytestconfig)
 
 
 @pytest.fixture
@@ -285,8 +297,7 @@ def test_clone_accepts_stereo_and_odd_sample_rates(served, client, clip):
 
 
 def test_long_text_is_one_batch(served, client):
-    text = ("The first sentence of this paragraph is long enough to stand alone. A second one follows it "
-            "closely, with a few more words. And a third sentence ends the paragraph, as they all must.")
+    text = "This is the first sentence. Here comes the second. The third one ends it."
     count = len(served["tts"].sentences(text))
     assert count >= 3
     wav, info = client.predict(text=text, preset="demo", api_name="/speak")
@@ -304,7 +315,7 @@ def test_tune_voice_pairs_clip_txt_files_by_name(served, client):
 
 
 def test_stream_endpoint_yields_audio(client):
-    job = client.submit(text="Streaming starts early. Then more.", preset="demo", api_name="/speak_stream")
+    job = client.submit(text="Streaming starts early.", preset="demo", api_name="/speak_stream")
     pieces = list(job)
     assert pieces, "no streamed audio"
 
@@ -404,6 +415,20 @@ def test_unexpected_errors_stay_generic(client, monkeypatch):
     assert "secret internal detail" not in text
 
 
+def test_a_tuning_job_does_not_block_short_requests(served, client):
+    """Tuning has its own concurrency group: a short /speak is answered while a tuning job runs."""
+    tuning = client.submit(clips=[handle_file(served["inputs"] / "clip1.wav")], transcripts="Words of clip one.",
+                           steps=LONG_TUNING_STEPS, api_name="/tune_voice")
+    deadline = time.monotonic() + 60
+    while tuning.status().code.name not in ("PROCESSING", "ITERATING", "FINISHED") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    wav, _ = client.predict(text="Quick one.", preset="demo", api_name="/speak")
+    still_tuning = not tuning.done()
+    check_wav(wav)
+    assert still_tuning, "the short request waited for the tuning job"
+    assert f"in {LONG_TUNING_STEPS} steps" in tuning.result()[3]
+
+
 def test_app_keeps_serving_after_errors(served, client):
     expect_error(client, "Nothing speakable", text="###", preset="demo", api_name="/speak")
     wav, _ = client.predict(text="Still here.", preset="demo", api_name="/speak")
@@ -431,6 +456,12 @@ def test_model_choice_offline_falls_back_to_the_tiny_model(monkeypatch, tmp_path
     assert loaded.source == "tiny-random" and loaded.is_test_model and "chosen automatically" in loaded.notice
     loaded = load_model(str(tmp_path / "no-such-model"))
     assert loaded.source == "tiny-random" and "could not load" in loaded.notice and "fell back" in loaded.notice
+
+
+def test_released_model_unreachable_falls_back_with_a_notice(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    loaded = load_model("released")
+    assert loaded.source == "tiny-random" and "could not load `released`: the Hub is not reachable" in loaded.notice
 
 
 def test_model_choice_env_and_flag(monkeypatch):
