@@ -130,12 +130,14 @@ def _presets_tab(h: Handlers) -> None:
         gr.Markdown(NO_PRESETS, elem_id="no-presets")
     with gr.Row():
         with gr.Column():
+            # Without presets the picker is hidden but stays an input ("" = none) so the API keeps its shape.
             preset = gr.Dropdown([(p.label, p.id) for p in presets], value=presets[0].id if presets else "",
-                                 label="Preset voice", allow_custom_value=True, elem_id="presets-preset")
+                                 label="Preset voice", allow_custom_value=True, visible=bool(presets),
+                                 elem_id="presets-preset")
             first_details, first_sample = h.preset_details(presets[0].id) if presets else ("", None)
             details = gr.Markdown(first_details, elem_id="presets-details")
             sample = gr.Audio(first_sample, label="Sample of the preset", type="filepath", interactive=False,
-                              elem_id="presets-sample")
+                              visible=bool(presets), elem_id="presets-sample")
             voice_file = gr.File(label="…or upload a voice file (.safetensors); it wins over the preset",
                                  file_types=VOICE_FILE_TYPES, elem_id="presets-voice-file")
             text = gr.Textbox(label=f"Text to speak (up to {MAX_TEXT_CHARS} characters)", lines=4, value=EXAMPLE_TEXT,

@@ -53,7 +53,7 @@ def about(loaded: LoadedModel) -> str:
                     if loaded.is_test_model else "")
     return f"""## About this Space
 {test_warning}
-| | |
+| Model card | |
 |---|---|
 | Loaded model | **{tts.name}** (`{display_name(loaded.source)}`, id `{tts.model_id}`) |
 | How it was chosen | {loaded.notice} |

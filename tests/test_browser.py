@@ -32,6 +32,7 @@ VIEWPORT = {"width": 1280, "height": 900}
 PAGE_TIMEOUT_MS = 30_000
 GENERATION_TIMEOUT_MS = 120_000      # the slowest step (tuning + preview) on a busy 2-core machine
 TUNING_STEPS = 20                    # enough steps for the live loss plot to update before the end
+TOAST_ANIMATION_MS = 800
 LIVE_LOSS_MIN_STEPS = 5              # a live plot with this many points already shows a curve
 # True once the status box reports tuning at step >= arg (it is redrawn with the loss plot).
 LIVE_LOSS_JS = """(minStep) => {
@@ -64,8 +65,9 @@ def page(site):
     context.close()
 
 
-def shot(page, name: str) -> None:
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=True)
+def shot(page, name: str, full_page: bool = True) -> None:
+    """Full page by default; the viewport only where a toast (fixed to the viewport) must show."""
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=full_page)
 
 
 def open_tab(page, name: str) -> None:
@@ -166,7 +168,8 @@ def test_bad_input_shows_a_clear_error_and_the_page_keeps_working(page):
     page.locator("#presets-text textarea").fill("###")
     page.locator("#presets-speak").click()
     page.get_by_text("Nothing speakable in the text.").first.wait_for()
-    shot(page, "08-error-message")
+    page.wait_for_timeout(TOAST_ANIMATION_MS)  # the toast slides in: let it land before the screenshot
+    shot(page, "08-error-message", full_page=False)
     assert "Traceback" not in page.content()
     page.locator("#presets-text textarea").fill("Working again.")
     page.locator("#presets-speak").click()
@@ -191,6 +194,11 @@ def test_empty_voices_folder_says_so(site, tmp_path):
         page.goto(url)
         open_tab(page, "Expressive voices")
         page.locator("#no-presets").get_by_text("No preset voices yet").wait_for(timeout=PAGE_TIMEOUT_MS)
+        assert not page.locator("#presets-preset").is_visible()
+        page.locator("#presets-text textarea").fill("No preset here.")
+        page.locator("#presets-speak").click()
+        fetch_wav(page, "presets-audio")
+        assert "No voice (the untuned model)" in text_of(page, "presets-info")
         shot(page, "10-presets-empty")
     finally:
         context.close()
