@@ -33,6 +33,7 @@ from lina_app.texts import (CLONE_HELP, CONSENT, NO_PRESETS, PRESETS_HELP, TITLE
 VOICES_ENV_VAR = "LINA_VOICES_DIR"
 CLIP_FILE_TYPES = ["audio", ".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".webm", ".txt"]
 VOICE_FILE_TYPES = [".safetensors"]
+MAX_UPLOAD_BYTES = 50 * 2**20  # as lina.audio's limit: larger uploads are refused before they are stored
 EXAMPLE_TEXT = "The quick brown fox jumps over the lazy dog. Then it takes a well deserved nap."
 CSS = """
 #model-banner h2 { color: #b91c1c; }
@@ -187,7 +188,7 @@ def build_demo(loaded: LoadedModel, voices_dir: str | Path | None = DEFAULT_VOIC
 def launch_options(voices_dir: str | Path | None) -> dict:
     """Keyword arguments of `demo.launch` shared by `main` and the tests (Gradio 6: theme/css go here)."""
     return dict(theme=gr.themes.Soft(), css=CSS, allowed_paths=[str(voices_dir)] if voices_dir else None,
-                show_error=False)
+                show_error=False, max_file_size=MAX_UPLOAD_BYTES)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -16,12 +16,14 @@ from lina.voice import Voice
 from lina_app import engine
 from lina_app.clips import pair_clips
 from lina_app.errors import user_errors
-from lina_app.inputs import check_clip, check_number, check_text, check_transcript, load_voice_file, voice_name
+from lina_app.inputs import (check_clip, check_clips_audio, check_number, check_text, check_transcript,
+                             load_voice_file, voice_name)
 from lina_app.model_choice import LoadedModel
 from lina_app.outputs import OutputDir, info_line, slug
 from lina_app.plots import alignment_png, loss_frame
 from lina_app.presets import Preset, find_preset, list_presets, load_preset
-from lina_app.settings import (DEFAULT_PREVIEW_TEXT, DEFAULT_SEED, DEFAULT_TEMPERATURE, DEFAULT_TOP_K,
+from lina_app.settings import (DEFAULT_LEARNING_RATE, DEFAULT_PREVIEW_TEXT, DEFAULT_RANK, DEFAULT_SEED,
+                               DEFAULT_STEPS, DEFAULT_TEMPERATURE, DEFAULT_TOP_K,
                                LEARNING_RATE_RANGE, MAX_CANDIDATES, RANK_RANGE, SEED_RANGE, STEPS_RANGE,
                                TEMPERATURE_RANGE, TOP_K_RANGE)
 
@@ -70,8 +72,9 @@ class Handlers:
 
     # ---- tab 2: Initial-State Tuning -----------------------------------------------------------
     @user_errors
-    def tune_voice(self, clips, transcripts="", steps=100, rank=1, learning_rate=0.05, name=DEFAULT_VOICE_NAME,
-                   preview_text=DEFAULT_PREVIEW_TEXT, progress=gr.Progress()):
+    def tune_voice(self, clips, transcripts="", steps=DEFAULT_STEPS, rank=DEFAULT_RANK,
+                   learning_rate=DEFAULT_LEARNING_RATE, name=DEFAULT_VOICE_NAME, preview_text=DEFAULT_PREVIEW_TEXT,
+                   progress=gr.Progress()):  # noqa: B008 - Gradio's way of asking for a progress tracker
         """Yields live (voice file, preview WAV, loss table, status); the last yield is the result."""
         pairs = pair_clips(clips, transcripts)
         steps = check_number("Steps", steps, STEPS_RANGE, integer=True)
@@ -80,6 +83,7 @@ class Handlers:
         name = voice_name(name, DEFAULT_VOICE_NAME)
         preview = check_text(preview_text if (preview_text or "").strip() else DEFAULT_PREVIEW_TEXT,
                              "preview sentence")
+        check_clips_audio(pairs)
         description = f"tuned from {len(pairs)} clip(s), {steps} steps, rank {rank}, on {self.tts.name}"
         losses: list[float] = []
         voice = None

@@ -10,8 +10,10 @@ from pathlib import Path
 
 import gradio as gr
 
+from lina.audio import AudioError, load_audio
 from lina.config import LinaConfig
 from lina.voice import Voice
+from lina_app.errors import user_message
 from lina_app.settings import MAX_TEXT_CHARS, MAX_TRANSCRIPT_CHARS, MAX_VOICE_NAME_CHARS
 
 
@@ -68,3 +70,12 @@ def load_voice_file(path, cfg: LinaConfig) -> Voice:
     voice = Voice.load(Path(path))
     voice.check(cfg)
     return voice
+
+
+def check_clips_audio(pairs: list[tuple[str, str]]) -> None:
+    """Reads every tuning clip first, so a bad one is named (lina's message alone does not say which)."""
+    for number, (path, _) in enumerate(pairs, start=1):
+        try:
+            load_audio(path)
+        except AudioError as error:
+            raise gr.Error(f"Clip {number} ({Path(path).name}): {user_message(error)}", print_exception=False) from None

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import os
 
-for _key, _value in {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}.items():
+# As scripts/test.sh: no analytics, no Hub (set before gradio and huggingface_hub are imported).
+for _key, _value in {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
+                     "HF_HUB_DISABLE_TELEMETRY": "1"}.items():
     os.environ.setdefault(_key, _value)
 
 import socket
@@ -393,8 +395,8 @@ def test_out_of_range_settings(served, client, field, value, message):
     (["clip1.wav"], "", "Transcripts are missing for 1 clip(s) (clip1.wav)"),
     (["clip1.wav", "me.wav"], "only one line", "2 clip(s) need a transcript from the box"),
     (["clip1.wav", "notes.txt"], "words", "No audio clip matches the transcript file(s) notes.txt"),
-    (["silent.wav"], "words", "The audio is silent"),
-    (["corrupt.wav"], "words", "Unreadable audio file"),
+    (["silent.wav"], "words", "Clip 1 (silent.wav): The audio is silent"),
+    (["clip1.wav", "corrupt.wav"], "one\ntwo", "Clip 2 (corrupt.wav): Unreadable audio file"),
 ])
 def test_bad_tuning_input(served, client, files, transcripts, message):
     expect_error(client, message, clips=[handle_file(served["inputs"] / f) for f in files],
@@ -462,6 +464,24 @@ def test_released_model_unreachable_falls_back_with_a_notice(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     loaded = load_model("released")
     assert loaded.source == "tiny-random" and "could not load `released`: the Hub is not reachable" in loaded.notice
+
+
+def test_automatic_choice(monkeypatch, tmp_path):
+    from lina_app import model_choice
+
+    monkeypatch.setattr(model_choice, "gpu_present", lambda: True)
+    monkeypatch.setattr(model_choice, "hub_reachable", lambda timeout=0: True)
+    assert model_choice.automatic_choice()[0] == "released"
+    monkeypatch.setattr(model_choice, "hub_reachable", lambda timeout=0: False)
+    name, why = model_choice.automatic_choice()
+    assert name == "tiny-random" and "the Hub is not reachable" in why
+    # Once the embedded model is shipped, it is the offline default (and what "embedded" loads).
+    embedded = tmp_path / "lina-mini"
+    LinaTTS.from_pretrained("tiny-random").save_pretrained(str(embedded))
+    monkeypatch.setattr(model_choice, "EMBEDDED_MODEL_DIR", embedded)
+    assert model_choice.automatic_choice()[0] == str(embedded)
+    loaded = load_model("embedded")
+    assert loaded.source == str(embedded) and loaded.notice == "requested: the embedded model"
 
 
 def test_model_choice_env_and_flag(monkeypatch):
