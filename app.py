@@ -44,7 +44,7 @@ TUNING = dict(concurrency_id=TUNING_GROUP, concurrency_limit=TUNING_CONCURRENCY)
 
 
 def _sampling_controls(prefix: str) -> tuple[gr.Slider, gr.Slider, gr.Number]:
-    """Top-k and temperature on one row, the seed on the next (beside the caller's extra control)."""
+    """Top-k and temperature on one row, the seed below them."""
     with gr.Row():
         top_k = gr.Slider(*TOP_K_RANGE, value=DEFAULT_TOP_K, step=1, label="Top-k",
                           info="sample among the k likeliest tokens", elem_id=f"{prefix}-top-k")
@@ -76,8 +76,8 @@ def _clone_tab(h: Handlers) -> None:
                                     buttons=["download"], elem_id=f"clone-candidate-{i + 1}")
                            for i in range(MAX_CANDIDATES)]
             info = gr.Textbox(label="Generation info", lines=2, interactive=False, elem_id="clone-info")
-            alignment = gr.Image(label="Alignment (cross-attention)", type="filepath", interactive=False,
-                                 elem_id="clone-alignment")
+            alignment = gr.Image(label="Alignment (cross-attention)", show_label=False, type="filepath",
+                                 interactive=False, elem_id="clone-alignment")
             files = gr.File(label="All candidates", file_count="multiple", visible=False)
     button.click(h.clone, [text, clip, transcript, top_k, temperature, seed, candidates], [files, info, alignment],
                  api_name="clone", **SYNTHESIS).success(

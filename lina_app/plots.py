@@ -16,7 +16,7 @@ ALIGNMENT_DPI = 100
 def alignment_png(alignment: np.ndarray | None, path: str | Path) -> str | None:
     """Audio steps (x, seconds) against text tokens (y) of the first sentence's attention.
 
-    No title: the component's label names the plot (a title would sit under it).
+    The title is drawn in the figure: the image component hides its own label, which would cover the plot.
     """
     if alignment is None or alignment.size == 0:
         return None
@@ -32,6 +32,7 @@ def alignment_png(alignment: np.ndarray | None, path: str | Path) -> str | None:
               extent=(0, steps / FRAME_RATE, -0.5, tokens - 0.5))
     ax.set_xlabel("audio time (s)")
     ax.set_ylabel("text token")
+    ax.set_title("Cross-attention alignment (first sentence)", fontsize=10)
     fig.savefig(str(path))
     return str(path)
 

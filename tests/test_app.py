@@ -48,7 +48,7 @@ from gradio_client import Client, handle_file
 
 client = Client("http://127.0.0.1:7860/")
 wavs, info, alignment_png = client.predict(
-    text="Hello! This is my cloned voice. It speaks two sentences.",
+    text="Hello! This is my cloned voice.",
     prompt_audio=handle_file("me.wav"),             # 3 to 10 s of clear speech
     transcript="Exactly the words spoken in me.wav.",  # required
     top_k=100, temperature=1.0, seed=0, candidates=2,  # candidates: one batch
@@ -426,9 +426,9 @@ def test_a_tuning_job_does_not_block_short_requests(served, client):
         time.sleep(0.1)
     wav, _ = client.predict(text="Quick one.", preset="demo", api_name="/speak")
     still_tuning = not tuning.done()
+    tuning.cancel()  # closing the handler's generator stops the tuning thread at its next step
     check_wav(wav)
     assert still_tuning, "the short request waited for the tuning job"
-    assert f"in {LONG_TUNING_STEPS} steps" in tuning.result()[3]
 
 
 def test_app_keeps_serving_after_errors(served, client):
