@@ -1,18 +1,17 @@
 """Batch-1 latency and its floor, time to first audio, prompt prefill, and voice-tuning time (CUDA).
 
-    python bench/latency.py
+    python -m bench.latency
 
 Random weights of the released size. Prints markdown tables last; writes ``$OUT/latency.json``.
 """
 from __future__ import annotations
 
 import itertools
-import json
-import os
 import time
-from pathlib import Path
 
 import torch
+
+from bench.common import write_result
 
 from lina.codec import Codec, CodecConfig
 from lina.config import LinaConfig
@@ -126,9 +125,7 @@ def main() -> None:
     model = model32.to(torch.float32)
     res["prefill"] = prefill_s(model)
     res["ist_100_steps_batch8_10s_s"] = ist_s(model)
-    out = Path(os.environ.get("OUT", "out"))
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "latency.json").write_text(json.dumps(res, indent=2))
+    write_result("latency", res)
     print(f"\n{res['device']}: measured copy bandwidth {bw:.0f} GB/s")
     print("| dtype | CUDA graphs | ms/token | tokens/s | floor ms (weights/bandwidth) | first audio (s) |")
     print("|---|---|---|---|---|---|")

@@ -1,7 +1,7 @@
 """Generation throughput of the Lina language model (random weights of a given size).
 
-    python bench/lm_speed.py --device cpu --batch 1 --tokens 100
-    python bench/lm_speed.py --device cuda --batch 1 64 --tokens 1500 --dtype bfloat16
+    python -m bench.lm_speed --device cpu --batch 1 --tokens 100
+    python -m bench.lm_speed --device cuda --batch 1 64 --tokens 1500 --dtype bfloat16
 
 Prints a markdown table last and writes JSON to ``$OUT/lm_speed.json`` (default ./out).
 """
@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
-import os
 import time
-from pathlib import Path
 
 import torch
+
+from bench.common import write_result
 
 from lina.config import LinaConfig
 from lina.generate import decode
@@ -74,10 +73,8 @@ def main() -> None:
     torch.manual_seed(0)
     model = LinaModel(released_size()).to(args.device, getattr(torch, args.dtype)).eval()
     rows = [measure(model, b, args.tokens) | {"device": args.device, "dtype": args.dtype} for b in args.batch]
-    out = Path(os.environ.get("OUT", "out"))
-    out.mkdir(parents=True, exist_ok=True)
     result = {"parameters": count_parameters(model), "config": model.cfg.to_dict(), "rows": rows}
-    (out / "lm_speed.json").write_text(json.dumps(result, indent=2))
+    write_result("lm_speed", result)
     print(f"parameters: {result['parameters'] / 1e6:.1f} M")
     print("| device | dtype | batch | tokens | tokens/s | ms/step | first token (s) | peak MiB |")
     print("|---|---|---|---|---|---|---|---|")

@@ -1,6 +1,6 @@
 """Generation throughput: Lina (GLA, eager and CUDA graphs) vs a same-size self-attention decoder.
 
-    python bench/throughput.py --batches 1 4 16 64 256 --tokens 1500 --lengths 500 1500 3000
+    python -m bench.throughput --batches 1 4 16 64 256 --tokens 1500 --lengths 500 1500 3000
 
 Random weights of the released size (d_model 1024, 6+6 GLA layers, 4099-way head), bf16, top-k 100
 sampling, no early stop. Prints markdown tables last; writes ``$OUT/throughput.json``.
@@ -8,13 +8,11 @@ sampling, no early stop. Prints markdown tables last; writes ``$OUT/throughput.j
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import time
-from pathlib import Path
 
 import torch
 
+from bench.common import write_result
 from bench.sa_baseline import SADecoder
 from lina.config import LinaConfig
 from lina.cuda_graphs import GraphDecoder
@@ -114,9 +112,7 @@ def main() -> None:
     result = {"device": torch.cuda.get_device_name(), "dtype": str(dtype), "gla_parameters": count_parameters(model),
               "sa_parameters": count_parameters(sa), "gla_state_mib_per_row": state_bytes / 2**20,
               "batches": rows, "lengths": lengths}
-    out = Path(os.environ.get("OUT", "out"))
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "throughput.json").write_text(json.dumps(result, indent=2))
+    write_result("throughput", result)
     print(f"\n{result['device']}, {dtype}, GLA {result['gla_parameters'] / 1e6:.0f} M params, "
           f"SA {result['sa_parameters'] / 1e6:.0f} M params; GLA state {result['gla_state_mib_per_row']:.1f} MiB/row")
     print("| batch | GLA graphs tok/s | GLA graphs+fla step tok/s | GLA eager tok/s | SA+KV eager tok/s | best GLA/SA "

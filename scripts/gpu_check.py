@@ -1,14 +1,14 @@
 """On a CUDA machine: fla's kernels against our PyTorch GLA (fp64 reference), op- and model-level.
 
-    python scripts/gpu_check.py      # prints markdown tables, writes $OUT/gpu_check.json
+    PYTHONPATH=. python scripts/gpu_check.py      # prints markdown tables, writes $OUT/gpu_check.json
 """
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import torch
+
+from bench.common import write_result
 import torch.nn.functional as F
 
 from lina.config import LinaConfig
@@ -76,9 +76,7 @@ def main() -> None:
     torch.backends.cuda.matmul.allow_tf32 = True  # as deployed; the errors below include it
     result = {"device": torch.cuda.get_device_name(), "torch": torch.__version__, "ops": op_rows(),
               "model": model_rows()}
-    out = Path(os.environ.get("OUT", "out"))
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "gpu_check.json").write_text(json.dumps(result, indent=2))
+    write_result("gpu_check", result)
     print(f"device: {result['device']}, torch {result['torch']}")
     print("| B,T,H,Dk,Dv | S0 | fla chunk o | fla chunk S | torch chunk o | torch chunk S | fla step vs torch o | S |")
     print("|---|---|---|---|---|---|---|---|")
