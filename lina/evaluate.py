@@ -49,6 +49,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--max-utterances", type=int, help="keep at most N test sentences per speaker")
     p.add_argument("--ist-steps", type=int, help="IST optimizer steps (quick 20, test 100)")
     p.add_argument("--ist-seconds", type=float, help="enrollment audio per speaker for IST (quick 15, test 60)")
+    p.add_argument("--max-seconds", type=float, help="cap of one generated sentence (default: the API's)")
     p.add_argument("--voices", type=Path, default=Path("voices"), help="preset voice folder")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
@@ -106,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = EvalConfig(seed=args.seed, cases=args.cases, metrics=args.metrics,
                      ist_steps=args.ist_steps or defaults["ist_steps"],
                      ist_seconds=args.ist_seconds or defaults["ist_seconds"],
-                     voices_dir=args.voices, cache_dir=args.cache,
+                     max_seconds=args.max_seconds, voices_dir=args.voices, cache_dir=args.cache,
                      audio_dir=None if args.no_audio else args.out / "audio")
     tts = LinaTTS.from_pretrained(args.model, device=args.device)
     result = evaluate(tts, tests, cfg)
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     run_info = {"model": args.model, "model_id": tts.model_id, "model_description": tts.description,
                 "testlist": tests.name, "testlist_description": tests.description, "seed": args.seed,
                 "cases": list(cfg.cases), "metrics": list(cfg.metrics), "ist_steps": cfg.ist_steps,
-                "ist_seconds": cfg.ist_seconds, "device": args.device, "torch_threads": torch.get_num_threads(),
+                "ist_seconds": cfg.ist_seconds, "max_seconds": cfg.max_seconds, "device": args.device, "torch_threads": torch.get_num_threads(),
                 "git_commit": git_commit(), "tools": tool_versions()}
     data = report.build(result, run_info, limits, total_seconds=time.perf_counter() - start)
     js, md = report.write(data, args.out)

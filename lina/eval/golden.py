@@ -116,20 +116,26 @@ def describe(audio: np.ndarray, finished: bool, with_embedding: bool = True) -> 
     }
 
 
-def _synthesize(tts, text: str, seed: int, top_k: int | None, voice=None):
+def _synthesize(tts, text: str, seed: int, top_k: int | None, voice=None, max_seconds: float | None = None):
     kwargs = {} if top_k is None else {"top_k": top_k}
+    if max_seconds is not None:
+        kwargs["max_seconds"] = max_seconds
     out = tts.synthesize(text, voice=voice, seed=seed, **kwargs)
     return out.audio[0], out.finished[0]
 
 
 def write_goldens(tts, path: str | Path, sentences=GOLDEN_SENTENCES, seed: int = 0, top_k: int | None = None,
-                  voice=None, with_embedding: bool = True) -> dict:
-    """(Re)writes the golden file for ``tts`` (a ``LinaTTS``); returns its content."""
+                  voice=None, with_embedding: bool = True, max_seconds: float | None = None) -> dict:
+    """(Re)writes the golden file for ``tts`` (a ``LinaTTS``); returns its content.
+
+    ``voice`` (a ``Voice``) is not stored: pass the same one to ``check_goldens``.
+    """
     samples = []
     for text in sentences:
-        audio, finished = _synthesize(tts, text, seed, top_k, voice)
+        audio, finished = _synthesize(tts, text, seed, top_k, voice, max_seconds)
         samples.append({"text": text, **describe(audio, finished, with_embedding)})
     data = {"format": FORMAT, "version": VERSION, "model_id": tts.model_id, "seed": seed, "top_k": top_k,
+            "max_seconds": max_seconds,
             "voice": getattr(voice, "name", None) if voice is not None else None, "samples": samples}
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(json.dumps(data, separators=(",", ":")) + "\n", encoding="utf-8")
@@ -176,7 +182,8 @@ def check_goldens(tts, path: str | Path, limits: GoldenLimits = GoldenLimits(), 
                                      "spectrum_db": 0.0, "embedding_cos": None, "ok": False,
                                      "reasons": [f"goldens are for {data.get('model_id')!r}, model is {tts.model_id!r}"]}])
     for stored in data["samples"]:
-        audio, finished = _synthesize(tts, stored["text"], data["seed"], data.get("top_k"), voice)
+        audio, finished = _synthesize(tts, stored["text"], data["seed"], data.get("top_k"), voice,
+                                      data.get("max_seconds"))
         samples.append(compare(stored, audio, finished, limits))
     return GoldenReport(all(s["ok"] for s in samples), samples)
 

@@ -48,6 +48,7 @@ class EvalConfig:
     ist_rank: int = 1
     ist_learning_rate: float = 0.05
     prompt_seconds: float = PROMPT_TARGET_SECONDS
+    max_seconds: float | None = None          # cap of one generated sentence (None: the API's own)
     voices_dir: str | Path | None = "voices"
     cache_dir: str | Path | None = None
     audio_dir: str | Path | None = None      # where generated audio is written (None: nowhere)
@@ -166,6 +167,7 @@ def evaluate(tts, tests: TestList, cfg: EvalConfig = EvalConfig()) -> RunResult:
     result = RunResult()
     metrics = _Metrics(cfg, result)
     cache = {} if cfg.cache_dir is None else {"cache_dir": cfg.cache_dir}
+    cap = {} if cfg.max_seconds is None else {"max_seconds": cfg.max_seconds}
 
     # Real clips, cleaned exactly as the app cleans uploads (24 kHz, trimmed, loudness-normalized).
     clips: dict[str, np.ndarray] = {}
@@ -209,7 +211,7 @@ def evaluate(tts, tests: TestList, cfg: EvalConfig = EvalConfig()) -> RunResult:
         if "plain" in cfg.cases:
             for u in utts:
                 seed = utterance_seed(cfg.seed, u.id)
-                syn = tts.synthesize(u.text, seed=seed)
+                syn = tts.synthesize(u.text, seed=seed, **cap)
                 record("plain", u, syn.audio[0], syn.seconds, syn.finished[0], seed)
         if "prompt" in cfg.cases:
             if not enroll:
@@ -218,7 +220,7 @@ def evaluate(tts, tests: TestList, cfg: EvalConfig = EvalConfig()) -> RunResult:
                 p = min(enroll, key=lambda e: abs(len(clips[e.id]) / SAMPLE_RATE - cfg.prompt_seconds))
                 for u in utts:
                     seed = utterance_seed(cfg.seed, u.id)
-                    syn = tts.clone(u.text, (SAMPLE_RATE, clips[p.id]), p.text, seed=seed)
+                    syn = tts.clone(u.text, (SAMPLE_RATE, clips[p.id]), p.text, seed=seed, **cap)
                     record("prompt", u, syn.audio[0], syn.seconds, syn.finished[0], seed)
         if "ist" in cfg.cases:
             if not enroll:
@@ -240,7 +242,7 @@ def evaluate(tts, tests: TestList, cfg: EvalConfig = EvalConfig()) -> RunResult:
                 log(f"[eval] ist {spk}: {len(chosen)} clips, {total:.1f} s, loss {losses[0]:.3f} -> {losses[-1]:.3f}")
                 for u in utts:
                     seed = utterance_seed(cfg.seed, u.id)
-                    syn = tts.synthesize(u.text, voice=voice, seed=seed)
+                    syn = tts.synthesize(u.text, voice=voice, seed=seed, **cap)
                     record("ist", u, syn.audio[0], syn.seconds, syn.finished[0], seed)
     if "preset" in cfg.cases:
         _presets(tts, tests, cfg, result, record)
@@ -256,6 +258,7 @@ def _presets(tts, tests: TestList, cfg: EvalConfig, result: RunResult, record) -
         result.notes.append(f"preset: no voice files in {folder}")
         return
     texts = list({u.text: u for u in tests.tests()}.values())   # distinct sentences, first speaker's ids
+    cap = {} if cfg.max_seconds is None else {"max_seconds": cfg.max_seconds}
     for path in files:
         try:
             voice = Voice.load(path)
@@ -265,7 +268,7 @@ def _presets(tts, tests: TestList, cfg: EvalConfig, result: RunResult, record) -
             continue
         for u in texts:
             seed = utterance_seed(cfg.seed, u.id)
-            syn = tts.synthesize(u.text, voice=voice, seed=seed)
+            syn = tts.synthesize(u.text, voice=voice, seed=seed, **cap)
             record(f"preset:{path.stem}", u, syn.audio[0], syn.seconds, syn.finished[0], seed, speaker=None)
 
 
