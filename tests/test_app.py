@@ -15,6 +15,7 @@ for _key, _value in {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
     os.environ.setdefault(_key, _value)
 
 import socket
+import sys
 import time
 from pathlib import Path
 
@@ -26,6 +27,11 @@ import torch
 gradio_client = pytest.importorskip("gradio_client", reason="gradio is not installed (pip install -r requirements.txt)")
 from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
+
+# `app.py` sits at the repository root, which plain `pytest` (unlike `python -m pytest`) leaves off sys.path.
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
 
 import app  # noqa: E402
 from lina.tts import LinaTTS  # noqa: E402
