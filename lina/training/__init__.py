@@ -1,0 +1,1 @@
+"""Training code for lina-mini: corpus generation (corpus/), codec and model training."""

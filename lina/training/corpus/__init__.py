@@ -1,0 +1,16 @@
+"""A synthetic, Expresso-like English corpus for training lina-mini offline (issue 6, part 1).
+
+Offline engines (espeak-ng, flite, festival, the piper `joe` voice) read Debian's public-domain texts
+as 150+ speakers (base voices and pitch/formant/timbre-derived ones, de-duplicated with resemblyzer),
+some in six styles (neutral, happy, sad, angry, whisper, calm). Only manifests are built ahead of time;
+audio is rendered on demand and is the same for the same row (seeded).
+
+    python -m lina.training.corpus build  --out data/corpus --hours 30 --seed 0
+    python -m lina.training.corpus render --manifest data/corpus/train.jsonl --out data/corpus --jobs 16
+    python -m lina.training.corpus dedup  --out lina/training/corpus/dedup_seed0.json --jobs 2
+    python -m lina.training.corpus bench | status
+
+Files: engines (engine calls), speakers (inventory), styles, texts (sentences), manifest (plan and
+splits), generate (rendering), dedup, bench, __main__ (CLI). Set-up: scripts/corpus_setup.sh here,
+scripts/corpus_bundle.sh for a machine without apt (unpacked .deb files, LINA_CORPUS_ROOT).
+"""

@@ -1,0 +1,123 @@
+"""Drop near-duplicate speakers: resemblyzer speaker embeddings, cosine > 0.85 means the same voice.
+
+Each candidate speaker reads a few fixed probe sentences (neutral); its embedding is the normalized mean
+of the utterance embeddings. Speakers are visited base voices first, then by id; a speaker is kept when
+its cosine to every kept speaker is at most the threshold. The result (kept, dropped with the speaker
+it duplicates and the cosine) is a JSON file that `build` applies (`--drop FILE`; the committed file
+for seed 0 is applied by default). resemblyzer is optional: without it, `dedup` says so and stops.
+"""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import json
+import multiprocessing
+from pathlib import Path
+
+import numpy as np
+
+from .generate import SAMPLE_RATE, _worker_init, render_row
+from .manifest import utterance_seed
+from .speakers import Speaker
+
+THRESHOLD = 0.85
+PROBES = (
+    "the old lighthouse keeper climbed the stairs every evening to light the lamp.",
+    "she asked whether the train to the coast would leave on time tomorrow morning.",
+    "a warm breeze carried the smell of bread from the bakery across the square.",
+)
+COMMITTED = Path(__file__).with_name("dedup_seed{seed}.json")
+
+
+class DedupUnavailable(RuntimeError):
+    pass
+
+
+def resemblyzer_encoder():
+    try:
+        from resemblyzer import VoiceEncoder
+    except ImportError as exc:
+        raise DedupUnavailable(
+            "resemblyzer is not installed, so speakers cannot be de-duplicated here "
+            "(pip install --no-deps resemblyzer==0.1.4 webrtcvad-wheels librosa; see scripts/corpus_setup.sh)"
+        ) from exc
+    return VoiceEncoder(device="cpu", verbose=False)
+
+
+def _probe_audio(spk: dict, seed: int) -> list[np.ndarray]:
+    rows = [{"id": f"{spk['id']}_probe{i}", "spk": spk, "style": "neutral", "text": text,
+             "seed": utterance_seed(seed, f"{spk['id']}_probe{i}")} for i, text in enumerate(PROBES)]
+    return [render_row(r) for r in rows]
+
+
+def _probe_embedding(spk: dict, seed: int) -> np.ndarray:
+    """Render the probes and embed them in the worker (resemblyzer's LSTM is small: one thread each)."""
+    import soxr
+    import torch
+    from resemblyzer import preprocess_wav
+
+    torch.set_num_threads(1)
+    encoder = _encoder()
+    wavs = [preprocess_wav(soxr.resample(w, SAMPLE_RATE, 16000), source_sr=16000) for w in _probe_audio(spk, seed)]
+    emb = np.mean([encoder.embed_utterance(w) for w in wavs], axis=0)
+    return emb / np.linalg.norm(emb)
+
+
+_ENCODER = None
+
+
+def _encoder():
+    global _ENCODER
+    if _ENCODER is None:
+        _ENCODER = resemblyzer_encoder()
+    return _ENCODER
+
+
+def embed_speakers(speakers: list[Speaker], seed: int = 0, jobs: int = 1, log=print) -> dict[str, np.ndarray]:
+    """Speaker id -> unit-norm embedding (probes rendered and embedded over `jobs` processes)."""
+    resemblyzer_encoder()  # fails early, with the reason, when resemblyzer is missing
+    out = {}
+    ctx = multiprocessing.get_context("spawn")
+    with cf.ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=ctx, initializer=_worker_init) as pool:
+        futures = {pool.submit(_probe_embedding, s.to_dict(), seed): s.id for s in speakers}
+        for i, fut in enumerate(cf.as_completed(futures)):
+            out[futures[fut]] = fut.result()
+            if (i + 1) % 50 == 0:
+                log(f"embedded {i + 1}/{len(speakers)} speakers")
+    return out
+
+
+def select(speakers: list[Speaker], embeddings: dict[str, np.ndarray], threshold: float = THRESHOLD) -> dict:
+    """Greedy: base voices first (they anchor their families), then derived ones in inventory order."""
+    order = [s for s in speakers if not s.derived] + [s for s in speakers if s.derived]
+    kept: list[str] = []
+    dropped: dict[str, dict] = {}
+    for s in order:
+        e = embeddings[s.id]
+        sims = [(float(e @ embeddings[k]), k) for k in kept]
+        best = max(sims, default=(-1.0, None))
+        if best[0] > threshold:
+            dropped[s.id] = {"duplicates": best[1], "cosine": round(best[0], 4)}
+        else:
+            kept.append(s.id)
+    return {"threshold": threshold, "kept": kept, "dropped": dropped}
+
+
+def run_dedup(speakers: list[Speaker], out: Path, seed: int = 0, jobs: int = 1, log=print) -> dict:
+    embeddings = embed_speakers(speakers, seed, jobs, log)
+    result = select(speakers, embeddings)
+    ids = [s.id for s in speakers]
+    sims = np.array([[float(embeddings[a] @ embeddings[b]) for b in ids] for a in ids])
+    result["seed"] = seed
+    result["per_engine"] = {e: {"candidates": sum(s.engine == e for s in speakers),
+                                "kept": sum(s.engine == e and s.id in result["kept"] for s in speakers)}
+                            for e in sorted({s.engine for s in speakers})}
+    off = sims[~np.eye(len(ids), dtype=bool)]
+    result["cosine_stats"] = {"mean": round(float(off.mean()), 4), "p95": round(float(np.percentile(off, 95)), 4),
+                              "max": round(float(off.max()), 4)}
+    out.write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
+    np.save(out.with_suffix(".npy"), sims.astype(np.float32))
+    return result
+
+
+def load_dropped(path: Path) -> set[str]:
+    return set(json.loads(path.read_text())["dropped"])
