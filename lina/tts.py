@@ -14,7 +14,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 import torch
 
-from lina.audio import AudioSource, load_audio
+from lina.audio import AudioError, AudioSource, load_audio
 from lina.constants import FRAME_RATE, SAMPLE_RATE
 from lina.generate import GenerationConfig, generate, stream
 from lina.ist import Clip, TuningConfig, tune_voice
@@ -61,7 +61,8 @@ class Synthesis:
 class LinaTTS:
     def __init__(self, bundle: Bundle, device: str | torch.device | None = None):
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-        self.model: LinaModel = bundle.model.to(device).eval()
+        # An inference model: frozen once here, so concurrent voice tunings never toggle its weights.
+        self.model: LinaModel = bundle.model.to(device).eval().requires_grad_(False)
         self.codec = bundle.codec.to(device).eval()
         self.tokenizer = bundle.tokenizer
         self.name, self.license, self.description = bundle.name, bundle.license, bundle.description
@@ -105,8 +106,6 @@ class LinaTTS:
         """A user clip (path, bytes or ``(rate, array)``) -> codec ids ``[T]`` (raises ``AudioError``)."""
         wav = load_audio(audio)
         if len(wav) > max_seconds * SAMPLE_RATE:
-            from lina.audio import AudioError
-
             raise AudioError(f"the clip is {len(wav) / SAMPLE_RATE:.1f} s long after trimming; "
                              f"use at most {max_seconds:g} s")
         with torch.inference_mode():
@@ -227,7 +226,10 @@ class LinaTTS:
             if not isinstance(transcript, str) or not transcript.strip():
                 raise TextError(f"clip {i + 1} has no transcript")
             ids = prepare_text(transcript, self.tokenizer, self.model.cfg.max_text_len).ids
-            codes = self.encode_audio(audio, max_seconds=MAX_ROW_SECONDS)
+            try:
+                codes = self.encode_audio(audio, max_seconds=MAX_ROW_SECONDS)
+            except AudioError as exc:
+                raise AudioError(f"clip {i + 1}: {exc}") from None
             examples.append(Clip(codes.cpu(), torch.tensor(ids)))
         cfg = TuningConfig(steps=steps, batch_size=batch_size, rank=rank, learning_rate=learning_rate, seed=seed)
         return tune_voice(self.model, examples, cfg, on_step, name=name, description=description, style=style)

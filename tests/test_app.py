@@ -8,6 +8,7 @@ The model is the tiny random-weight one: outputs are noise, so the checks are on
 from __future__ import annotations
 
 import os
+import re
 
 # As scripts/test.sh: no analytics, no Hub (set before gradio and huggingface_hub are imported).
 for _key, _value in {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
@@ -48,60 +49,17 @@ TUNING_STEPS_FOR_FIXTURES = 1
 LONG_TUNING_STEPS = 60       # long enough on any machine of ours for a short request to overtake it
 README_URL = "http://127.0.0.1:7860/"
 
-# ---- the README snippets, one per endpoint: run verbatim below (only the URL is replaced) --------
-SNIPPET_CLONE = '''
-from gradio_client import Client, handle_file
+# ---- the README snippets, one per endpoint, read from README.md and run verbatim (only the URL is replaced)
+def _readme_snippets() -> dict[str, str]:
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    return dict(re.findall(r"<!-- snippet:(\w+) -->\s*```python\n(.*?)```", text, re.S))
 
-client = Client("http://127.0.0.1:7860/")
-wavs, info, alignment_png = client.predict(
-    text="Hello! This is my cloned voice.",
-    prompt_audio=handle_file("me.wav"),             # 3 to 10 s of clear speech
-    transcript="Exactly the words spoken in me.wav.",  # required
-    top_k=100, temperature=1.0, seed=0, candidates=2,  # candidates: one batch
-    api_name="/clone",
-)
-print(info)  # model, audio length, generation time, real-time factor, tokens/s
-print(wavs)  # one 24 kHz 16-bit WAV file per candidate
-'''
 
-SNIPPET_TUNE_VOICE = '''
-from gradio_client import Client, handle_file
-
-client = Client("http://127.0.0.1:7860/")
-voice_file, preview_wav, losses, status = client.predict(
-    clips=[handle_file("clip1.wav"), handle_file("clip2.wav")],
-    transcripts="Words spoken in clip one.\\nWords spoken in clip two.",  # one line per clip
-    steps=20, rank=1, learning_rate=0.05,  # 100+ steps for a closer voice
-    name="my voice", preview_text="Hello from my new voice.",
-    api_name="/tune_voice",
-)
-print(status)      # loss at the first and last step, then the preview's info
-print(voice_file)  # my-voice.safetensors: keep it to speak again without retuning
-'''
-
-SNIPPET_SPEAK = '''
-from gradio_client import Client, handle_file
-
-client = Client("http://127.0.0.1:7860/")
-wav, info = client.predict(  # with a preset voice of the Space (see /voices)
-    text="Good morning. Here is the news.", preset="demo", voice_file=None,
-    top_k=100, temperature=1.0, seed=0, api_name="/speak",
-)
-wav, info = client.predict(  # or with a voice file from /tune_voice
-    text="Good morning. Here is the news.", preset="",
-    voice_file=handle_file("my-voice.safetensors"), api_name="/speak",
-)
-print(wav, info)
-'''
-
-SNIPPET_VOICES = '''
-from gradio_client import Client
-
-client = Client("http://127.0.0.1:7860/")
-voices = client.predict(api_name="/voices")
-for voice in voices:  # id (what /speak takes), name, style, description, compatible, ...
-    print(voice["id"], voice["name"], voice["style"], voice["compatible"])
-'''
+_SNIPPETS = _readme_snippets()
+SNIPPET_CLONE = _SNIPPETS["clone"]
+SNIPPET_TUNE_VOICE = _SNIPPETS["tune_voice"]
+SNIPPET_SPEAK = _SNIPPETS["speak"]
+SNIPPET_VOICES = _SNIPPETS["voices"]
 
 
 def run_snippet(snippet: str, url: str, folder: Path) -> dict:

@@ -69,6 +69,12 @@ def test_missing_transcript_and_bad_audio(tts):
         tts.clone("Hi.", b"definitely not audio", "noise")
 
 
+def test_tuning_names_the_bad_clip_and_leaves_the_model_frozen(tts):
+    with pytest.raises(AudioError, match="clip 2"):
+        tts.tune_voice([(_tone(2), "a tone"), (b"garbage", "noise")], steps=1)
+    assert not any(p.requires_grad for p in tts.model.parameters())
+
+
 def test_foreign_voice_is_refused(tts):
     import torch
 
