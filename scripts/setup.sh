@@ -19,3 +19,8 @@ else
   python3 -m pip install -q --disable-pip-version-check -r requirements.txt
 fi
 python3 -m pip install -q --disable-pip-version-check --no-deps -e .
+if [ "${1:-}" = "--dev" ]; then
+  # The evaluation harness and the corpus generator are tested too: their engines and metrics.
+  bash scripts/eval_setup.sh
+  bash scripts/corpus_setup.sh --tests
+fi
