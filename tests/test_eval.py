@@ -186,7 +186,7 @@ def test_codec_roundtrip_metrics_on_tiny_random_codec(flite, record_property):
 def test_testlist_manifest_roundtrip_and_validation(tmp_path, flite, eval_cache):
     import soundfile
 
-    from lina.eval.testlist import QUICK, TEST, TestList, TestListError, Utterance
+    from lina.eval.testlist import QUICK, TEST, TEST_SENTENCES, TestList, TestListError, Utterance
 
     audio, sr = flite("slt", 0)
     (tmp_path / "wavs").mkdir()
@@ -205,8 +205,9 @@ def test_testlist_manifest_roundtrip_and_validation(tmp_path, flite, eval_cache)
         TestList("x", [Utterance("a", "s", "t")])                                # neither audio nor recipe
     with pytest.raises(TestListError):
         TestList.from_dict({"format": "other"})
-    small = QUICK.limited(max_tests=1, max_speakers=1, max_enroll=2)
-    assert len(small.speakers) == 1 and len(small.tests()) == 1 and len(small.enrollment(small.speakers[0])) == 2
+    assert [u.text for u in QUICK.tests()] == list(TEST_SENTENCES[:2])          # one sentence per voice
+    small = TEST.limited(max_tests=2, max_speakers=1, max_enroll=3)
+    assert len(small.speakers) == 1 and len(small.tests()) == 2 and len(small.enrollment(small.speakers[0])) == 3
     assert len(TEST.speakers) == 4 and not {u.text for u in TEST.tests()} & {u.text for u in TEST.utterances
                                                                              if u.role == "enroll"}
 
