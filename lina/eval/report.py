@@ -55,7 +55,7 @@ def _share(flags) -> float | None:
 
 def summarize_case(items: list[ItemResult]) -> dict:
     """Corpus-level WER/CER (total edits / total words), means of the rest, shares of the flags."""
-    from lina.eval.wer import cer, wer
+    from lina.eval.scoring import cer, wer
 
     scored = [i for i in items if i.transcript is not None]
     out = {

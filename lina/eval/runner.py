@@ -132,7 +132,7 @@ class _Metrics:
         item.silent, item.sound_seconds = sil.silent, round(sil.sound_seconds, 3)
         if "asr" in self.cfg.metrics:
             from lina.eval.asr import transcribe
-            from lina.eval.wer import cer, wer
+            from lina.eval.scoring import cer, wer
 
             item.transcript = self._try("asr", transcribe, audio, SAMPLE_RATE)
             if item.transcript is not None:

@@ -143,8 +143,8 @@ TEST_SENTENCES = (
     "A large size in stockings is hard to sell.",
     "The girl at the booth sold 50 bonds.",
     "The beauty of the view stunned the young boy.",
-    "The source of the huge river is the clear spring.",
-    "The colt reared and threw the tall rider.",
+    "The boy was there when the sun rose.",
+    "Kick the ball straight and follow through.",
 )
 # The first clip (two sentences, ~4 s) is the natural prompt; all together ~1 min per flite voice.
 ENROLL_SENTENCES = (
@@ -156,9 +156,9 @@ ENROLL_SENTENCES = (
     "The box was thrown beside the parked truck.",
     "The hogs were fed chopped corn and garbage.",
     "Four hours of steady work faced us.",
-    "The boy was there when the sun rose.",
+    "The source of the huge river is the clear spring.",
     "A rod is used to catch pink salmon.",
-    "Kick the ball straight and follow through.",
+    "The colt reared and threw the tall rider.",
     "Help the woman get back to her feet.",
     "A pot of tea helps to pass the evening.",
     "Smoky fires lack flame and heat.",
