@@ -14,8 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-from lina.eval.runner import CASES, METRICS, EvalConfig
 from lina.eval.report import Thresholds
+from lina.eval.runner import CASES, METRICS, EvalConfig
 
 QUICK_DEFAULTS = {"ist_steps": 5, "ist_seconds": 8.0}
 TEST_DEFAULTS = {"ist_steps": 100, "ist_seconds": 60.0}
@@ -84,7 +84,7 @@ def tool_versions() -> dict:
 
 def git_commit() -> str | None:
     try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10,
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, timeout=10, check=False,
                              cwd=Path(__file__).resolve().parent)
         return out.stdout.strip() or None
     except (OSError, subprocess.SubprocessError):

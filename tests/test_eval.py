@@ -94,7 +94,12 @@ def test_silence_transcribes_to_nothing():
 # ---- speaker similarity -----------------------------------------------------------------------------
 def test_same_voice_is_more_similar_than_different_voices(flite, record_property):
     _need("resemblyzer")
-    from lina.eval.speaker import SIMILARITY_LABEL, cosine, speaker_embedding, speaker_similarity
+    from lina.eval.speaker import (
+        SIMILARITY_LABEL,
+        cosine,
+        speaker_embedding,
+        speaker_similarity,
+    )
 
     voices = ("slt", "rms", "awb")
     emb = {(v, i): speaker_embedding(*flite(v, i)) for v in voices for i in range(2)}
@@ -186,7 +191,15 @@ def test_codec_roundtrip_metrics_on_tiny_random_codec(flite, record_property):
 def test_testlist_manifest_roundtrip_and_validation(tmp_path, flite, eval_cache):
     import soundfile
 
-    from lina.eval.testlist import QUICK, TEST, TEST_SENTENCES, TestList, TestListError, Utterance
+    from lina.eval.testlist import (
+        QUICK,
+        TEST,
+        TEST_SENTENCES,
+        TestList,
+        TestListError,
+        Utterance,
+        from_rows,
+    )
 
     audio, sr = flite("slt", 0)
     (tmp_path / "wavs").mkdir()
@@ -205,6 +218,11 @@ def test_testlist_manifest_roundtrip_and_validation(tmp_path, flite, eval_cache)
         TestList("x", [Utterance("a", "s", "t")])                                # neither audio nor recipe
     with pytest.raises(TestListError):
         TestList.from_dict({"format": "other"})
+    rows = [{"id": f"s{k}-{i}", "speaker": f"s{k}", "text": f"sentence {i}", "duration": 3.0,
+             "style": "happy" if i == 0 else "neutral"} for k in range(2) for i in range(6)]
+    corpus = from_rows("corpus-test", rows, lambda r: f"wavs/{r['id']}.wav", tests_per_speaker=2, enroll_seconds=7)
+    assert [u.id for u in corpus.tests("s0")] == ["s0-1", "s0-2"]
+    assert [u.id for u in corpus.enrollment("s0")] == ["s0-0", "s0-3", "s0-4"]      # 9 s >= 7 s
     assert [u.text for u in QUICK.tests()] == list(TEST_SENTENCES[:2])          # one sentence per voice
     small = TEST.limited(max_tests=2, max_speakers=1, max_enroll=3)
     assert len(small.speakers) == 1 and len(small.tests()) == 2 and len(small.enrollment(small.speakers[0])) == 3

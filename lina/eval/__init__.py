@@ -30,7 +30,7 @@ _API = {
     "EvalConfig": "runner", "evaluate": "runner",
     "write_goldens": "golden", "check_goldens": "golden",
 }
-__all__ = sorted(_API)
+__all__ = list(_API)
 
 
 def __getattr__(name: str):

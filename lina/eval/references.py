@@ -14,7 +14,7 @@ import os
 import shutil
 import subprocess
 import tempfile
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 ENGINES = ("flite", "espeak-ng")
@@ -31,13 +31,13 @@ def engine_available(engine: str) -> bool:
     return shutil.which(engine) is not None
 
 
-@lru_cache(maxsize=None)
+@cache
 def engine_version(engine: str) -> str:
     """First version line of the engine (part of the cache key and of results.json)."""
     if not engine_available(engine):
         return "missing"
     flag = "--version"
-    out = subprocess.run([engine, flag], capture_output=True, text=True, timeout=TIMEOUT_SECONDS)
+    out = subprocess.run([engine, flag], capture_output=True, text=True, timeout=TIMEOUT_SECONDS, check=False)
     lines = [ln.strip() for ln in (out.stdout + out.stderr).splitlines() if "version" in ln.lower() or "espeak" in ln.lower()]
     return lines[0] if lines else "unknown"
 
@@ -86,7 +86,7 @@ def render(recipe: dict, text: str, cache_dir: str | Path = DEFAULT_CACHE) -> Pa
     os.close(fd)
     try:
         proc = subprocess.run(_command(recipe, text, Path(tmp)), capture_output=True, text=True,
-                              timeout=TIMEOUT_SECONDS)
+                              timeout=TIMEOUT_SECONDS, check=False)
         if proc.returncode != 0 or Path(tmp).stat().st_size <= 44:
             raise ReferenceError(f"{engine} failed ({proc.returncode}): {proc.stderr.strip()[:300]}")
         os.replace(tmp, path)

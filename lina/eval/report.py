@@ -160,9 +160,9 @@ def _cell(x, fmt: str = "{:.3f}") -> str:
 def markdown(report: dict) -> str:
     run, summary, t = report["run"], report["summary"], report["timing"]["cases"]
     lines = [f"# Evaluation: {run.get('model')} on {run.get('testlist')}", "",
-             f"Model `{run.get('model_id')}` ({run.get('model_description', '')}); test list "
-             f"`{run.get('testlist')}`: {run.get('testlist_description', '')}; seed {run.get('seed')}; "
-             f"{report['timing'].get('date')}.", "",
+             (f"Model `{run.get('model_id')}` ({run.get('model_description', '')}); test list "
+              f"`{run.get('testlist')}`: {run.get('testlist_description', '')}; seed {run.get('seed')}; "
+              f"{report['timing'].get('date')}."), "",
              "| case | n | WER | CER | speaker sim¹ | DNSMOS OVRL | runaway | empty | RTF | PESQ-wb | STOI | MCD dB |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for case, s in summary.items():
@@ -172,12 +172,12 @@ def markdown(report: dict) -> str:
             name, str(s["n"]), _cell(s["wer"]), _cell(s["cer"]), _cell(s["similarity"]), _cell(s["dnsmos"], "{:.2f}"),
             _cell(s["runaway"], "{:.0%}"), _cell(s["empty"], "{:.0%}"), _cell(rtf, "{:.2f}"),
             _cell(s["pesq_wb"], "{:.2f}"), _cell(s["stoi"], "{:.3f}"), _cell(s["mcd"], "{:.2f}")]) + " |")
-    lines += ["", f"¹ {run['similarity_label']}: cosine to the mean embedding of the target speaker's "
-              "enrollment clips (plain TTS: the no-cloning baseline).",
-              "WER/CER: Whisper tiny.en (faster-whisper int8), corpus level, normalized text (numbers as words, "
-              "no punctuation). DNSMOS: P.835 overall (speechmos). Runaway: no EOS before the length cap. Empty: "
-              "less than 0.2 s above -50 dBFS. RTF: wall time / audio duration on this machine (not "
-              "reproducible). PESQ-wb, STOI, MCD: codec round-trip against the clip.", ""]
+    lines += ["", (f"¹ {run['similarity_label']}: cosine to the mean embedding of the target speaker's "
+                   "enrollment clips (plain TTS: the no-cloning baseline)."),
+              ("WER/CER: Whisper tiny.en (faster-whisper int8), corpus level, normalized text (numbers as words, "
+               "no punctuation). DNSMOS: P.835 overall (speechmos). Runaway: no EOS before the length cap. Empty: "
+               "less than 0.2 s above -50 dBFS. RTF: wall time / audio duration on this machine (not "
+               "reproducible). PESQ-wb, STOI, MCD: codec round-trip against the clip."), ""]
     if report["tuning"]:
         lines += ["IST: " + "; ".join(f"{spk}: {v['clips']} clips, {v['audio_seconds']} s, {v['steps']} steps, "
                                       f"loss {v['first_loss']} -> {v['last_loss']}"

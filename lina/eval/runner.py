@@ -19,9 +19,9 @@ from __future__ import annotations
 import sys
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import soundfile
@@ -161,8 +161,9 @@ def _write(cfg: EvalConfig, item: ItemResult, audio: np.ndarray) -> None:
     item.audio_file = str(path.relative_to(Path(cfg.audio_dir).parent))
 
 
-def evaluate(tts, tests: TestList, cfg: EvalConfig = EvalConfig()) -> RunResult:
+def evaluate(tts, tests: TestList, cfg: EvalConfig | None = None) -> RunResult:
     """Runs every configured case of ``tests`` on the ``LinaTTS`` model ``tts``."""
+    cfg = cfg or EvalConfig()
     log = cfg.log or (lambda msg: print(msg, file=sys.stderr, flush=True))
     result = RunResult()
     metrics = _Metrics(cfg, result)

@@ -84,7 +84,7 @@ class TestList:
         return [u for u in self.utterances if u.role == "enroll" and u.speaker == speaker]
 
     def limited(self, max_tests: int | None = None, max_speakers: int | None = None,
-                max_enroll: int | None = None) -> "TestList":
+                max_enroll: int | None = None) -> TestList:
         """The first ``max_speakers`` speakers with at most ``max_tests`` test / ``max_enroll`` enrollment clips each."""
         keep_spk = set(self.speakers[:max_speakers] if max_speakers else self.speakers)
         counts: dict[tuple[str, str], int] = {}
@@ -120,7 +120,7 @@ class TestList:
         Path(path).write_text(json.dumps(self.to_dict(), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
 
     @classmethod
-    def from_dict(cls, data: dict, root: str | Path = ".") -> "TestList":
+    def from_dict(cls, data: dict, root: str | Path = ".") -> TestList:
         if data.get("format") != FORMAT or int(data.get("version", 0)) != VERSION:
             raise TestListError(f"not a {FORMAT} version {VERSION} manifest")
         fields = set(Utterance.__dataclass_fields__)
@@ -133,9 +133,38 @@ class TestList:
         return cls(str(data.get("name", "")), utts, str(data.get("description", "")), Path(root))
 
     @classmethod
-    def load(cls, path: str | Path) -> "TestList":
+    def load(cls, path: str | Path) -> TestList:
         path = Path(path)
         return cls.from_dict(json.loads(path.read_text(encoding="utf-8")), path.parent)
+
+
+def from_rows(name: str, rows: list[dict], audio_of, tests_per_speaker: int = 5, enroll_seconds: float = 60.0,
+              description: str = "", root: str | Path = ".") -> TestList:
+    """A test list from corpus rows (dicts with ``id``, ``speaker``, ``text``, optional ``style`` and
+    ``duration``): per speaker, in id order, the first ``tests_per_speaker`` neutral rows are test
+    sentences and the following rows enrollment clips up to ``enroll_seconds`` (by ``duration``).
+    ``audio_of(row)`` gives the clip's path (relative to ``root`` or absolute).
+
+    The corpus test split (issue 6: unseen speakers and sentences) plugs in here; save the result
+    with ``.save()`` and pass it to ``python -m lina.evaluate --testlist``.
+    """
+    by_speaker: dict[str, list[dict]] = {}
+    for r in sorted(rows, key=lambda r: str(r["id"])):
+        by_speaker.setdefault(str(r["speaker"]), []).append(r)
+    utts = []
+    for spk, items in by_speaker.items():
+        neutral = [r for r in items if r.get("style", "neutral") == "neutral"]
+        tests = neutral[:tests_per_speaker]
+        taken = {r["id"] for r in tests}
+        total = 0.0
+        for r in tests:
+            utts.append(Utterance(str(r["id"]), spk, r["text"], "test", r.get("style", "neutral"), str(audio_of(r))))
+        for r in items:
+            if r["id"] in taken or total >= enroll_seconds:
+                continue
+            total += float(r.get("duration", 0.0))
+            utts.append(Utterance(str(r["id"]), spk, r["text"], "enroll", r.get("style", "neutral"), str(audio_of(r))))
+    return TestList(name, utts, description, Path(root))
 
 
 # ---- built-in lists (flite voices; deterministic) -----------------------------------------------
