@@ -9,6 +9,7 @@ for seed 0 is applied by default). resemblyzer is optional: without it, `dedup` 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import hashlib
 import json
 import multiprocessing
 from pathlib import Path
@@ -72,18 +73,41 @@ def _encoder():
     return _ENCODER
 
 
-def embed_speakers(speakers: list[Speaker], seed: int = 0, jobs: int = 1, log=print) -> dict[str, np.ndarray]:
-    """Speaker id -> unit-norm embedding (probes rendered and embedded over `jobs` processes)."""
-    resemblyzer_encoder()  # fails early, with the reason, when resemblyzer is missing
-    out = {}
-    ctx = multiprocessing.get_context("spawn")
-    with cf.ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=ctx, initializer=_worker_init) as pool:
-        futures = {pool.submit(_probe_embedding, s.to_dict(), seed): s.id for s in speakers}
-        for i, fut in enumerate(cf.as_completed(futures)):
-            out[futures[fut]] = fut.result()
-            if (i + 1) % 50 == 0:
-                log(f"embedded {i + 1}/{len(speakers)} speakers")
-    return out
+def _recipe_key(spk: Speaker, seed: int) -> str:
+    text = json.dumps([spk.to_dict(), PROBES, seed], sort_keys=True)
+    return hashlib.sha1(text.encode()).hexdigest()
+
+
+def embed_speakers(speakers: list[Speaker], seed: int = 0, jobs: int = 1, cache: Path | None = None,
+                   log=print) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """(speaker id -> unit-norm embedding, speaker id -> error for those that failed to render); probes
+    are rendered and embedded over `jobs` processes. `cache` (.npz): unchanged recipes are reused."""
+    keys = {s.id: _recipe_key(s, seed) for s in speakers}
+    known: dict[str, np.ndarray] = {}
+    if cache is not None and cache.exists():
+        data = np.load(cache)
+        known = dict(zip(data["keys"].tolist(), data["vectors"]))
+    out = {s.id: known[keys[s.id]] for s in speakers if keys[s.id] in known}
+    todo = [s for s in speakers if s.id not in out]
+    log(f"{len(out)} embeddings cached, {len(todo)} to compute")
+    failed: dict[str, str] = {}
+    if todo:
+        resemblyzer_encoder()  # fails early, with the reason, when resemblyzer is missing
+        ctx = multiprocessing.get_context("spawn")
+        with cf.ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=ctx, initializer=_worker_init) as pool:
+            futures = {pool.submit(_probe_embedding, s.to_dict(), seed): s.id for s in todo}
+            for i, fut in enumerate(cf.as_completed(futures)):
+                try:
+                    out[futures[fut]] = fut.result()
+                except Exception as exc:  # noqa: BLE001 (a speaker that cannot render is dropped, with why)
+                    failed[futures[fut]] = f"{type(exc).__name__}: {str(exc)[:300]}"
+                    log(f"{futures[fut]}: {failed[futures[fut]]}")
+                if (i + 1) % 50 == 0:
+                    log(f"embedded {i + 1}/{len(todo)} speakers")
+    if cache is not None:
+        known.update({keys[k]: v for k, v in out.items()})
+        np.savez(cache, keys=np.array(list(known)), vectors=np.array(list(known.values()), dtype=np.float32))
+    return out, failed
 
 
 def select(speakers: list[Speaker], embeddings: dict[str, np.ndarray], threshold: float = THRESHOLD) -> dict:
@@ -103,19 +127,20 @@ def select(speakers: list[Speaker], embeddings: dict[str, np.ndarray], threshold
 
 
 def run_dedup(speakers: list[Speaker], out: Path, seed: int = 0, jobs: int = 1, log=print) -> dict:
-    embeddings = embed_speakers(speakers, seed, jobs, log)
-    result = select(speakers, embeddings)
-    ids = [s.id for s in speakers]
+    embeddings, failed = embed_speakers(speakers, seed, jobs, cache=out.with_suffix(".embeddings.npz"), log=log)
+    result = select([s for s in speakers if s.id in embeddings], embeddings)
+    result["dropped"].update({k: {"error": v} for k, v in failed.items()})
+    ids = [s.id for s in speakers if s.id in embeddings]
     sims = np.array([[float(embeddings[a] @ embeddings[b]) for b in ids] for a in ids])
     result["seed"] = seed
     result["per_engine"] = {e: {"candidates": sum(s.engine == e for s in speakers),
+                                "errors": sum(s.engine == e and s.id in failed for s in speakers),
                                 "kept": sum(s.engine == e and s.id in result["kept"] for s in speakers)}
                             for e in sorted({s.engine for s in speakers})}
     off = sims[~np.eye(len(ids), dtype=bool)]
     result["cosine_stats"] = {"mean": round(float(off.mean()), 4), "p95": round(float(np.percentile(off, 95)), 4),
                               "max": round(float(off.max()), 4)}
     out.write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
-    np.save(out.with_suffix(".npy"), sims.astype(np.float32))
     return result
 
 

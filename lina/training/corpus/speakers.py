@@ -13,8 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# espeak-ng English accents (language voices) and its stock variants that sound like people.
-ESPEAK_ACCENTS = ("en-us", "en-gb", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-gb-x-rp",
+# espeak-ng English accents (language voices; "en" is British: in SSML mode "en-gb+variant" ignores the
+# variant) and its stock variants that sound like people.
+ESPEAK_ACCENTS = ("en-us", "en", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-gb-x-rp",
                   "en-029", "en-us-nyc")
 ESPEAK_VARIANTS = ("m1", "m2", "m3", "m4", "m5", "m6", "m7", "f1", "f2", "f3", "f4", "f5", "Alex", "Andy",
                    "Annie", "adam", "anika", "aunty", "belinda", "benjamin", "david", "edward", "grandma",
@@ -23,8 +24,8 @@ FLITE_VOICES = {"slt": (164.0, 12.0), "rms": (None, None), "awb": (122.0, 17.0),
 FESTIVAL_VOICES = ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts")
 # Candidates per engine before de-duplication (base voices included). resemblyzer hears most pitch/formant
 # changes of one voice as the same speaker (cosine > 0.85), so the pools are several times the target:
-# of 466 candidates for seed 0, the committed dedup result keeps the number `dedup_seed0.json` lists.
-DEFAULT_COUNTS = {"espeak": 280, "flite": 64, "festival": 42, "piper": 80}
+# of the 786 candidates for seed 0, the committed dedup result keeps the number `dedup_seed0.json` lists.
+DEFAULT_COUNTS = {"espeak": 600, "flite": 64, "festival": 42, "piper": 80}
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,7 @@ class Speaker:
         return out
 
     @staticmethod
-    def from_dict(data: dict) -> "Speaker":
+    def from_dict(data: dict) -> Speaker:
         return Speaker(**{**data, "eq": tuple(tuple(band) for band in data.get("eq", ()))})
 
 

@@ -57,7 +57,7 @@ def _sword_verses(directory: Path) -> Iterator[str]:
                 yield blocks[block][offset : offset + size].decode("utf-8", errors="replace")
 
 
-_OSIS_DROP_RE = re.compile(r"<(note|title)\b[^>]*?(?<!/)>.*?</\1>", re.S)
+_OSIS_DROP_RE = re.compile(r"<(note|title)\b[^>]*?(?<!/)>.*?</\1>", re.DOTALL)
 _TAG_RE = re.compile(r"<[^>]+>")
 
 
@@ -106,7 +106,7 @@ def read_fortunes() -> Iterator[str]:
         for entry in path.read_text(encoding="utf-8", errors="replace").split("\n%\n"):
             if "\t\t--" in entry or "\n\t\t" in entry:
                 entry = re.split(r"\n\s*--|\n\t\t", entry)[0]  # drop attributions
-            if not re.search(r"^\s*\w+:", entry, re.M):  # skip dialogues ("A: ... B: ...")
+            if not re.search(r"^\s*\w+:", entry, re.MULTILINE):  # skip dialogues ("A: ... B: ...")
                 yield entry
 
 
