@@ -17,8 +17,10 @@ from pathlib import Path
 from lina.eval.report import Thresholds
 from lina.eval.runner import CASES, METRICS, EvalConfig
 
-QUICK_DEFAULTS = {"ist_steps": 5, "ist_seconds": 8.0}
-TEST_DEFAULTS = {"ist_steps": 100, "ist_seconds": 60.0}
+# IST is the costly case on CPU (released-size model: ~35 s per step on 7 s of clips), hence one
+# speaker and 3 steps in quick mode: enough to catch a broken tuning path, not to judge cloning.
+QUICK_DEFAULTS = {"ist_steps": 3, "ist_seconds": 8.0, "ist_speakers": 1}
+TEST_DEFAULTS = {"ist_steps": 100, "ist_seconds": 60.0, "ist_speakers": None}
 
 
 def _csv(choices):
@@ -47,8 +49,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--metrics", type=_csv(METRICS), default=METRICS, help=f"subset of {','.join(METRICS)}")
     p.add_argument("--max-speakers", type=int, help="keep the first N speakers")
     p.add_argument("--max-utterances", type=int, help="keep at most N test sentences per speaker")
-    p.add_argument("--ist-steps", type=int, help="IST optimizer steps (quick 5, test 100)")
+    p.add_argument("--ist-steps", type=int, help="IST optimizer steps (quick 3, test 100)")
     p.add_argument("--ist-seconds", type=float, help="enrollment audio per speaker for IST (quick 8, test 60)")
+    p.add_argument("--ist-speakers", type=int, help="tune voices for the first N speakers only (quick 1, test all)")
     p.add_argument("--max-seconds", type=float, help="cap of one generated sentence (default: the API's)")
     p.add_argument("--voices", type=Path, default=Path("voices"), help="preset voice folder")
     p.add_argument("--device", default="cpu")
@@ -109,6 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = EvalConfig(seed=args.seed, cases=args.cases, metrics=args.metrics,
                      ist_steps=args.ist_steps or defaults["ist_steps"],
                      ist_seconds=args.ist_seconds or defaults["ist_seconds"],
+                     ist_speakers=args.ist_speakers or defaults["ist_speakers"],
                      max_seconds=args.max_seconds, voices_dir=args.voices, cache_dir=args.cache,
                      audio_dir=None if args.no_audio else args.out / "audio")
     tts = LinaTTS.from_pretrained(args.model, device=args.device)
@@ -117,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     run_info = {"model": args.model, "model_id": tts.model_id, "model_description": tts.description,
                 "testlist": tests.name, "testlist_description": tests.description, "seed": args.seed,
                 "cases": list(cfg.cases), "metrics": list(cfg.metrics), "ist_steps": cfg.ist_steps,
-                "ist_seconds": cfg.ist_seconds, "max_seconds": cfg.max_seconds, "device": args.device, "torch_threads": torch.get_num_threads(),
+                "ist_seconds": cfg.ist_seconds, "ist_speakers": cfg.ist_speakers, "max_seconds": cfg.max_seconds, "device": args.device, "torch_threads": torch.get_num_threads(),
                 "git_commit": git_commit(), "tools": tool_versions()}
     data = report.build(result, run_info, limits, total_seconds=time.perf_counter() - start)
     js, md = report.write(data, args.out)

@@ -47,6 +47,7 @@ class EvalConfig:
     ist_seconds: float = 60.0
     ist_rank: int = 1
     ist_learning_rate: float = 0.05
+    ist_speakers: int | None = None           # tune voices for the first N speakers only (None: all)
     prompt_seconds: float = PROMPT_TARGET_SECONDS
     max_seconds: float | None = None          # cap of one generated sentence (None: the API's own)
     voices_dir: str | Path | None = "voices"
@@ -196,7 +197,7 @@ def evaluate(tts, tests: TestList, cfg: EvalConfig | None = None) -> RunResult:
             f"dnsmos={_fmt((item.dnsmos or {}).get('ovrl'))} {'SILENT ' if item.silent else ''}"
             f"{'RUNAWAY' if item.runaway else ''}")
 
-    for spk in tests.speakers:
+    for k, spk in enumerate(tests.speakers):
         utts = tests.tests(spk)
         enroll = tests.enrollment(spk)
         if "reference" in cfg.cases:
@@ -223,7 +224,7 @@ def evaluate(tts, tests: TestList, cfg: EvalConfig | None = None) -> RunResult:
                     seed = utterance_seed(cfg.seed, u.id)
                     syn = tts.clone(u.text, (SAMPLE_RATE, clips[p.id]), p.text, seed=seed, **cap)
                     record("prompt", u, syn.audio[0], syn.seconds, syn.finished[0], seed)
-        if "ist" in cfg.cases:
+        if "ist" in cfg.cases and (cfg.ist_speakers is None or k < cfg.ist_speakers):
             if not enroll:
                 result.notes.append(f"ist: {spk} has no enrollment clip, skipped")
             else:
