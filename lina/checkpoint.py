@@ -128,6 +128,13 @@ def _options(hp: Any) -> dict:
     return {}
 
 
+def _child(obj: Any, *path: str) -> Any:
+    """Follows ``_modules`` names through pickled module records; None where the path breaks."""
+    for name in path:
+        obj = obj.children.get(name) if isinstance(obj, Foreign) else None
+    return obj
+
+
 def check_hyper_parameters(hparams: Any, cfg: LinaConfig) -> None:
     """Refuses released variants this implementation does not build (instead of loading them wrongly)."""
     hp = _plain(hparams) if hparams is not None else {}
@@ -136,14 +143,14 @@ def check_hyper_parameters(hparams: Any, cfg: LinaConfig) -> None:
     rnn = hp.get("attentive_rnn")
     opts = _options(rnn)
     if isinstance(rnn, Foreign):  # pickled objects keep their flags on the sub-modules
-        cross = rnn.children.get("cross_att")
-        gla = rnn.children.get("encoder").children.get("0").children.get("tmix") if rnn.children.get("encoder") else None
+        cross = _child(rnn, "cross_att")
+        gla = _child(rnn, "encoder", "0", "tmix")
         opts = {"rotary": (cross.attributes.get("rotary") is not None) if isinstance(cross, Foreign) else False,
                 "blind": isinstance(cross, Foreign) and cross.qualname == "BlindCrossAttention",
                 **({"use_short_conv": gla.attributes.get("use_short_conv"),
                     "share_conv_kernel": gla.attributes.get("share_conv_kernel", False),
                     "num_heads": gla.attributes.get("num_heads")} if isinstance(gla, Foreign) else {})}
-        pos = cross.children.get("pos_embed") if isinstance(cross, Foreign) else None
+        pos = _child(cross, "pos_embed")
         if isinstance(pos, Foreign) and pos.qualname != "ConvPos":
             opts["pos_type"] = pos.qualname
     wrong = []

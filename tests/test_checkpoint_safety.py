@@ -134,3 +134,14 @@ def test_key_renames():
         "cross_attention.pos_net.mixer.gate_up.bias"
     assert rename_key("model.txt_encoder.sa.3.tmix.rotary.freqs") == "text_encoder.blocks.3.attn.freqs"
     assert rename_key("_orig_mod.model.rvq_embed.weight") == "audio_embed.weight"
+
+
+def test_pickled_hyper_parameters_with_missing_modules_fail_clearly():
+    from lina.checkpoint import check_hyper_parameters
+    from lina.config import LinaConfig
+    from lina.unpickler import _foreign_class
+
+    rnn = _foreign_class("model.gla", "AttentiveGLA")()
+    rnn.__setstate__({"_modules": {"encoder": _foreign_class("torch.nn", "ModuleList")()}})
+    with pytest.raises(CheckpointError, match="blind=False"):  # no blind cross-attention record
+        check_hyper_parameters({"attentive_rnn": rnn}, LinaConfig())
