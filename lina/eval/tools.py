@@ -1,0 +1,26 @@
+"""Evaluation tools are optional installs (requirements-eval.txt), each loaded once, on first use."""
+from __future__ import annotations
+
+import functools
+import threading
+from typing import Callable, TypeVar
+
+T = TypeVar("T")
+
+
+class ToolUnavailable(RuntimeError):
+    """An evaluation tool is not installed (or cannot run offline); the message says which and why."""
+
+
+def shared_tool(load: Callable[[], T]) -> Callable[[], T]:
+    """Wraps a loader so the tool is built once per process, even when threads ask at the same time."""
+    lock = threading.Lock()
+    loaded: list[T] = []
+
+    @functools.wraps(load)
+    def get() -> T:
+        with lock:
+            if not loaded:
+                loaded.append(load())
+            return loaded[0]
+    return get
