@@ -33,6 +33,11 @@ MAX_SENTENCES = 64            # one request's batch of sentences x candidates st
 PAUSE_SECONDS = 0.25          # silence between the sentences of a paragraph
 
 
+def row_seconds(sentence: str, cap: float = MAX_ROW_SECONDS) -> float:
+    """Longest audio one sentence may generate: its length budget, within ``cap`` (runaway guard)."""
+    return min(cap, MAX_ROW_SECONDS, MIN_ROW_SECONDS + SECONDS_PER_CHAR * len(sentence))
+
+
 @dataclass
 class Synthesis:
     """Result of one request. ``audio[c]`` is candidate ``c``: float32 ``[S]`` at ``sample_rate``."""
@@ -149,8 +154,7 @@ class LinaTTS:
             raise TextError(f"{len(sentences)} sentences x {len(voices)} candidates exceeds {MAX_SENTENCES} rows")
         text, lengths, spoken = self._texts(rows, prefix)
         initial = self._initial_states([v for v in voices for _ in sentences])
-        budget = min(max_seconds, MAX_ROW_SECONDS)
-        limits = [min(budget, MIN_ROW_SECONDS + SECONDS_PER_CHAR * len(s)) for s in sentences] * len(voices)
+        limits = [row_seconds(s, max_seconds) for s in sentences] * len(voices)
         cfg = GenerationConfig(SamplingConfig(top_k=top_k, temperature=temperature),
                                max_tokens=int(max(limits) * FRAME_RATE), seed=seed)
         with torch.inference_mode():
@@ -196,9 +200,8 @@ class LinaTTS:
         """Yields float32 audio chunks as tokens come, sentence after sentence (first audio early)."""
         for sentence in self.sentences(text):
             text_ids, lengths, _ = self._texts([sentence])
-            limit = min(MAX_ROW_SECONDS, MIN_ROW_SECONDS + SECONDS_PER_CHAR * len(sentence))
             cfg = GenerationConfig(SamplingConfig(top_k=top_k, temperature=temperature),
-                                   max_tokens=int(limit * FRAME_RATE), seed=seed)
+                                   max_tokens=int(row_seconds(sentence) * FRAME_RATE), seed=seed)
             decoder = self.codec.streaming_decoder()
             with torch.inference_mode():
                 ctx = self.model.encode_text(text_ids, lengths)

@@ -18,6 +18,7 @@ SIMILARITY_LABEL = "resemblyzer cosine, not comparable with WavLM Sim-O"
 # Shorter audio gives no usable embedding.
 MIN_SPEECH_SECONDS = 0.3
 
+
 @shared_tool
 def encoder():
     """The shared resemblyzer VoiceEncoder on CPU (loaded once)."""
