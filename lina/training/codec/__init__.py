@@ -1,0 +1,1 @@
+"""Codec training: discriminators, GAN and mel losses, and the trainer."""
