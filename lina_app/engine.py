@@ -7,11 +7,14 @@ module-level one set by `use()` at start-up, as ZeroGPU expects.
 """
 from __future__ import annotations
 
+import contextlib
 import queue
 import threading
+from collections import Counter
 from typing import Iterator, Sequence
 
 import numpy as np
+import torch
 
 from lina.tts import LinaTTS, Synthesis
 from lina.voice import Voice
@@ -27,6 +30,49 @@ except ImportError:  # pragma: no cover - exercised only where `spaces` is not i
         return task if callable(task) else (lambda fn: fn)
 
 _model: LinaTTS | None = None
+
+
+class _Stop(Exception):
+    """Raised inside the tuning loop when the consumer went away (visitor left, request cancelled)."""
+
+
+class Activity:
+    """Model work in progress and how each piece ended: "finished", "stopped" (its consumer went away
+    before the end: visitor left, job cancelled) or "error".
+
+    A visitor who closes the page must not leave a generation running unseen; these counters make that
+    checkable (tests/test_faults.py). Cheap: a lock and two Counters.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.running: Counter = Counter()   # kind -> pieces of work under way
+        self.ended: Counter = Counter()     # (kind, outcome) -> count
+
+    @contextlib.contextmanager
+    def track(self, kind: str):
+        """Counts the work in its `with` block; inside a generator, a close() counts as "stopped"."""
+        with self._lock:
+            self.running[kind] += 1
+        outcome = "error"
+        try:
+            yield
+            outcome = "finished"
+        except (GeneratorExit, _Stop):
+            outcome = "stopped"
+            raise
+        finally:
+            with self._lock:
+                self.running[kind] -= 1
+                self.ended[kind, outcome] += 1
+
+    def snapshot(self) -> dict:
+        with self._lock:
+            return {"running": {k: n for k, n in self.running.items() if n},
+                    "ended": {f"{kind}:{outcome}": n for (kind, outcome), n in self.ended.items()}}
+
+
+activity = Activity()
 
 
 def use(tts: LinaTTS) -> None:
@@ -66,19 +112,18 @@ def _stream_seconds(text: str, *args, **kwargs) -> int:
 def synthesize(text: str, voice: Voice | None, top_k: int, temperature: float, seed: int,
                candidates: int = 1) -> Synthesis:
     """Text (split into sentences, one batch) spoken with `voice` (None: the untuned model)."""
-    return model().synthesize(text, voice, top_k=top_k, temperature=temperature, seed=seed, candidates=candidates)
+    with activity.track("synthesize"):
+        return model().synthesize(text, voice, top_k=top_k, temperature=temperature, seed=seed,
+                                  candidates=candidates)
 
 
 @gpu(duration=_clone_seconds)
 def clone(text: str, prompt_audio: str, transcript: str, top_k: int, temperature: float, seed: int,
           candidates: int = 1) -> Synthesis:
     """Prompt continuation from a clip and its transcript."""
-    return model().clone(text, prompt_audio, transcript, top_k=top_k, temperature=temperature, seed=seed,
-                         candidates=candidates)
-
-
-class _Stop(Exception):
-    """Raised inside the tuning loop when the consumer went away (visitor left, request cancelled)."""
+    with activity.track("clone"):
+        return model().clone(text, prompt_audio, transcript, top_k=top_k, temperature=temperature, seed=seed,
+                             candidates=candidates)
 
 
 @gpu(duration=_tuning_seconds)
@@ -98,10 +143,12 @@ def tune(clips: Sequence[tuple[str, str]], steps: int, rank: int, learning_rate:
         events.put(("step", step, loss))
 
     def work() -> None:
+        # Tracked in the thread itself: the tuning counts as running until it has really stopped.
         try:
-            voice, losses = model().tune_voice(list(clips), steps=steps, rank=rank, learning_rate=learning_rate,
-                                               batch_size=TUNING_BATCH_SIZE, seed=seed, on_step=on_step,
-                                               name=name, description=description)
+            with activity.track("tune"):
+                voice, losses = model().tune_voice(list(clips), steps=steps, rank=rank,
+                                                   learning_rate=learning_rate, batch_size=TUNING_BATCH_SIZE,
+                                                   seed=seed, on_step=on_step, name=name, description=description)
             events.put(("done", voice, losses))
         except _Stop:
             events.put(("stopped",))
@@ -124,20 +171,50 @@ def tune(clips: Sequence[tuple[str, str]], steps: int, rank: int, learning_rate:
         stop.set()
 
 
+class _same_mode:
+    """Runs every step of `lina.tts.LinaTTS.stream` (and its close) under `torch.inference_mode()`.
+
+    lina's stream holds `inference_mode` across its `yield`s, but that mode is per thread, and a busy
+    Gradio resumes a generator on whichever worker thread is free: the next step then fails with
+    "Inplace update to inference tensor outside InferenceMode" (seen in tests/test_load.py). Entering
+    the mode around each step makes the thread irrelevant and restores the caller's mode afterwards.
+    """
+
+    def __init__(self, chunks: Iterator[np.ndarray]):
+        self._chunks = chunks
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> np.ndarray:
+        with torch.inference_mode():
+            return next(self._chunks)
+
+    def close(self) -> None:
+        with torch.inference_mode():
+            self._chunks.close()
+
+
 @gpu(duration=_stream_seconds)
 def stream(text: str, voice: Voice | None, top_k: int, temperature: float, seed: int) -> Iterator[np.ndarray]:
-    """Float32 audio pieces of about `STREAM_CHUNK_SECONDS`, the first as soon as it is decoded."""
+    """Float32 audio pieces of about `STREAM_CHUNK_SECONDS`, the first as soon as it is decoded.
+
+    Closing this generator (the handler does when the visitor leaves) closes lina's generator too, so
+    no further token is generated.
+    """
     tts = model()
     wanted = int(STREAM_CHUNK_SECONDS * tts.sample_rate)
     pending: list[np.ndarray] = []
     size = 0
     first = True
-    for chunk in tts.stream(text, voice, top_k=top_k, temperature=temperature, seed=seed):
-        pending.append(chunk)
-        size += len(chunk)
-        # The first piece goes out at once: it is what makes streaming worth having.
-        if first or size >= wanted:
+    with activity.track("stream"), contextlib.closing(
+            _same_mode(tts.stream(text, voice, top_k=top_k, temperature=temperature, seed=seed))) as chunks:
+        for chunk in chunks:
+            pending.append(chunk)
+            size += len(chunk)
+            # The first piece goes out at once: it is what makes streaming worth having.
+            if first or size >= wanted:
+                yield np.concatenate(pending)
+                pending, size, first = [], 0, False
+        if pending:
             yield np.concatenate(pending)
-            pending, size, first = [], 0, False
-    if pending:
-        yield np.concatenate(pending)

@@ -5,6 +5,7 @@ their parameters are the endpoint's inputs in order and their returns its output
 """
 from __future__ import annotations
 
+import contextlib
 import time
 from pathlib import Path
 
@@ -89,16 +90,20 @@ class Handlers:
         voice = None
         last_plot = 0.0
         progress(0, desc="Encoding the clips")
-        for event in engine.tune(pairs, steps, rank, learning_rate, 0, name, description):
-            if event[0] == "done":
-                voice, losses = event[1], event[2]
-                break
-            _, step, loss = event
-            losses.append(loss)
-            progress((step + 1, steps), desc="Tuning the voice", unit="steps")
-            if time.monotonic() - last_plot > LOSS_PLOT_INTERVAL_SECONDS:
-                last_plot = time.monotonic()
-                yield gr.skip(), gr.skip(), loss_frame(losses), f"Tuning: step {step + 1}/{steps}, loss {loss:.3f}"
+        # Gradio closes this generator when the visitor leaves or cancels; `closing` passes that on to the
+        # engine at once (not whenever the garbage collector gets to it), which stops the tuning thread.
+        with contextlib.closing(engine.tune(pairs, steps, rank, learning_rate, 0, name, description)) as events:
+            for event in events:
+                if event[0] == "done":
+                    voice, losses = event[1], event[2]
+                    break
+                _, step, loss = event
+                losses.append(loss)
+                progress((step + 1, steps), desc="Tuning the voice", unit="steps")
+                if time.monotonic() - last_plot > LOSS_PLOT_INTERVAL_SECONDS:
+                    last_plot = time.monotonic()
+                    yield (gr.skip(), gr.skip(), loss_frame(losses),
+                           f"Tuning: step {step + 1}/{steps}, loss {loss:.3f}")
         if voice is None:
             raise gr.Error("Tuning stopped before it finished.", print_exception=False)
         voice_path = self.out.new_path(f"{slug(name)}.safetensors")
@@ -153,8 +158,10 @@ class Handlers:
         text = check_text(text)
         top_k, temperature, seed = _sampling(top_k, temperature, seed)
         voice, _ = self._voice(preset, voice_file)
-        for chunk in engine.stream(text, voice, top_k, temperature, seed):
-            yield self.tts.sample_rate, to_int16(np.asarray(chunk))
+        # As in tune_voice: a visitor who leaves stops the generation at the next chunk.
+        with contextlib.closing(engine.stream(text, voice, top_k, temperature, seed)) as chunks:
+            for chunk in chunks:
+                yield self.tts.sample_rate, to_int16(np.asarray(chunk))
 
     @user_errors
     def voices(self) -> list[dict]:
