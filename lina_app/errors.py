@@ -8,6 +8,7 @@ import uuid
 from typing import Callable
 
 import gradio as gr
+import torch
 
 from lina.audio import AudioError
 from lina.tokenizer import TextError
@@ -26,12 +27,39 @@ def user_message(error: BaseException) -> str:
     return text if text.endswith((".", "!", "?", ")")) else text + "."
 
 
+OUT_OF_MEMORY = ("The GPU ran out of memory for this request (other requests may be using it at the same time). "
+                 "Please try again in a moment, or with a shorter text or fewer candidates.")
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """CUDA's OutOfMemoryError, or a RuntimeError saying "out of memory" (other backends, older torch)."""
+    oom = getattr(torch.cuda, "OutOfMemoryError", None)
+    return bool(oom and isinstance(error, oom)) or (isinstance(error, RuntimeError)
+                                                    and "out of memory" in str(error).lower())
+
+
+def free_gpu_memory(error: BaseException) -> None:
+    """After an out-of-memory error: drop the failed call's frames (they hold its tensors), then hand the
+    cached blocks back, so the next request starts from a clean allocator instead of failing too."""
+    error.__traceback__ = None
+    if torch.cuda.is_available():
+        try:
+            torch.cuda.empty_cache()
+        except Exception:  # noqa: BLE001 - a broken CUDA context must not hide the visitor's message
+            log.warning("torch.cuda.empty_cache() failed after an out-of-memory error", exc_info=True)
+
+
 def to_gr_error(error: BaseException) -> gr.Error:
     """The `gr.Error` a visitor sees for `error`; unexpected ones are logged with a reference."""
     if isinstance(error, gr.Error):
         return error
     if isinstance(error, USER_ERRORS):
         return gr.Error(user_message(error), print_exception=False)
+    if is_out_of_memory(error):
+        # A load condition, not a bug: one log line (no trace), a message that says what to do.
+        log.warning("out of memory: %s", str(error).splitlines()[0][:200] if str(error) else type(error).__name__)
+        free_gpu_memory(error)
+        return gr.Error(OUT_OF_MEMORY, print_exception=False)
     reference = uuid.uuid4().hex[:8]
     log.error("unexpected error (reference %s)", reference, exc_info=error)
     return gr.Error(f"Something went wrong on our side (reference {reference}). "
