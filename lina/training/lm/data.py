@@ -1,0 +1,179 @@
+"""The codes data of a run: utterances from ``DIR/{split}.jsonl.gz`` + ``DIR/{split}.codes.npy``, batched
+by length under a frame budget, collated the way `lina.ist.collate` / `teacher_forcing_loss` expect.
+
+A manifest row has at least ``id speaker style text offset frames``; its codec ids are
+``codes[offset : offset + frames]`` (uint16, each < n_codebook). The model reads one audio row per
+utterance, ``[BOS] + (codes + N_SPECIAL_TOKENS) + [EOS]``, and its text as ``[BOS] text [EOS]`` ids.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from lina.constants import BOS_ID, EOS_ID, N_SPECIAL_TOKENS, PAD_ID, TEXT_PAD_ID
+from lina.tokenizer import TextTokenizer
+
+SPLITS = ("train", "validation", "test")
+ROW_EXTRA = 2  # BOS and EOS around an utterance's codes
+
+
+def manifest_path(root: Path, split: str) -> Path:
+    return root / f"{split}.jsonl.gz"
+
+
+def codes_path(root: Path, split: str) -> Path:
+    return root / f"{split}.codes.npy"
+
+
+def read_manifest(root: str | Path, split: str) -> list[dict]:
+    """The rows of ``root/{split}.jsonl.gz`` (one JSON object a line)."""
+    with gzip.open(manifest_path(Path(root), split), "rt", encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+@dataclass(frozen=True)
+class Batch:
+    """One training batch; every tensor on the same device.
+
+    text ``[B, Tx]`` long (pad 0), text_len ``[B]``, audio ``[B, Ty]`` long = BOS, codes + 3, EOS (pad 0),
+    audio_len ``[B]`` (BOS..EOS). The loss predicts ``audio[:, 1:]`` from ``audio[:, :-1]``.
+    """
+
+    text: Tensor
+    text_len: Tensor
+    audio: Tensor
+    audio_len: Tensor
+
+    @property
+    def targets(self) -> int:
+        """Predicted tokens in the batch (each row's audio length minus its BOS)."""
+        return int((self.audio_len - 1).sum())
+
+    def to(self, device: torch.device) -> "Batch":
+        return Batch(*(t.to(device, non_blocking=True) for t in (self.text, self.text_len, self.audio, self.audio_len)))
+
+
+class CodesSplit:
+    """One split in memory: text ids and codec ids of every kept utterance.
+
+    Utterances with more than ``max_frames`` codec frames, or a text longer than ``max_text_len`` ids,
+    are skipped (counted in ``skipped``). ``frames[i]`` is utterance ``i``'s codec length.
+    """
+
+    def __init__(self, root: str | Path, split: str, tokenizer: TextTokenizer, max_frames: int,
+                 n_codebook: int, max_text_len: int):
+        root = Path(root)
+        rows = read_manifest(root, split)
+        codes = np.load(codes_path(root, split), mmap_mode="r")
+        self.ids: list[str] = []
+        self.texts: list[list[int]] = []
+        self._offsets: list[int] = []
+        frames: list[int] = []
+        self.skipped = 0
+        for row in rows:
+            ids = tokenizer.encode(row["text"])
+            if row["frames"] > max_frames or row["frames"] < 1 or len(ids) > max_text_len:
+                self.skipped += 1
+                continue
+            if row["offset"] + row["frames"] > len(codes):
+                raise ValueError(f"{row['id']}: codes [{row['offset']}, +{row['frames']}) beyond {len(codes)}")
+            self.ids.append(row["id"])
+            self.texts.append(ids)
+            self._offsets.append(int(row["offset"]))
+            frames.append(int(row["frames"]))
+        self.frames = np.asarray(frames, dtype=np.int64)
+        # One copy in RAM (16 MB for 30 h): random access to an mmap would hit the disk per batch.
+        self._codes = np.asarray(codes, dtype=np.int64)
+        if len(self._codes) and int(self._codes.max()) >= n_codebook:
+            raise ValueError(f"{split}: codec id {int(self._codes.max())} >= n_codebook {n_codebook}")
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def codes(self, i: int) -> np.ndarray:
+        """Raw codec ids of utterance ``i``: ``[frames[i]]`` int64."""
+        return self._codes[self._offsets[i]: self._offsets[i] + self.frames[i]]
+
+    def collate(self, indices: list[int]) -> Batch:
+        """The padded batch of utterances ``indices`` (on CPU)."""
+        n = len(indices)
+        text_len = torch.tensor([len(self.texts[i]) for i in indices], dtype=torch.long)
+        audio_len = torch.tensor([int(self.frames[i]) + ROW_EXTRA for i in indices], dtype=torch.long)
+        text = torch.full((n, int(text_len.max())), TEXT_PAD_ID, dtype=torch.long)
+        audio = torch.full((n, int(audio_len.max())), PAD_ID, dtype=torch.long)
+        for row, i in enumerate(indices):
+            text[row, : text_len[row]] = torch.tensor(self.texts[i], dtype=torch.long)
+            frames = int(self.frames[i])
+            audio[row, 0] = BOS_ID
+            audio[row, 1: frames + 1] = torch.from_numpy(self.codes(i) + N_SPECIAL_TOKENS)
+            audio[row, frames + 1] = EOS_ID
+        return Batch(text, text_len, audio, audio_len)
+
+
+def plan_batches(frames: np.ndarray, batch_frames: int, seed: int, epoch: int, shuffle: bool = True) -> list[list[int]]:
+    """Length-bucketed batches covering every utterance exactly once: ``list`` of index lists.
+
+    The cost of a batch is its padded audio size, ``len(batch) * max(frames + 2)``; it stays within
+    ``batch_frames``. Utterances are sorted by length (ties in an order drawn from ``(seed, epoch)``) and
+    cut greedily, so a batch holds similar lengths and little padding; the batch order is then
+    shuffled with the same generator. ``shuffle=False`` (validation) keeps the sorted order.
+    """
+    rows = frames.astype(np.int64) + ROW_EXTRA
+    if len(rows) and int(rows.max()) > batch_frames:
+        raise ValueError(f"an utterance of {int(rows.max())} tokens exceeds the batch budget {batch_frames}")
+    rng = np.random.default_rng([seed, epoch])
+    tie_break = rng.permutation(len(rows)) if shuffle else np.arange(len(rows))
+    order = tie_break[np.argsort(rows[tie_break], kind="stable")]
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for i in order.tolist():
+        # Sorted ascending: the newcomer is the longest, so the padded cost is count * its length.
+        if current and (len(current) + 1) * rows[i] > batch_frames:
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    if shuffle:
+        batches = [batches[j] for j in rng.permutation(len(batches)).tolist()]
+    return batches
+
+
+@dataclass
+class DataPosition:
+    """Where the training data stands: ``batch`` batches of ``epoch`` are consumed (checkpointed)."""
+
+    epoch: int = 0
+    batch: int = 0
+
+
+class EpochLoader:
+    """Endless training batches, epoch after epoch, resumable from a :class:`DataPosition`."""
+
+    def __init__(self, split: CodesSplit, batch_frames: int, seed: int, position: DataPosition | None = None):
+        self.split, self.batch_frames, self.seed = split, batch_frames, seed
+        self.position = position or DataPosition()
+        self._plan_epoch = -1
+        self._plan: list[list[int]] = []
+
+    def _batches(self) -> list[list[int]]:
+        if self._plan_epoch != self.position.epoch:
+            self._plan = plan_batches(self.split.frames, self.batch_frames, self.seed, self.position.epoch)
+            self._plan_epoch = self.position.epoch
+        return self._plan
+
+    def next(self) -> Batch:
+        """The next batch (CPU); advances the position, rolling over to the next epoch."""
+        if not len(self.split):
+            raise ValueError("the training split has no utterance (all skipped?)")
+        if self.position.batch >= len(self._batches()):
+            self.position = DataPosition(self.position.epoch + 1, 0)
+        indices = self._batches()[self.position.batch]
+        self.position = DataPosition(self.position.epoch, self.position.batch + 1)
+        return self.split.collate(indices)
