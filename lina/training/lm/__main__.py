@@ -1,0 +1,104 @@
+"""Command line: `python -m lina.training.lm {train,shard,export,curves}`.
+
+  train  --codes DIR --run RUNDIR [--config mini] [--steps N] [--lr 1e-3] [--warmup 500]
+         [--batch-frames 60000] [--max-frames 1500] [--seed 0] [--max-seconds S] [--stop-at STEP]
+         [--resume-from CKPT] [--val-every 500] [--log-every 10] [--checkpoint-seconds 300]
+         Trains, or continues RUNDIR/last.pt (or --resume-from: last.pt, a run or a shard folder).
+  shard  --run RUNDIR --out DIR       last.pt + log.jsonl as files of <= 15 MiB (what --resume-from reads)
+  export --run RUNDIR --codec CODECDIR --out FOLDER [--name lina-mini]   fp16 folder for LinaTTS
+  curves --run RUNDIR --out PNG       train / validation loss curves
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import shutil
+import sys
+from pathlib import Path
+
+from lina.training.lm import checkpoint
+from lina.training.lm.train import LOG_NAME, RunOptions, TrainSettings
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    given = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainSettings)
+             if getattr(args, f.name, None) is not None}
+    options = RunOptions(max_seconds=args.max_seconds or math.inf, stop_at=args.stop_at, val_every=args.val_every,
+                         val_batches=args.val_batches, log_every=args.log_every,
+                         checkpoint_seconds=args.checkpoint_seconds, device=args.device)
+    from lina.training.lm.train import train
+
+    print(json.dumps(train(args.codes, args.run, given, options, args.resume_from)))
+    return 0
+
+
+def cmd_shard(args: argparse.Namespace) -> int:
+    paths = checkpoint.save_shards(checkpoint.load(args.run), args.out)
+    log = Path(args.run) / LOG_NAME
+    if log.is_file():
+        shutil.copyfile(log, Path(args.out) / LOG_NAME)
+    print(json.dumps({"files": [str(p) for p in paths], "bytes": sum(p.stat().st_size for p in paths)}))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from lina.training.lm.export import export
+
+    print(export(args.run, args.codec, args.out, name=args.name, license=args.license))
+    return 0
+
+
+def cmd_curves(args: argparse.Namespace) -> int:
+    from lina.training.lm.curves import plot_curves
+
+    print(plot_curves(Path(args.run) / LOG_NAME, args.out))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lina.training.lm", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("train", help="train or continue a run")
+    p.add_argument("--codes", required=True, help="codes folder: {split}.jsonl.gz + {split}.codes.npy")
+    p.add_argument("--run", required=True)
+    p.add_argument("--resume-from", help="continue from this checkpoint (last.pt, run or shard folder)")
+    # Settings default to None: a fresh run takes TrainSettings' defaults, a rerun the stored ones.
+    p.add_argument("--config", help="model preset: mini, tiny")
+    p.add_argument("--steps", type=int, help="length of the learning-rate schedule")
+    p.add_argument("--lr", type=float)
+    p.add_argument("--warmup", type=int)
+    p.add_argument("--batch-frames", type=int, help="padded audio tokens per batch")
+    p.add_argument("--max-frames", type=int, help="skip longer utterances")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--max-seconds", type=float, help="wall-clock budget of this call, saving included")
+    p.add_argument("--stop-at", type=int, help="stop after this step (the schedule still spans --steps)")
+    p.add_argument("--val-every", type=int, default=RunOptions.val_every)
+    p.add_argument("--val-batches", type=int, default=RunOptions.val_batches, help="0: all")
+    p.add_argument("--log-every", type=int, default=RunOptions.log_every)
+    p.add_argument("--checkpoint-seconds", type=float, default=RunOptions.checkpoint_seconds)
+    p.add_argument("--device", help="default: cuda when available")
+    p.set_defaults(func=cmd_train)
+    p = sub.add_parser("shard", help="copy a run's checkpoint as files of at most 15 MiB")
+    p.add_argument("--run", required=True)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_shard)
+    p = sub.add_parser("export", help="fp16 model folder for LinaTTS.from_pretrained")
+    p.add_argument("--run", required=True, help="run folder, last.pt or shard folder")
+    p.add_argument("--codec", required=True, help="codec folder (config.json + codec.safetensors)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--name", default="lina-mini")
+    p.add_argument("--license", default="MIT")
+    p.set_defaults(func=cmd_export)
+    p = sub.add_parser("curves", help="loss curves PNG")
+    p.add_argument("--run", required=True, help="run folder (or shard folder) holding log.jsonl")
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_curves)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
