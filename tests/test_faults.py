@@ -1,8 +1,8 @@
 """Faults the Space must survive, on the app of tests/test_app.py (in-process, tiny random model):
 
 * a visitor who leaves mid-generation (job cancelled, or connection closed) stops the generation:
-  `lina_app.engine.activity` counts the stream as "stopped", nothing stays running, and the next
-  request is served promptly;
+  `lina_app.engine.activity` counts the stream (or the tuning) as "stopped", nothing stays running,
+  and the next request is served promptly;
 * a stream resumed on another worker thread (what a busy Gradio does) keeps working;
 * a GPU out-of-memory error reaches that request as a clear message, the CUDA cache is emptied, and
   the next request works;
@@ -100,6 +100,17 @@ def test_closed_connection_stops_generating(served, client):
     wait_for(lambda: ended("stream", "stopped") > stopped, STOP_TIMEOUT, "the stream to stop")
     assert not engine.activity.snapshot()["running"]
     speak_promptly(client)
+
+
+def test_cancelled_tuning_stops(served, client):
+    stopped = ended("tune", "stopped")
+    job = client.submit(clips=[handle_file(served["inputs"] / "clip1.wav")], transcripts="Words of clip one.",
+                        steps=1000, api_name="/tune_voice")
+    wait_for(lambda: job.outputs() or job.done(), FIRST_CHUNK_TIMEOUT, "the first loss report")
+    assert not job.done()
+    job.cancel()
+    wait_for(lambda: ended("tune", "stopped") > stopped, STOP_TIMEOUT, "the tuning thread to stop")
+    assert not engine.activity.snapshot()["running"]
 
 
 def test_stream_resumed_on_other_threads(served):
