@@ -4,7 +4,8 @@
          [--batch-frames 60000] [--max-frames 1500] [--seed 0] [--max-seconds S] [--stop-at STEP]
          [--resume-from CKPT] [--val-every 500] [--log-every 10] [--checkpoint-seconds 300]
          Trains, or continues RUNDIR/last.pt (or --resume-from: last.pt, a run or a shard folder).
-  shard  --run RUNDIR --out DIR       last.pt + log.jsonl as files of <= 15 MiB (what --resume-from reads)
+  shard  --run RUNDIR --out DIR [--with-log] [--weights-only [--half]]
+                                      last.pt as files of <= 15 MiB (what --resume-from and export read)
   export --run RUNDIR --codec CODECDIR --out FOLDER [--name lina-mini]   fp16 folder for LinaTTS
   curves --run RUNDIR --out PNG       train / validation loss curves
 """
@@ -17,6 +18,8 @@ import math
 import shutil
 import sys
 from pathlib import Path
+
+import torch
 
 from lina.training.lm import checkpoint
 from lina.training.lm.train import LOG_NAME, RunOptions, TrainSettings
@@ -35,10 +38,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_shard(args: argparse.Namespace) -> int:
-    paths = checkpoint.save_shards(checkpoint.load(args.run), args.out)
+    ckpt = checkpoint.load(args.run)
+    if args.weights_only:
+        ckpt = checkpoint.weights_only(ckpt, torch.float16 if args.half else None)
+    paths = checkpoint.save_shards(ckpt, args.out)
     log = Path(args.run) / LOG_NAME
-    if log.is_file():
+    if args.with_log and log.is_file():
         shutil.copyfile(log, Path(args.out) / LOG_NAME)
+        paths.append(Path(args.out) / LOG_NAME)
     print(json.dumps({"files": [str(p) for p in paths], "bytes": sum(p.stat().st_size for p in paths)}))
     return 0
 
@@ -84,6 +91,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("shard", help="copy a run's checkpoint as files of at most 15 MiB")
     p.add_argument("--run", required=True)
     p.add_argument("--out", required=True)
+    p.add_argument("--weights-only", action="store_true", help="no optimizer state: exportable, not resumable")
+    p.add_argument("--half", action="store_true", help="with --weights-only: fp16 weights")
+    p.add_argument("--with-log", action="store_true", help="copy log.jsonl beside the shards")
     p.set_defaults(func=cmd_shard)
     p = sub.add_parser("export", help="fp16 model folder for LinaTTS.from_pretrained")
     p.add_argument("--run", required=True, help="run folder, last.pt or shard folder")

@@ -28,6 +28,7 @@ SHARD_PATTERN = "tensors-{:05d}.safetensors"
 MAX_SHARD_BYTES = 15 * 2**20  # under the 16 MiB a copied file may have
 SEP = "/"                     # joins nested keys: "optimizer/state/3/exp_avg"
 SPLIT_MARK = "#part"          # a tensor too big for one shard is cut along dim 0: "name#part0", ...
+RESUME_ONLY = ("optimizer", "rng")  # what an export does not need
 
 
 def save(ckpt: dict, run: str | Path) -> Path:
@@ -82,6 +83,15 @@ def _pieces(name: str, t: torch.Tensor, max_bytes: int) -> list[tuple[str, torch
     rows = max(1, max_bytes // max(1, size // t.shape[0]))
     # clone: views of one tensor share storage, which safetensors refuses
     return [(f"{name}{SPLIT_MARK}{k}", chunk.clone()) for k, chunk in enumerate(t.split(rows))]
+
+
+def weights_only(ckpt: dict, dtype: torch.dtype | None = None) -> dict:
+    """``ckpt`` without the optimizer and RNG states (a third of the size; enough to export, not to
+    resume), its weights cast to ``dtype`` when given (fp16 halves it again; export casts to fp16 anyway)."""
+    lean = {k: v for k, v in ckpt.items() if k not in RESUME_ONLY}
+    if dtype is not None:
+        lean["model"] = {k: v.to(dtype) if v.is_floating_point() else v for k, v in ckpt["model"].items()}
+    return lean
 
 
 def save_shards(ckpt: dict, folder: str | Path, max_bytes: int = MAX_SHARD_BYTES) -> list[Path]:

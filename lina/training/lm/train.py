@@ -154,6 +154,8 @@ def train(codes: str | Path, run: str | Path, given: dict, options: RunOptions =
     carried_log = Path(resume_from) / LOG_NAME if resume_from else None
     if carried_log and carried_log.is_file() and not (run / LOG_NAME).exists():
         shutil.copyfile(carried_log, run / LOG_NAME)  # a shard folder carries the log of its run
+    if ckpt and any(k not in ckpt for k in checkpoint.RESUME_ONLY):
+        raise ValueError(f"{source} holds weights only (shard --weights-only): export it, or resume from a full one")
     settings = resolve_settings(given, ckpt["settings"] if ckpt else None)
     if ckpt:
         tokenizer = TextTokenizer.from_str(ckpt["tokenizer"])
@@ -219,7 +221,8 @@ def train(codes: str | Path, run: str | Path, given: dict, options: RunOptions =
             if time.monotonic() + STEP_TIME_MARGIN * slowest_step + reserve > deadline:
                 break
             t = time.monotonic()
-            batch = loader.next().to(device)
+            host_batch = loader.next()
+            batch = host_batch.to(device)
             lr = lr_at(step, settings.lr, settings.warmup, settings.steps)
             set_lr(optimizer, lr)
             loss = batch_loss(model, batch, use_fla)
@@ -234,7 +237,7 @@ def train(codes: str | Path, run: str | Path, given: dict, options: RunOptions =
             seconds = time.monotonic() - t
             slowest_step = max(seconds, 0.5 * slowest_step)  # decays: a slow first step is not held forever
             window = {"loss": window["loss"] + value, "steps": window["steps"] + 1,
-                      "tokens": window["tokens"] + batch.targets, "seconds": window["seconds"] + seconds}
+                      "tokens": window["tokens"] + host_batch.targets, "seconds": window["seconds"] + seconds}
             if window["steps"] >= options.log_every:
                 _log_window(run, window, step, lr, elapsed(), loader.position.epoch)
                 window = {"loss": 0.0, "steps": 0, "tokens": 0, "seconds": 0.0}
@@ -246,7 +249,7 @@ def train(codes: str | Path, run: str | Path, given: dict, options: RunOptions =
         if window["steps"]:
             _log_window(run, window, step, lr, elapsed(), loader.position.epoch)
         validated = options.val_every and step % options.val_every == 0
-        if step >= stop_at and step > first_step and not validated:
+        if step > first_step and not validated:  # every call ends with a validation (its cost is reserved)
             val_loss = run_validation()
         save()  # not in a `finally`: after an error, last.pt keeps the last good state
     finally:
