@@ -8,7 +8,7 @@
 #   LM_SECONDS=480             training budget of this call, validation and checkpoint included
 #   LM_ARGS="--steps 20000"    more train options (only on the first call of a run: a rerun reuses them)
 #   LM_RESUME=DIR              continue from a copied full shard folder (fresh machine; small models only)
-#   LM_SHARDS=weights|full     $OUT/ckpt: fp16 weights only (default; export reads it) or resumable
+#   LM_FULL_CKPT=0             $OUT/ckpt: fp16 weights only (export reads them); 1: the resumable state
 #   LM_CONFIG=mini             model preset (tiny: a smoke test)
 #   LM_WHEELS=1                install .whl/*.whl (cp312) into /tmp/site first (0: a local CPU try)
 #
@@ -22,7 +22,7 @@ OUT=${OUT:-out/gpu}
 LM_CODES=${LM_CODES:-data/codes}
 LM_RUN=${LM_RUN:-out/lm-run}
 LM_SECONDS=${LM_SECONDS:-480}
-LM_SHARDS=${LM_SHARDS:-weights}
+LM_FULL_CKPT=${LM_FULL_CKPT:-0}
 LM_CONFIG=${LM_CONFIG:-mini}
 mkdir -p "$OUT" "$LM_RUN"
 export PYTHONUNBUFFERED=1 PYTHONPATH=.
@@ -40,7 +40,7 @@ python3 -m lina.training.lm train --codes "$LM_CODES" --run "$LM_RUN" --max-seco
 
 cp "$LM_RUN/log.jsonl" "$OUT/log.jsonl"
 python3 -m lina.training.lm curves --run "$LM_RUN" --out "$OUT/curves.png"
-if [[ "$LM_SHARDS" == full ]]; then
+if [[ "$LM_FULL_CKPT" == 1 ]]; then
     python3 -m lina.training.lm shard --run "$LM_RUN" --out "$OUT/ckpt" --with-log
 else
     python3 -m lina.training.lm shard --run "$LM_RUN" --out "$OUT/ckpt" --weights-only --half

@@ -55,7 +55,7 @@ class Batch:
         """Predicted tokens in the batch (each row's audio length minus its BOS)."""
         return int((self.audio_len - 1).sum())
 
-    def to(self, device: torch.device) -> "Batch":
+    def to(self, device: torch.device) -> Batch:
         return Batch(*(t.to(device, non_blocking=True) for t in (self.text, self.text_len, self.audio, self.audio_len)))
 
 

@@ -25,7 +25,14 @@ from lina.model import LinaModel, count_parameters, teacher_forcing_loss
 from lina.tokenizer import TextTokenizer
 from lina.training.lm import checkpoint
 from lina.training.lm.configs import preset
-from lina.training.lm.data import Batch, CodesSplit, DataPosition, EpochLoader, plan_batches, read_manifest
+from lina.training.lm.data import (
+    Batch,
+    CodesSplit,
+    DataPosition,
+    EpochLoader,
+    plan_batches,
+    read_manifest,
+)
 from lina.training.lm.optim import lr_at, make_optimizer, set_lr
 from lina.training.lm.tokenizer import VOCAB_SIZE, train_tokenizer
 
