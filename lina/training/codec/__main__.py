@@ -1,0 +1,156 @@
+"""Codec training CLI: `python -m lina.training.codec {train,export,encode,evaluate}`.
+
+  train     --manifest M... --roots DIR... --run RUN [--config mini] [--max-seconds S]   (resumes RUN)
+  export    --run RUN --out DIR [--dtype float16] [--split-mib 15]
+  encode    --codec DIR --manifest M... --roots DIR... --out CODES      (rows grouped by their split)
+  evaluate  --codec DIR --manifest M [--roots DIR... | --render] [--limit N] [--out JSON]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+
+def _device(name: str | None) -> torch.device:
+    return torch.device(name or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from torch.utils.data import DataLoader
+
+    from lina.training.codec.configs import CONFIGS, TrainConfig
+    from lina.training.codec.data import AudioSegments
+    from lina.training.codec.train import CHECKPOINT, Trainer, train
+
+    device, run = _device(args.device), Path(args.run)
+    if (run / CHECKPOINT).exists():
+        trainer = Trainer.load(run, device)
+        print(f"resumed {run} at step {trainer.step}", flush=True)
+    else:
+        overrides = {k: v for k, v in (("batch_size", args.batch_size), ("total_steps", args.total_steps),
+                                       ("gan_start_step", args.gan_start_step)) if v is not None}
+        trainer = Trainer.create(CONFIGS[args.config], TrainConfig(**overrides), device)
+    hop = trainer.codec.hop_length
+    segment = round(trainer.config.segment_seconds * trainer.codec.sample_rate / hop) * hop
+    data = AudioSegments(args.manifest, args.roots, segment, seed=trainer.config.seed + trainer.step)
+    loader = DataLoader(data, batch_size=trainer.config.batch_size, num_workers=args.workers,
+                        pin_memory=device.type == "cuda", persistent_workers=args.workers > 0)
+    start = time.time()
+    train(trainer, iter(loader), run, args.max_seconds, args.max_steps, log_every=args.log_every,
+          log=lambda line: print(line, flush=True))
+    print(f"stopped at step {trainer.step} after {time.time() - start:.0f} s", flush=True)
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from lina.training.codec.train import Trainer
+
+    trainer = Trainer.load(Path(args.run), torch.device("cpu"))
+    codec = trainer.codec.eval().to(getattr(torch, args.dtype))
+    out = Path(args.out)
+    codec.save_pretrained(out)
+    (out / "training.json").write_text(json.dumps({"step": trainer.step, **trainer.config.to_dict()}, indent=1))
+    if args.split_mib:
+        # The device tool brings files back up to 16 MiB each: cut the weights into byte parts (cat joins them).
+        weights = next(out.glob("*.safetensors"))
+        data, size = weights.read_bytes(), args.split_mib << 20
+        for i in range(0, len(data), size):
+            (out / f"{weights.name}.part{i // size:02d}").write_bytes(data[i:i + size])
+        weights.unlink()
+    print(f"exported step {trainer.step} to {out}")
+    return 0
+
+
+def _rows(manifests: list[str]) -> list[dict]:
+    from lina.training.codec.data import read_manifest
+
+    return [row for m in manifests for row in read_manifest(m)]
+
+
+def cmd_encode(args: argparse.Namespace) -> int:
+    from lina.codec.codec import Codec
+    from lina.training.codec.encode import encode_corpus
+
+    codec = Codec.from_pretrained(args.codec).float().to(_device(args.device))
+    by_split: dict[str, list[dict]] = {}
+    for row in _rows(args.manifest):
+        by_split.setdefault(row["split"], []).append(row)
+    encode_corpus(codec, by_split, [Path(r) for r in args.roots], Path(args.out))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    import soundfile as sf
+
+    from lina.codec.codec import Codec
+    from lina.training.codec.data import row_audio
+    from lina.training.codec.evaluate import evaluate_clips
+
+    codec = Codec.from_pretrained(args.codec).float()
+    clips = {}
+    for row in _rows(args.manifest)[: args.limit]:
+        if args.render:
+            from lina.training.corpus.generate import render_row
+
+            clips[row["id"]] = render_row(row)
+        else:
+            path = row_audio([Path(r) for r in args.roots], row)
+            if path is not None:
+                clips[row["id"]] = sf.read(str(path), dtype="float32")[0]
+    report = evaluate_clips(codec, clips)
+    print(json.dumps(report["mean"], indent=1))
+    if args.out:
+        Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lina.training.codec", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    t = sub.add_parser("train")
+    t.add_argument("--manifest", nargs="+", required=True)
+    t.add_argument("--roots", nargs="+", required=True)
+    t.add_argument("--run", required=True)
+    t.add_argument("--config", default="mini")
+    t.add_argument("--max-seconds", type=float, default=540.0)
+    t.add_argument("--max-steps", type=int, default=None)
+    t.add_argument("--batch-size", type=int, default=None)
+    t.add_argument("--total-steps", type=int, default=None)
+    t.add_argument("--gan-start-step", type=int, default=None)
+    t.add_argument("--workers", type=int, default=4)
+    t.add_argument("--log-every", type=int, default=50)
+    t.add_argument("--device", default=None)
+    t.set_defaults(func=cmd_train)
+    x = sub.add_parser("export")
+    x.add_argument("--run", required=True)
+    x.add_argument("--out", required=True)
+    x.add_argument("--dtype", default="float16", choices=["float16", "bfloat16", "float32"])
+    x.add_argument("--split-mib", type=int, default=0)
+    x.set_defaults(func=cmd_export)
+    e = sub.add_parser("encode")
+    e.add_argument("--codec", required=True)
+    e.add_argument("--manifest", nargs="+", required=True)
+    e.add_argument("--roots", nargs="+", required=True)
+    e.add_argument("--out", required=True)
+    e.add_argument("--device", default=None)
+    e.set_defaults(func=cmd_encode)
+    v = sub.add_parser("evaluate")
+    v.add_argument("--codec", required=True)
+    v.add_argument("--manifest", nargs="+", required=True)
+    v.add_argument("--roots", nargs="*", default=[])
+    v.add_argument("--render", action="store_true", help="render the rows now instead of reading them")
+    v.add_argument("--limit", type=int, default=50)
+    v.add_argument("--out", default=None)
+    v.set_defaults(func=cmd_evaluate)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,61 @@
+"""Codec sizes and training settings for lina-codec-mini.
+
+`MINI` keeps the released WavTokenizer layout (SEANet encoder, one 4096-entry codebook, Vocos
+backbone with the attention pos-net, ISTFT head; 24 kHz, hop 320 = 75 codes/s) and shrinks the
+widths: a 256-wide latent, a 1-layer LSTM, a 384-wide 6-block backbone. About 16 M parameters
+(the released one has about 80 M): small enough to ship in the repo and to decode on a CPU.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from lina.codec.config import BackboneConfig, CodecConfig, EncoderConfig, HeadConfig, QuantizerConfig
+
+MINI = CodecConfig(
+    encoder=EncoderConfig(n_filters=32, dimension=256, lstm_layers=1),
+    quantizer=QuantizerConfig(bins=4096, dim=256),
+    backbone=BackboneConfig(input_channels=256, dim=384, intermediate_dim=1152, num_layers=6),
+    head=HeadConfig(dim=384, n_fft=1280),
+)
+
+# For tests: every part present, a few thousand parameters.
+TINY = CodecConfig(
+    encoder=EncoderConfig(n_filters=4, dimension=32, lstm_layers=1),
+    quantizer=QuantizerConfig(bins=64, dim=32),
+    backbone=BackboneConfig(input_channels=32, dim=32, intermediate_dim=64, num_layers=1),
+    head=HeadConfig(dim=32, n_fft=1280),
+)
+
+CONFIGS = {"mini": MINI, "tiny": TINY}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimization settings (the loss weights are those of HiFi-GAN / Vocos / WavTokenizer)."""
+
+    segment_seconds: float = 1.6
+    batch_size: int = 48
+    learning_rate: float = 3e-4
+    betas: tuple[float, float] = (0.8, 0.99)
+    warmup_steps: int = 500
+    # The cosine decay runs to this step; a run may stop earlier and resume later.
+    total_steps: int = 14_000
+    min_lr_ratio: float = 0.1
+    # Mel-only steps before the discriminators join: the decoder first learns the rough spectrum.
+    gan_start_step: int = 1_500
+    mel_weight: float = 45.0
+    adversarial_weight: float = 1.0
+    feature_weight: float = 2.0
+    commitment_weight: float = 1.0
+    grad_clip: float = 1_000.0
+    seed: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        data = dict(data)
+        if "betas" in data:
+            data["betas"] = tuple(data["betas"])
+        return cls(**data)

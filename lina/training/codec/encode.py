@@ -1,0 +1,91 @@
+"""Encode the rendered corpus into codes for the language model (the input of lina.training.lm).
+
+Output folder:
+  `{split}.jsonl.gz`   the manifest rows that had audio, plus `offset` and `frames`
+  `{split}.codes.npy`  uint16, every row's codes one after another (`codes[offset:offset+frames]`)
+  `codec/`             the codec that made them (its config and weights)
+  `summary.json`       rows, hours and codebook usage per split
+Rows are encoded in batches of similar length; a row's codes are cut to `ceil(samples / hop)`.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from lina.codec.codec import Codec
+from lina.training.codec.data import row_audio
+
+# Rows per batch are chosen so that the padded batch holds about this many seconds of audio.
+BATCH_SECONDS = 600.0
+CODES_DTYPE = np.uint16
+
+
+def _batches(rows: list[tuple[dict, np.ndarray]], sample_rate: int):
+    rows = sorted(rows, key=lambda item: len(item[1]))
+    batch: list[tuple[dict, np.ndarray]] = []
+    for item in rows:
+        if batch and (len(batch) + 1) * len(item[1]) / sample_rate > BATCH_SECONDS:
+            yield batch
+            batch = []
+        batch.append(item)
+    if batch:
+        yield batch
+
+
+@torch.inference_mode()
+def encode_rows(codec: Codec, rows: list[dict], roots: list[Path]) -> tuple[list[dict], np.ndarray]:
+    """Rows with rendered audio -> (rows with `offset`/`frames`, flat uint16 codes), in manifest order."""
+    loaded = []
+    for row in rows:
+        path = row_audio(roots, row)
+        if path is not None:
+            audio, rate = sf.read(str(path), dtype="float32")
+            if rate != codec.sample_rate:
+                raise ValueError(f"{path}: {rate} Hz, the codec wants {codec.sample_rate}")
+            loaded.append((row, audio))
+    codes_of: dict[str, np.ndarray] = {}
+    for batch in _batches(loaded, codec.sample_rate):
+        width = len(batch[-1][1])
+        wav = torch.zeros(len(batch), width)
+        for i, (_, audio) in enumerate(batch):
+            wav[i, : len(audio)] = torch.from_numpy(audio)
+        codes = codec.encode(wav).cpu().numpy()
+        for i, (row, audio) in enumerate(batch):
+            codes_of[row["id"]] = codes[i, : math.ceil(len(audio) / codec.hop_length)]
+    out_rows, chunks, offset = [], [], 0
+    for row in rows:
+        if row["id"] in codes_of:
+            codes = codes_of[row["id"]]
+            out_rows.append({**row, "offset": offset, "frames": int(len(codes))})
+            chunks.append(codes.astype(CODES_DTYPE))
+            offset += len(codes)
+    flat = np.concatenate(chunks) if chunks else np.zeros(0, CODES_DTYPE)
+    return out_rows, flat
+
+
+def encode_corpus(codec: Codec, rows_by_split: dict[str, list[dict]], roots: list[Path], out: Path,
+                  log=print) -> dict:
+    """Encode each split's rows (rows without rendered audio are skipped and counted)."""
+    out.mkdir(parents=True, exist_ok=True)
+    codec.save_pretrained(out / "codec")
+    summary = {}
+    for split, rows in rows_by_split.items():
+        done, flat = encode_rows(codec, rows, roots)
+        np.save(out / f"{split}.codes.npy", flat)
+        with gzip.open(out / f"{split}.jsonl.gz", "wt", encoding="utf-8") as handle:
+            for row in done:
+                row = {k: v for k, v in row.items() if k != "spk"}  # the recipe is in the corpus, not needed here
+                handle.write(json.dumps(row) + "\n")
+        used = int(np.unique(flat).size)
+        summary[split] = {"rows": len(done), "missing": len(rows) - len(done),
+                          "hours": round(len(flat) / codec.sample_rate * codec.hop_length / 3600, 3),
+                          "codes_used": used, "usage": round(used / codec.quantizer.bins, 4)}
+        log(f"{split}: {summary[split]}")
+    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    return summary

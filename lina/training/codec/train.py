@@ -1,0 +1,194 @@
+"""One codec training run: GAN (multi-period + multi-resolution) + mel L1 + commitment, resumable.
+
+State lives in `RUN/last.pt` (codec, EMA codebook, discriminators, both optimizers, step, RNG):
+a run that stops on its time budget, or on SIGTERM, saves and a rerun with the same `RUN` continues.
+Logs go to `RUN/log.jsonl`, one JSON object every `log_every` steps.
+"""
+from __future__ import annotations
+
+import json
+import math
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+
+from lina.codec.codec import Codec
+from lina.codec.config import CodecConfig
+from lina.training.codec.configs import TrainConfig
+from lina.training.codec.discriminators import Discriminators
+from lina.training.codec.ema_codebook import EMACodebook
+from lina.training.codec.losses import (
+    MultiScaleMelLoss,
+    discriminator_loss,
+    feature_matching_loss,
+    generator_adversarial_loss,
+)
+
+CHECKPOINT = "last.pt"
+LOG = "log.jsonl"
+
+
+def init_for_training(codec: Codec) -> Codec:
+    """Starting values the inference modules leave to their checkpoints: unit AdaLayerNorm scales,
+    zero shifts, and Vocos' ConvNeXt layer scale of 1 / depth (keeps the residual stream tame)."""
+    for module in codec.backbone.modules():
+        if hasattr(module, "scale") and hasattr(module, "shift"):
+            nn.init.ones_(module.scale.weight)
+            nn.init.zeros_(module.shift.weight)
+    for block in codec.backbone.convnext:
+        nn.init.constant_(block.gamma, 1.0 / len(codec.backbone.convnext))
+    return codec
+
+
+@dataclass
+class Trainer:
+    """Everything a step touches. Build with `Trainer.create`, restore with `load`."""
+
+    codec: Codec
+    ema: EMACodebook
+    discriminators: Discriminators
+    mel_loss: MultiScaleMelLoss
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    config: TrainConfig
+    step: int = 0
+
+    @classmethod
+    def create(cls, codec_config: CodecConfig, config: TrainConfig, device: torch.device) -> "Trainer":
+        torch.manual_seed(config.seed)
+        codec = init_for_training(Codec(codec_config)).to(device).train()
+        ema = EMACodebook(codec.quantizer).to(device)
+        discriminators = Discriminators().to(device).train()
+        mel_loss = MultiScaleMelLoss(sample_rate=codec_config.sample_rate).to(device)
+        generator_params = [p for n, p in codec.named_parameters() if not n.startswith("quantizer.")]
+        opt_g = torch.optim.AdamW(generator_params, lr=config.learning_rate, betas=config.betas)
+        opt_d = torch.optim.AdamW(discriminators.parameters(), lr=config.learning_rate, betas=config.betas)
+        return cls(codec, ema, discriminators, mel_loss, opt_g, opt_d, config)
+
+    @property
+    def device(self) -> torch.device:
+        return self.codec.device
+
+    def learning_rate(self) -> float:
+        """Linear warmup, then cosine decay to `min_lr_ratio` at `total_steps` (flat after)."""
+        c = self.config
+        if self.step < c.warmup_steps:
+            return c.learning_rate * (self.step + 1) / c.warmup_steps
+        progress = min(1.0, (self.step - c.warmup_steps) / max(1, c.total_steps - c.warmup_steps))
+        return c.learning_rate * (c.min_lr_ratio + (1 - c.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
+
+    def reconstruct(self, wav: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """`wav [B, S]` (S a multiple of the hop) -> audio `[B, S]`, codes `[B, S / hop]`, commitment."""
+        latent = self.codec.encoder(wav.unsqueeze(1))
+        quantized, codes, commitment = self.ema(latent)
+        audio = self.codec.head(self.codec.backbone(quantized))
+        return audio, codes, commitment
+
+    def train_step(self, wav: Tensor) -> dict[str, float]:
+        """One generator (and, once the GAN is on, one discriminator) update on `wav [B, S]`."""
+        c = self.config
+        lr = self.learning_rate()
+        for group in (*self.opt_g.param_groups, *self.opt_d.param_groups):
+            group["lr"] = lr
+        use_gan = self.step >= c.gan_start_step
+        autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda")
+        wav = wav.to(self.device)
+        with autocast:
+            audio, codes, commitment = self.reconstruct(wav)
+        stats: dict[str, float] = {"lr": lr}
+        if use_gan:
+            with autocast:
+                d_loss = discriminator_loss(self.discriminators(wav), self.discriminators(audio.detach()))
+            self.opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            nn.utils.clip_grad_norm_(self.discriminators.parameters(), c.grad_clip)
+            self.opt_d.step()
+            stats["d_loss"] = float(d_loss.detach())
+        mel = self.mel_loss(audio, wav)
+        loss = c.mel_weight * mel + c.commitment_weight * commitment
+        if use_gan:
+            with autocast:
+                real, fake = self.discriminators(wav), self.discriminators(audio)
+                adversarial = generator_adversarial_loss(fake)
+                features = feature_matching_loss(real, fake)
+            loss = loss + c.adversarial_weight * adversarial + c.feature_weight * features
+            stats.update(adv=float(adversarial.detach()), fm=float(features.detach()))
+        self.opt_g.zero_grad(set_to_none=True)
+        loss.backward()
+        stats["grad_norm"] = float(nn.utils.clip_grad_norm_(self.opt_g.param_groups[0]["params"], c.grad_clip))
+        self.opt_g.step()
+        self.step += 1
+        stats.update(loss=float(loss.detach()), mel=float(mel.detach()), commit=float(commitment.detach()),
+                     usage=self.ema.usage(codes), restarts=int(self.ema.restarts))
+        return stats
+
+    # --- persistence ---------------------------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        return {
+            "codec_config": self.codec.config.to_dict(), "train_config": self.config.to_dict(),
+            "codec": self.codec.state_dict(), "ema": self.ema.state_dict(),
+            "discriminators": self.discriminators.state_dict(),
+            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "step": self.step,
+            "rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state() if self.device.type == "cuda" else None,
+        }
+
+    def save(self, run: Path) -> None:
+        run.mkdir(parents=True, exist_ok=True)
+        tmp = run / (CHECKPOINT + ".tmp")
+        torch.save(self.state_dict(), tmp)
+        tmp.replace(run / CHECKPOINT)  # atomic: a kill mid-save leaves the previous checkpoint
+
+    @classmethod
+    def load(cls, run: Path, device: torch.device) -> "Trainer":
+        state = torch.load(run / CHECKPOINT, map_location=device, weights_only=True)
+        trainer = cls.create(CodecConfig.from_dict(state["codec_config"]),
+                             TrainConfig.from_dict(state["train_config"]), device)
+        trainer.codec.load_state_dict(state["codec"])
+        trainer.ema.load_state_dict(state["ema"])
+        trainer.discriminators.load_state_dict(state["discriminators"])
+        trainer.opt_g.load_state_dict(state["opt_g"])
+        trainer.opt_d.load_state_dict(state["opt_d"])
+        trainer.step = state["step"]
+        torch.set_rng_state(state["rng"].cpu())
+        if state["cuda_rng"] is not None and device.type == "cuda":
+            torch.cuda.set_rng_state(state["cuda_rng"].cpu())
+        return trainer
+
+
+def train(trainer: Trainer, batches, run: Path, max_seconds: float, max_steps: int | None = None,
+          log_every: int = 50, save_every_seconds: float = 120.0, log=print) -> Trainer:
+    """Step through `batches` (an iterator of `[B, S]`) until the time or step budget; save on exit."""
+    run.mkdir(parents=True, exist_ok=True)
+    stop = {"signal": False}
+    previous = signal.signal(signal.SIGTERM, lambda *_: stop.update(signal=True))
+    start = last_save = time.time()
+    first_step, window, window_start = trainer.step, [], time.time()
+    try:
+        with (run / LOG).open("a", encoding="utf-8") as log_file:
+            for wav in batches:
+                if stop["signal"] or time.time() - start > max_seconds:
+                    break
+                if max_steps is not None and trainer.step - first_step >= max_steps:
+                    break
+                window.append(trainer.train_step(wav))
+                if trainer.step % log_every == 0:
+                    mean = {k: sum(s.get(k, 0.0) for s in window) / len(window) for k in window[-1]}
+                    mean.update(step=trainer.step, elapsed=round(time.time() - start, 1),
+                                steps_per_s=round(len(window) / (time.time() - window_start), 2))
+                    log_file.write(json.dumps(mean) + "\n")
+                    log_file.flush()
+                    log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in mean.items()))
+                    window, window_start = [], time.time()
+                if time.time() - last_save > save_every_seconds:
+                    trainer.save(run)
+                    last_save = time.time()
+    finally:
+        trainer.save(run)
+        signal.signal(signal.SIGTERM, previous)
+    return trainer
