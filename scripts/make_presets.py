@@ -1,0 +1,217 @@
+#!/usr/bin/env python3
+"""The preset expressive voices of an exported lina-mini, by Initial-State Tuning from codec codes.
+
+No audio is needed: the clips come from the codes folder the model was trained on
+(``{split}.jsonl.gz`` + ``{split}.codes.npy``, see `lina.training.lm.data`). Voices made:
+
+* every (speaker, style) of the *styled* speakers: train speakers with rows in all six styles,
+  tuned from their train clips;
+* a neutral voice of ``TEST_VOICES`` speakers of the test split (none of them in train), one engine
+  after another, tuned from their test clips: the ids used are in the voice metadata
+  (``extra.clip_ids``) so that an evaluation can leave them out.
+
+Clips: sorted by id, taken while their total stays within ``--clips-seconds`` (at least one).
+
+    python3 scripts/make_presets.py --model out/lina-mini --codes data/codes --out out/presets --samples
+
+Writes ``OUT/voices/<slug>.safetensors`` (`lina.voice.Voice`, metadata name/style/description/model_id
+and ``extra``), with ``--samples`` ``OUT/samples/<slug>.wav`` (24 kHz int16), and ``OUT/presets.json``
+(rewritten after every voice, so a cut-off run keeps what it made; ``--resume`` skips those). The app
+(`lina_app/presets.py`) lists ``voices/*.safetensors`` and plays a sample of the same stem beside it:
+copy both ``OUT/voices/*`` and ``OUT/samples/*`` into ``voices/``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+import soundfile
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lina.audio import to_int16
+from lina.constants import FRAME_RATE
+from lina.ist import Clip, TuningConfig, tune_voice
+from lina.tokenizer import TextError, prepare_text
+from lina.training.lm.data import codes_path, read_manifest
+from lina.tts import MAX_ROW_SECONDS, LinaTTS
+from lina.voice import Voice, VoiceError
+
+STYLES = ("neutral", "happy", "sad", "angry", "whisper", "calm")
+TEST_VOICES = 4
+PREFERRED_TEST_SPEAKERS = ("piper-joe-d54",)  # the test speaker of the piper engine family: always wanted
+# Friendly first names, handed out in speaker order (styled speakers first, then the test speakers).
+NAMES = ("Ava", "Leo", "Mia", "Noah", "Zoe", "Finn", "Iris", "Owen", "Lucy", "Theo", "Nora", "Jack")
+ENGINE_WORDS = {"piper": "Piper neural voice", "espeak": "eSpeak NG formant voice", "flite": "Flite voice",
+                "festival": "Festival voice"}
+STYLE_WORDS = {"neutral": "neutral, plain reading", "happy": "happy, bright and upbeat", "sad": "sad, slow and low",
+               "angry": "angry, tense and forceful", "whisper": "whispered, breathy and quiet",
+               "calm": "calm, soft and even"}
+# One short sentence per style (a sample stays within SAMPLE_SECONDS).
+SAMPLE_TEXT = {"neutral": "The train leaves at nine, so please be on time.",
+               "happy": "What a wonderful surprise, thank you so much!",
+               "sad": "I waited all evening, but nobody came.",
+               "angry": "I told you three times, stop doing that!",
+               "whisper": "Come closer, I have a secret to tell you.",
+               "calm": "Breathe in slowly, and let the day drift away."}
+SAMPLE_SECONDS = 4.0
+SAMPLE_SEED = 0
+TUNING_SEED = 0
+MAX_CLIP_FRAMES = int(MAX_ROW_SECONDS * FRAME_RATE)  # what tts.tune_voice accepts from one clip
+
+
+def styled_speakers(rows: list[dict]) -> list[str]:
+    """Speakers with rows in every style of STYLES, sorted."""
+    styles = defaultdict(set)
+    for row in rows:
+        styles[row["speaker"]].add(row["style"])
+    return sorted(s for s, have in styles.items() if set(STYLES) <= have)
+
+
+def pick_test_speakers(test_rows: list[dict], train_speakers: set[str], n: int) -> list[str]:
+    """``n`` unseen speakers with neutral rows: one engine after another (engines sorted), preferred ones first."""
+    by_engine = defaultdict(set)
+    for row in test_rows:
+        if row["style"] == "neutral" and row["speaker"] not in train_speakers:
+            by_engine[row.get("engine", "")].add(row["speaker"])
+    queues = {e: sorted(s, key=lambda x: (x not in PREFERRED_TEST_SPEAKERS, x)) for e, s in sorted(by_engine.items())}
+    picked: list[str] = []
+    while len(picked) < n and any(queues.values()):
+        for queue in queues.values():  # round robin: engines as diverse as the split allows
+            if queue and len(picked) < n:
+                picked.append(queue.pop(0))
+    return picked
+
+
+def choose_clips(rows: list[dict], speaker: str, style: str, seconds: float) -> list[dict]:
+    """That speaker's rows of that style, sorted by id, while their total stays within ``seconds``."""
+    budget, total, chosen = seconds * FRAME_RATE, 0, []
+    for row in sorted((r for r in rows if r["speaker"] == speaker and r["style"] == style), key=lambda r: r["id"]):
+        if not 0 < row["frames"] <= MAX_CLIP_FRAMES:
+            continue
+        if chosen and total + row["frames"] > budget:
+            break
+        chosen.append(row)
+        total += row["frames"]
+    return chosen
+
+
+def make_clips(tts: LinaTTS, rows: list[dict], codes: np.ndarray) -> tuple[list[Clip], list[dict]]:
+    """Clips as `LinaTTS.tune_voice` builds them: raw codec ids, text through `prepare_text`."""
+    clips, used = [], []
+    for row in rows:
+        try:
+            ids = prepare_text(row["text"], tts.tokenizer, tts.model.cfg.max_text_len).ids
+        except TextError:
+            continue  # not speakable by this tokenizer: skip rather than fail a whole run
+        raw = torch.from_numpy(np.asarray(codes[row["offset"]: row["offset"] + row["frames"]], dtype=np.int64))
+        clips.append(Clip(raw, torch.tensor(ids)))
+        used.append(row)
+    return clips, used
+
+
+def describe(speaker: str, engine: str, style: str, test: bool) -> str:
+    where = "unseen in training (test split)" if test else "seen in training"
+    return f"{ENGINE_WORDS.get(engine, engine or 'synthetic voice')} '{speaker}', {STYLE_WORDS.get(style, style)}; {where}"
+
+
+def plan(train_rows: list[dict], test_rows: list[dict]) -> list[dict]:
+    """Every voice to make: slug, name, style, speaker, engine, split."""
+    engines = {r["speaker"]: r.get("engine", "") for r in train_rows + test_rows}
+    styled = styled_speakers(train_rows)
+    unseen = pick_test_speakers(test_rows, {r["speaker"] for r in train_rows}, TEST_VOICES)
+    jobs = []
+    for i, speaker in enumerate(styled + unseen):
+        first = NAMES[i % len(NAMES)] + (str(i // len(NAMES) + 1) if i >= len(NAMES) else "")
+        split = "train" if speaker in styled else "test"
+        for style in (STYLES if split == "train" else ("neutral",)):
+            jobs.append({"slug": f"{first.lower()}_{style}", "name": f"{first} — {style}", "style": style,
+                         "speaker": speaker, "engine": engines[speaker], "split": split,
+                         "description": describe(speaker, engines[speaker], style, split == "test")})
+    return jobs
+
+
+def entry(slug: str, voice: Voice, out: Path) -> dict:
+    """One presets.json row: the voice's metadata and where its files are."""
+    sample = out / "samples" / f"{slug}.wav"
+    return {"id": slug, "file": f"voices/{slug}.safetensors", "sample": f"samples/{slug}.wav" if sample.exists() else None,
+            "name": voice.name, "style": voice.style, "description": voice.description, "model_id": voice.model_id,
+            **voice.extra}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--model", required=True, help="exported model folder (LinaTTS.from_pretrained)")
+    p.add_argument("--codes", required=True, help="codes folder: {split}.jsonl.gz + {split}.codes.npy")
+    p.add_argument("--out", required=True)
+    p.add_argument("--steps", type=int, default=100)
+    p.add_argument("--clips-seconds", type=float, default=60.0)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--samples", action="store_true", help="also write a short sample per voice")
+    p.add_argument("--resume", action="store_true", help="keep voices already in OUT/voices for this model")
+    args = p.parse_args(argv)
+
+    start = time.perf_counter()
+    out = Path(args.out)
+    (out / "voices").mkdir(parents=True, exist_ok=True)
+    if args.samples:
+        (out / "samples").mkdir(parents=True, exist_ok=True)
+    tts = LinaTTS.from_pretrained(args.model, device=args.device)
+    rows = {s: read_manifest(args.codes, s) for s in ("train", "test")}
+    codes = {s: np.load(codes_path(Path(args.codes), s), mmap_mode="r") for s in rows}
+    jobs = plan(rows["train"], rows["test"])
+    print(f"model {tts.model_id} on {tts.device}: {len(jobs)} voices, {args.steps} steps, "
+          f"<= {args.clips_seconds:g} s of clips each", flush=True)
+    cfg = TuningConfig(steps=args.steps, seed=TUNING_SEED)
+    done: list[dict] = []
+    for n, job in enumerate(jobs, 1):
+        path = out / "voices" / f"{job['slug']}.safetensors"
+        voice = None
+        if args.resume and path.exists():
+            try:
+                voice = Voice.load(path)
+                voice.check(tts.model.cfg)
+                print(f"[{n}/{len(jobs)}] {job['slug']}: kept", flush=True)
+            except VoiceError:
+                voice = None  # another model's or a broken file: tune it again
+        if voice is None:
+            chosen = choose_clips(rows[job["split"]], job["speaker"], job["style"], args.clips_seconds)
+            clips, used = make_clips(tts, chosen, codes[job["split"]])
+            if not clips:
+                print(f"[{n}/{len(jobs)}] {job['slug']}: no usable clip, skipped", flush=True)
+                continue
+            t0 = time.perf_counter()
+            voice, losses = tune_voice(tts.model, clips, cfg, name=job["name"], style=job["style"],
+                                       description=job["description"])
+            if tts.device.type == "cuda":
+                torch.cuda.synchronize()
+            seconds = time.perf_counter() - t0
+            voice.extra = {"speaker": job["speaker"], "engine": job["engine"], "split": job["split"],
+                           "clip_ids": [r["id"] for r in used],
+                           "clip_seconds": round(sum(r["frames"] for r in used) / FRAME_RATE, 2),
+                           "steps": args.steps, "rank": cfg.rank, "learning_rate": cfg.learning_rate,
+                           "first_loss": round(losses[0], 4), "final_loss": round(losses[-1], 4),
+                           "tuning_seconds": round(seconds, 2)}
+            voice.save(path)
+            print(f"[{n}/{len(jobs)}] {job['slug']} ({job['speaker']}, {job['style']}): {len(clips)} clips "
+                  f"{voice.extra['clip_seconds']:.0f} s, loss {losses[0]:.3f} -> {losses[-1]:.3f}, {seconds:.1f} s",
+                  flush=True)
+        if args.samples:
+            text = SAMPLE_TEXT.get(job["style"], SAMPLE_TEXT["neutral"])
+            speech = tts.synthesize(text, voice=voice, seed=SAMPLE_SEED, max_seconds=SAMPLE_SECONDS)
+            soundfile.write(str(out / "samples" / f"{job['slug']}.wav"), to_int16(speech.audio[0]),
+                            speech.sample_rate, subtype="PCM_16")
+        done.append(entry(job["slug"], voice, out))
+        (out / "presets.json").write_text(json.dumps(done, indent=1, ensure_ascii=False) + "\n")
+    print(f"{len(done)} voices in {out} ({time.perf_counter() - start:.0f} s)", flush=True)
+    return 0 if done else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""scripts/make_presets.py end to end on CPU: a tiny exported model, a fake codes folder, 2 tuning steps.
+
+The voices it writes load, fit the model they were tuned on, and the app's preset listing finds them
+(with their samples) once copied into a voices folder.
+"""
+from __future__ import annotations
+
+import gzip
+import importlib.util
+import json
+import random
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+from lina.pretrained import tiny_random
+from lina.training.corpus.texts import ALPHABET
+from lina.training.lm.configs import TINY
+from lina.training.lm.export import export
+from lina.training.lm.train import RunOptions, train
+from lina.tts import LinaTTS
+from lina.voice import Voice
+from lina_app.presets import list_presets
+
+SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "make_presets.py"
+STYLES = ("neutral", "happy", "sad", "angry", "whisper", "calm")
+WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "while", "river", "light", "and",
+         "winter", "music", "fill", "my", "house"]
+FRAMES_PER_CHAR = 2
+# (speaker, engine, styles, rows per style): two styled speakers, one that is not, in train; test speakers
+# of three engines, one also in train (so not "unseen").
+TRAIN_SPEAKERS = [("piper-joe", "piper", STYLES, 3), ("flite-rms-d09", "flite", STYLES, 3),
+                  ("espeak-en-r1", "espeak", ("neutral", "happy"), 4)]
+TEST_SPEAKERS = [("espeak-en-r2", "espeak", ("neutral",), 4), ("espeak-en-r3", "espeak", ("neutral",), 4),
+                 ("festival-kal-d36", "festival", ("neutral",), 4), ("piper-joe-d54", "piper", STYLES, 2),
+                 ("piper-joe-d60", "piper", ("neutral",), 4), ("piper-joe", "piper", ("neutral",), 2)]
+
+
+def write_split(root: Path, split: str, speakers, seed: int) -> None:
+    rng = random.Random(seed)
+    letters = "".join(c for c in sorted(ALPHABET) if c.isalpha())
+    rows, codes, offset = [], [], 0
+    for speaker, engine, styles, n in speakers:
+        for style in styles:
+            for i in range(n):
+                text = f"spell {letters} now." if not rows else " ".join(rng.sample(WORDS, 6)) + "."
+                ids = np.repeat([ord(c) % TINY.n_codebook for c in text], FRAMES_PER_CHAR).astype(np.uint16)
+                rows.append({"id": f"{speaker}_{style}_{split}{i:03d}", "speaker": speaker, "style": style,
+                             "text": text, "split": split, "engine": engine, "offset": offset, "frames": len(ids)})
+                codes.append(ids)
+                offset += len(ids)
+    with gzip.open(root / f"{split}.jsonl.gz", "wt") as f:
+        f.writelines(json.dumps(r) + "\n" for r in rows)
+    np.save(root / f"{split}.codes.npy", np.concatenate(codes))
+
+
+@pytest.fixture(scope="module")
+def model_and_codes(tmp_path_factory) -> tuple[Path, Path]:
+    """A fake codes folder and a lina-mini export of one tiny training step on it."""
+    root = tmp_path_factory.mktemp("presets")
+    codes = root / "codes"
+    codes.mkdir()
+    write_split(codes, "train", TRAIN_SPEAKERS, 0)
+    write_split(codes, "validation", TRAIN_SPEAKERS[:1], 1)
+    write_split(codes, "test", TEST_SPEAKERS, 2)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny matrices; a shared CPU makes two threads wait
+    try:
+        settings = {"config": "tiny", "steps": 1, "warmup": 1, "batch_frames": 1_500, "max_frames": 600, "seed": 0}
+        train(codes, root / "run", settings, RunOptions(log_every=1, val_every=0, device="cpu"))
+        tiny_random().codec.save_pretrained(root / "codec")
+        export(root / "run", root / "codec", root / "lina-mini")
+    finally:
+        torch.set_num_threads(threads)
+    return root / "lina-mini", codes
+
+
+def test_make_presets_end_to_end(model_and_codes, tmp_path):
+    model, codes = model_and_codes
+    spec = importlib.util.spec_from_file_location("make_presets", SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out = tmp_path / "out"
+    argv = ["--model", str(model), "--codes", str(codes), "--out", str(out), "--steps", "2",
+            "--clips-seconds", "2", "--device", "cpu", "--samples"]
+    assert script.main(argv) == 0
+
+    presets = json.loads((out / "presets.json").read_text())
+    slugs = [p["id"] for p in presets]
+    # Styled speakers sorted: flite-rms-d09 = Ava, piper-joe = Leo; then the unseen test speakers.
+    assert slugs[:12] == [f"{n}_{s}" for n in ("ava", "leo") for s in STYLES]
+    unseen = [p["speaker"] for p in presets[12:]]
+    assert len(unseen) == 4 and unseen[0] == "espeak-en-r2" and "piper-joe-d54" in unseen
+    assert {p["engine"] for p in presets[12:]} == {"espeak", "festival", "piper"}
+    assert "piper-joe" not in unseen and "espeak-en-r1" not in [p["speaker"] for p in presets]
+
+    tts = LinaTTS.from_pretrained(str(model), device="cpu")
+    assert tts.model_id.startswith("lina-mini-v1-")
+    with gzip.open(codes / "test.jsonl.gz", "rt") as f:
+        test_ids = {json.loads(line)["id"] for line in f}
+    for p in presets:
+        voice = Voice.load(out / p["file"])
+        voice.check(tts.model.cfg)
+        assert voice.model_id == tts.model_id and voice.name == p["name"] and voice.style == p["style"]
+        assert voice.extra["steps"] == 2 and voice.extra["clip_ids"] and np.isfinite(voice.extra["final_loss"])
+        assert voice.extra["clip_seconds"] <= 2 or len(voice.extra["clip_ids"]) == 1
+        assert (set(voice.extra["clip_ids"]) <= test_ids) == (p["split"] == "test")
+        audio, rate = soundfile.read(str(out / p["sample"]), dtype="int16")
+        assert rate == 24_000 and 0 < len(audio) <= 4 * rate
+    assert presets[0]["name"] == "Ava — neutral" and "Flite" in presets[0]["description"]
+
+    # The app's layout: voice files and samples side by side in one folder.
+    voices = tmp_path / "voices"
+    voices.mkdir()
+    for f in list((out / "voices").iterdir()) + list((out / "samples").iterdir()):
+        shutil.copy(f, voices)
+    listed = list_presets(voices, tts.model.cfg)
+    assert sorted(p.id for p in listed) == sorted(slugs)
+    assert all(p.compatible and p.sample and p.description and p.style for p in listed)
+
+    # --resume keeps the voices made for this model.
+    assert script.main(argv[:-1] + ["--resume"]) == 0
+    assert [p["final_loss"] for p in json.loads((out / "presets.json").read_text())] == \
+        [p["final_loss"] for p in presets]
