@@ -21,6 +21,9 @@ from lina.tokenizer import TextTokenizer
 
 SPLITS = ("train", "validation", "test")
 ROW_EXTRA = 2  # BOS and EOS around an utterance's codes
+# Batch widths are rounded up to these multiples (audio tokens, text ids): a handful of shapes per run.
+SHAPE_QUANTUM = 128
+TEXT_QUANTUM = 32
 
 
 def manifest_path(root: Path, split: str) -> Path:
@@ -105,8 +108,9 @@ class CodesSplit:
         n = len(indices)
         text_len = torch.tensor([len(self.texts[i]) for i in indices], dtype=torch.long)
         audio_len = torch.tensor([int(self.frames[i]) + ROW_EXTRA for i in indices], dtype=torch.long)
-        text = torch.full((n, int(text_len.max())), TEXT_PAD_ID, dtype=torch.long)
-        audio = torch.full((n, int(audio_len.max())), PAD_ID, dtype=torch.long)
+        text_width = -(-int(text_len.max()) // TEXT_QUANTUM) * TEXT_QUANTUM
+        text = torch.full((n, text_width), TEXT_PAD_ID, dtype=torch.long)
+        audio = torch.full((n, int(bucket_length(int(audio_len.max())))), PAD_ID, dtype=torch.long)
         for row, i in enumerate(indices):
             text[row, : text_len[row]] = torch.tensor(self.texts[i], dtype=torch.long)
             frames = int(self.frames[i])
@@ -116,25 +120,34 @@ class CodesSplit:
         return Batch(text, text_len, audio, audio_len)
 
 
+def bucket_length(tokens: np.ndarray | int) -> np.ndarray | int:
+    """Padded audio width of a batch whose longest row has ``tokens`` tokens: the next multiple of
+    ``SHAPE_QUANTUM``. Few distinct shapes matter on CUDA: fla's Triton kernels re-tune for shapes they
+    have not seen (measured: 2 s/step instead of milliseconds when every batch had its own shape)."""
+    return -(-tokens // SHAPE_QUANTUM) * SHAPE_QUANTUM
+
+
 def plan_batches(frames: np.ndarray, batch_frames: int, seed: int, epoch: int, shuffle: bool = True) -> list[list[int]]:
     """Length-bucketed batches covering every utterance exactly once: ``list`` of index lists.
 
-    The cost of a batch is its padded audio size, ``len(batch) * max(frames + 2)``; it stays within
-    ``batch_frames``. Utterances are sorted by length (ties in an order drawn from ``(seed, epoch)``) and
-    cut greedily, so a batch holds similar lengths and little padding; the batch order is then
-    shuffled with the same generator. ``shuffle=False`` (validation) keeps the sorted order.
+    Rows (frames + BOS + EOS) fall into buckets of ``SHAPE_QUANTUM`` tokens; a bucket of padded width
+    ``L`` is cut into batches of ``max(1, batch_frames // L)`` rows, so the padded cost stays within
+    ``batch_frames`` and each bucket gives one batch shape (plus its remainder). Order within a bucket
+    is drawn from ``(seed, epoch)``, and so is the order of the batches. ``shuffle=False`` (validation)
+    keeps the sorted order.
     """
     rows = frames.astype(np.int64) + ROW_EXTRA
     if len(rows) and int(rows.max()) > batch_frames:
         raise ValueError(f"an utterance of {int(rows.max())} tokens exceeds the batch budget {batch_frames}")
     rng = np.random.default_rng([seed, epoch])
     tie_break = rng.permutation(len(rows)) if shuffle else np.arange(len(rows))
-    order = tie_break[np.argsort(rows[tie_break], kind="stable")]
+    widths = bucket_length(rows)
+    order = tie_break[np.argsort(widths[tie_break], kind="stable")]
     batches: list[list[int]] = []
     current: list[int] = []
     for i in order.tolist():
-        # Sorted ascending: the newcomer is the longest, so the padded cost is count * its length.
-        if current and (len(current) + 1) * rows[i] > batch_frames:
+        size = max(1, batch_frames // int(widths[i]))
+        if current and (widths[current[0]] != widths[i] or len(current) >= size):
             batches.append(current)
             current = []
         current.append(i)
