@@ -1,0 +1,129 @@
+"""Codec training pieces: EMA codebook, a tiny codec's training steps, resume, encode."""
+from __future__ import annotations
+
+import gzip
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from lina.codec.codec import Codec
+from lina.codec.quantizer import Codebook
+from lina.codec.config import QuantizerConfig
+from lina.training.codec.configs import TINY, TrainConfig
+from lina.training.codec.ema_codebook import EMACodebook, EMAConfig
+from lina.training.codec.encode import encode_corpus
+from lina.training.codec.train import Trainer, train
+
+SEGMENT = 320 * 24
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny convolutions are slower with more threads on a shared CPU
+    yield
+    torch.set_num_threads(threads)
+
+
+def _voices(batch: int, seed: int, samples: int = SEGMENT) -> torch.Tensor:
+    """Harmonic tones with random pitch and amplitude: `[batch, samples]`."""
+    g = torch.Generator().manual_seed(seed)
+    t = torch.arange(samples) / 24_000
+    f0 = 100 + 200 * torch.rand(batch, 1, generator=g)
+    wav = sum(torch.sin(2 * torch.pi * k * f0 * t) / k for k in range(1, 6))
+    return 0.3 * wav * torch.rand(batch, 1, generator=g)
+
+
+def test_ema_codebook_starts_from_kmeans_and_restarts_dead_entries():
+    book = Codebook(QuantizerConfig(bins=16, dim=4))
+    ema = EMACodebook(book, EMAConfig(init_batches=2, dead_threshold=0.5)).train()
+    clusters = torch.randn(4, 4) * 10
+    def batch():
+        ids = torch.randint(4, (2, 50))
+        return (clusters[ids] + 0.01 * torch.randn(2, 50, 4)).transpose(1, 2)  # [B, D, T]
+    latent = batch()
+    out, codes, commit = ema(latent)
+    assert torch.equal(out, latent) and (codes == -1).all() and float(commit) == 0.0  # pooling, not yet quantizing
+    ema(batch())
+    assert bool(ema.initialized)
+    # After k-means every one of the 4 true clusters has an entry within noise distance.
+    distance = torch.cdist(clusters, book.codebook.data).min(dim=1).values
+    assert float(distance.max()) < 0.5
+    quantized, codes, commit = ema(batch())
+    assert codes.shape == (2, 50) and float(commit) < 1e-2
+    # Two of the four clusters vanish from the data: their entries' counts decay below the threshold
+    # (0.99^70 < 0.5) and are re-seeded on current latents, i.e. near the two clusters that remain.
+    for _ in range(80):
+        ids = torch.randint(2, (2, 50))
+        ema((clusters[ids] + 0.01 * torch.randn(2, 50, 4)).transpose(1, 2))
+    assert int(ema.restarts) > 0
+    distance = torch.cdist(book.codebook.data, clusters[:2]).min(dim=1).values
+    assert float(distance.max()) < 0.5
+
+
+def test_straight_through_gradient_reaches_the_encoder():
+    book = Codebook(QuantizerConfig(bins=8, dim=3))
+    ema = EMACodebook(book, EMAConfig(init_batches=1)).train()
+    ema(torch.randn(1, 3, 40))
+    latent = torch.randn(1, 3, 40, requires_grad=True)
+    quantized, _, commit = ema(latent)
+    (quantized.sum() + commit).backward()
+    assert latent.grad is not None and float(latent.grad.abs().sum()) > 0
+
+
+def test_tiny_codec_training_lowers_the_mel_loss_and_resumes(tmp_path):
+    config = TrainConfig(batch_size=4, warmup_steps=1, total_steps=40, gan_start_step=20, learning_rate=2e-3)
+    trainer = Trainer.create(TINY, config, torch.device("cpu"))
+    trainer.ema.config = EMAConfig(init_batches=2)
+    batches = (_voices(4, seed) for seed in range(10_000))
+    first = trainer.train_step(next(batches))["mel"]
+    train(trainer, batches, tmp_path / "run", max_seconds=120, max_steps=24, log_every=8, log=lambda _: None)
+    last = trainer.train_step(_voices(4, 0))
+    assert last["mel"] < 0.8 * first
+    assert "d_loss" in last  # the discriminators joined at gan_start_step
+    lines = (tmp_path / "run" / "log.jsonl").read_text().splitlines()
+    assert [json.loads(line)["step"] for line in lines] == [8, 16, 24]
+
+    trainer.save(tmp_path / "run")
+    resumed = Trainer.load(tmp_path / "run", torch.device("cpu"))
+    assert resumed.step == trainer.step
+    for (name, a), b in zip(trainer.codec.state_dict().items(), resumed.codec.state_dict().values()):
+        assert torch.equal(a, b), name
+    assert torch.equal(trainer.ema.cluster_size, resumed.ema.cluster_size)
+    wav = _voices(4, 99)
+    torch.manual_seed(5)
+    a = trainer.train_step(wav)
+    torch.manual_seed(5)
+    b = resumed.train_step(wav)
+    assert a["loss"] == pytest.approx(b["loss"], rel=1e-5)
+
+
+def test_encode_corpus_writes_codes_that_the_codec_decodes(tmp_path):
+    trainer = Trainer.create(TINY, TrainConfig(), torch.device("cpu"))
+    trainer.ema.config = EMAConfig(init_batches=1)
+    trainer.ema(trainer.codec.encoder(_voices(2, 1).unsqueeze(1)))  # k-means start
+    codec = trainer.codec.eval()
+    codec.save_pretrained(tmp_path / "codec")
+    codec = Codec.from_pretrained(tmp_path / "codec")
+    rows = []
+    for i, seconds in enumerate((0.5, 1.23, 0.8)):
+        row = {"id": f"r{i}", "speaker": "spk", "split": "train", "text": "hello"}
+        path = tmp_path / "audio" / "wav" / "spk" / f"r{i}.wav"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(str(path), _voices(1, i, int(seconds * 24_000))[0].numpy(), 24_000, subtype="FLOAT")
+        rows.append(row)
+    rows.append({"id": "missing", "speaker": "spk", "split": "train", "text": "x"})
+    summary = encode_corpus(codec, {"train": rows}, [tmp_path / "audio"], tmp_path / "codes", log=lambda _: None)
+    assert summary["train"]["rows"] == 3 and summary["train"]["missing"] == 1
+    flat = np.load(tmp_path / "codes" / "train.codes.npy")
+    with gzip.open(tmp_path / "codes" / "train.jsonl.gz", "rt") as handle:
+        done = [json.loads(line) for line in handle]
+    assert [r["frames"] for r in done] == [38, 93, 60]  # ceil(samples / 320)
+    assert done[1]["offset"] == 38 and len(flat) == 38 + 93 + 60
+    # Batched (padded) encoding gives each row the codes it gets alone, except near its padded end.
+    alone = codec.encode(torch.from_numpy(sf.read(str(tmp_path / "audio/wav/spk/r0.wav"), dtype="float32")[0])[None])
+    assert np.mean(alone[0].numpy()[:-4] == flat[:34]) > 0.9
+    assert Codec.from_pretrained(tmp_path / "codes" / "codec").quantizer.bins == TINY.quantizer.bins
