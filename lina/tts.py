@@ -203,17 +203,24 @@ class LinaTTS:
             cfg = GenerationConfig(SamplingConfig(top_k=top_k, temperature=temperature),
                                    max_tokens=int(row_seconds(sentence) * FRAME_RATE), seed=seed)
             decoder = self.codec.streaming_decoder()
+            # Inference mode is per thread and a server may resume this generator on another thread:
+            # enter it around each step rather than holding it across a `yield`.
             with torch.inference_mode():
                 ctx = self.model.encode_text(text_ids, lengths)
                 state = self.model.init_state(1, self._initial_states([voice]))
-                for chunk, _ in stream(self.model, ctx, state, cfg, None, chunk_tokens):
-                    if len(chunk[0]):
-                        audio = decoder.push(chunk[0][None])
-                        if audio is not None and audio.numel():
-                            yield audio.reshape(-1).float().cpu().numpy()
-                tail = decoder.flush()
-                if tail is not None and tail.numel():
-                    yield tail.reshape(-1).float().cpu().numpy()
+                chunks = stream(self.model, ctx, state, cfg, None, chunk_tokens)
+            while True:
+                with torch.inference_mode():
+                    item = next(chunks, None)
+                    if item is None:
+                        audio = decoder.flush()
+                    else:
+                        audio = decoder.push(item[0][0][None]) if len(item[0][0]) else None
+                    samples = None if audio is None or not audio.numel() else audio.reshape(-1).float().cpu().numpy()
+                if samples is not None:
+                    yield samples
+                if item is None:
+                    break
             yield np.zeros(int(PAUSE_SECONDS * SAMPLE_RATE), dtype=np.float32)
 
     # ---- voices -------------------------------------------------------------------------------

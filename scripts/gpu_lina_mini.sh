@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # lina-mini on the GPU host in two calls (issue 7); /data and setsid processes outlive a call while
 # the machine is held.
-#   start   carry .whl_lm data/codes data/lmcodec: install fla, copy the codes and the codec to /data,
+#   start   carry .whl_lm data/codes (the codec travels as assets/lina-codec-mini): install fla, copy the codes and the codec to /data,
 #           train in the background for LM_SECONDS (default 620)
 #   finish  wait for training to end, export, tune the preset voices (+ samples), and put in $OUT:
 #           fp16 weight shards (export again here), log, curves, presets.tar
@@ -12,7 +12,7 @@ export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
 case "${1:-}" in
   start)
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl_lm/*.whl
-    cp -r data/codes /data/codes && cp -r data/lmcodec /data/lmcodec
+    cp -r data/codes /data/codes && cp -r assets/lina-codec-mini /data/lmcodec
     setsid nohup python3 -m lina.training.lm train --codes /data/codes --run /data/lmrun --config mini \
       --steps "${LM_STEPS:-2000}" --warmup 150 --val-every 1000 --val-batches 10 \
       --max-seconds "${LM_SECONDS:-620}" > /data/lm.log 2>&1 < /dev/null &

@@ -54,6 +54,25 @@ def test_stream_yields_audio(tts):
     assert sum(len(c) for c in chunks) > SAMPLE_RATE // 2 and all(c.dtype == np.float32 for c in chunks)
 
 
+def test_stream_resumes_on_another_thread(tts):
+    # A server resumes generators on whichever worker is free; inference mode is per thread.
+    import threading
+
+    chunks, got, errors = tts.stream("hello there. and again.", seed=0, chunk_tokens=4), [], []
+
+    def one_step():
+        try:
+            got.append(next(chunks))
+        except Exception as error:  # noqa: BLE001 (reported by the assertion below)
+            errors.append(error)
+
+    for _ in range(6):  # a fresh thread for every step
+        worker = threading.Thread(target=one_step)
+        worker.start()
+        worker.join()
+    assert not errors and len(got) == 6 and all(c.dtype == np.float32 and c.ndim == 1 for c in got)
+
+
 @pytest.mark.parametrize("text", ["", "   ", "###", "\u2603\u2603"])
 def test_unspeakable_text(tts, text):
     with pytest.raises(TextError):
