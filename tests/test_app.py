@@ -415,7 +415,21 @@ def test_page_labels_the_test_model_and_carries_the_model_card(served):
     assert {"clone", "tune_voice", "speak", "speak_stream", "voices"} <= names
 
 
-def test_model_choice_offline_falls_back_to_the_tiny_model(monkeypatch, tmp_path):
+def test_model_choice_offline_serves_the_embedded_model(monkeypatch, tmp_path):
+    from lina_app import model_choice
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    embedded = str(model_choice.EMBEDDED_MODEL_DIR)
+    loaded = load_model("auto")
+    assert loaded.source == embedded and not loaded.is_test_model and "chosen automatically" in loaded.notice
+    loaded = load_model(str(tmp_path / "no-such-model"))
+    assert loaded.source == embedded and "could not load" in loaded.notice and "fell back" in loaded.notice
+
+
+def test_model_choice_offline_without_embedded_model_falls_back_to_the_tiny_model(monkeypatch, tmp_path):
+    from lina_app import model_choice
+
+    monkeypatch.setattr(model_choice, "EMBEDDED_MODEL_DIR", tmp_path / "not-shipped")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert not hub_reachable()
     loaded = load_model("auto")
@@ -425,9 +439,11 @@ def test_model_choice_offline_falls_back_to_the_tiny_model(monkeypatch, tmp_path
 
 
 def test_released_model_unreachable_falls_back_with_a_notice(monkeypatch):
+    from lina_app import model_choice
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     loaded = load_model("released")
-    assert loaded.source == "tiny-random" and "could not load `released`: the Hub is not reachable" in loaded.notice
+    assert loaded.source == str(model_choice.EMBEDDED_MODEL_DIR) and "could not load `released`: the Hub is not reachable" in loaded.notice
 
 
 def test_automatic_choice(monkeypatch, tmp_path):
@@ -437,6 +453,7 @@ def test_automatic_choice(monkeypatch, tmp_path):
     monkeypatch.setattr(model_choice, "hub_reachable", lambda timeout=0: True)
     assert model_choice.automatic_choice()[0] == "released"
     monkeypatch.setattr(model_choice, "hub_reachable", lambda timeout=0: False)
+    monkeypatch.setattr(model_choice, "EMBEDDED_MODEL_DIR", tmp_path / "not-shipped")
     name, why = model_choice.automatic_choice()
     assert name == "tiny-random" and "the Hub is not reachable" in why
     # Once the embedded model is shipped, it is the offline default (and what "embedded" loads).
