@@ -19,6 +19,7 @@ from lina.checkpoint import load_into, load_released_checkpoint
 from lina.codec import Codec, CodecConfig
 from lina.codec.config import BackboneConfig, EncoderConfig, HeadConfig, QuantizerConfig
 from lina.config import LinaConfig
+from lina.int8_weights import dequantize_state
 from lina.model import LinaModel
 from lina.tokenizer import TextTokenizer
 from lina.unpickler import CheckpointError
@@ -96,7 +97,7 @@ def load_folder(folder: str | Path) -> Bundle:
         raise CheckpointError(f"{folder} is not a Lina model folder: missing {missing}")
     cfg = LinaConfig.load(folder / "config.json")
     model = LinaModel(cfg)
-    load_into(model, {k: v.float() for k, v in load_file(str(folder / "model.safetensors")).items()})
+    load_into(model, {k: v.float() for k, v in dequantize_state(load_file(str(folder / "model.safetensors"))).items()})
     card = json.loads((folder / "card.json").read_text()) if (folder / "card.json").exists() else {}
     return Bundle(model.eval(), TextTokenizer.from_file(folder / "tokenizer.json"),
                   Codec.from_pretrained(folder / "codec").eval(), card.get("name", cfg.model_id or folder.name),

@@ -19,6 +19,7 @@ from lina.codec.released_config import load_released_config
 from lina.codec.released_weights import read_lightning_state, translate_released_state
 from lina.codec.seanet import SEANetEncoder
 from lina.codec.streaming import STREAMING, StreamConfig, StreamingDecoder
+from lina.int8_weights import dequantize_state
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "codec.safetensors"
@@ -178,5 +179,5 @@ class Codec(nn.Module):
         except (KeyError, TypeError, ValueError) as error:
             raise CodecFormatError(f"{folder / CONFIG_FILE}: bad config ({error})") from None
         codec = cls(config)
-        codec.load_weights(load_file(str(folder / WEIGHTS_FILE)))
+        codec.load_weights(dequantize_state(load_file(str(folder / WEIGHTS_FILE))))
         return codec.eval()
