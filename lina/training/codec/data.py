@@ -6,8 +6,6 @@ Only rows of the manifests given are used, which is how the test split's unseen 
 """
 from __future__ import annotations
 
-import gzip
-import json
 import random
 import time
 from pathlib import Path
@@ -18,6 +16,8 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from lina.constants import SAMPLE_RATE
+from lina.training.corpus.generate import audio_path
+from lina.training.corpus.manifest import read_jsonl
 
 # Training segments are rescaled to a random peak in this range: the codec must not depend on level.
 PEAK_RANGE = (0.2, 0.95)
@@ -27,15 +27,13 @@ MIN_SECONDS = 0.5
 
 def read_manifest(path: str | Path) -> list[dict]:
     """Rows of a `.jsonl` or `.jsonl.gz` manifest."""
-    opener = gzip.open if str(path).endswith(".gz") else open
-    with opener(path, "rt", encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
+    return read_jsonl(Path(path))
 
 
 def row_audio(roots: list[Path], row: dict) -> Path | None:
     """Where the corpus renderer put this row's audio, under the first root that has it."""
     for root in roots:
-        path = root / "wav" / row["speaker"] / f"{row['id']}.wav"
+        path = audio_path(root, row)
         if path.exists():
             return path
     return None
