@@ -8,8 +8,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -76,7 +76,7 @@ class LinaTTS:
                              f"{self.model.cfg.n_codebook}")
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str = "released", device: str | torch.device | None = None) -> "LinaTTS":
+    def from_pretrained(cls, name_or_path: str = "released", device: str | torch.device | None = None) -> LinaTTS:
         """``"released"`` (Hub), ``"tiny-random"``, a model folder, a ``.ckpt`` or a Hub repo in our format."""
         return cls(resolve(name_or_path), device)
 

@@ -10,8 +10,8 @@ import soundfile as sf
 import torch
 
 from lina.codec.codec import Codec
-from lina.codec.quantizer import Codebook
 from lina.codec.config import QuantizerConfig
+from lina.codec.quantizer import Codebook
 from lina.training.codec.configs import TINY, TrainConfig
 from lina.training.codec.ema_codebook import EMACodebook, EMAConfig
 from lina.training.codec.encode import encode_corpus
@@ -53,7 +53,7 @@ def test_ema_codebook_starts_from_kmeans_and_restarts_dead_entries():
     # After k-means every one of the 4 true clusters has an entry within noise distance.
     distance = torch.cdist(clusters, book.codebook.data).min(dim=1).values
     assert float(distance.max()) < 0.5
-    quantized, codes, commit = ema(batch())
+    _, codes, commit = ema(batch())
     assert codes.shape == (2, 50) and float(commit) < 1e-2
     # Two of the four clusters vanish from the data: their entries' counts decay below the threshold
     # (0.99^300 x their count < 0.5) and are re-seeded on current latents, near the two that remain.

@@ -1,9 +1,15 @@
 """Int8 storage of shipped weights: bounded error, small tensors kept, loaders accept both formats."""
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
-from lina.int8_weights import INT8_SUFFIX, SCALE_SUFFIX, dequantize_state, quantize_file, quantize_state
+from lina.int8_weights import (
+    INT8_SUFFIX,
+    SCALE_SUFFIX,
+    dequantize_state,
+    quantize_file,
+    quantize_state,
+)
 
 
 def test_round_trip_error_is_half_a_step_per_row():

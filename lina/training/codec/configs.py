@@ -9,7 +9,13 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-from lina.codec.config import BackboneConfig, CodecConfig, EncoderConfig, HeadConfig, QuantizerConfig
+from lina.codec.config import (
+    BackboneConfig,
+    CodecConfig,
+    EncoderConfig,
+    HeadConfig,
+    QuantizerConfig,
+)
 
 MINI = CodecConfig(
     encoder=EncoderConfig(n_filters=32, dimension=256, lstm_layers=1),
@@ -54,7 +60,7 @@ class TrainConfig:
         return asdict(self)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "TrainConfig":
+    def from_dict(cls, data: dict) -> TrainConfig:
         data = dict(data)
         if "betas" in data:
             data["betas"] = tuple(data["betas"])

@@ -11,7 +11,7 @@ not supported on CUDA, and the magnitudes of a loud waveform need the float32 ra
 """
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F

@@ -62,7 +62,7 @@ def encode_rows(codec: Codec, rows: list[dict], roots: list[Path]) -> tuple[list
     for row in rows:
         if row["id"] in codes_of:
             codes = codes_of[row["id"]]
-            out_rows.append({**row, "offset": offset, "frames": int(len(codes))})
+            out_rows.append({**row, "offset": offset, "frames": len(codes)})
             chunks.append(codes.astype(CODES_DTYPE))
             offset += len(codes)
     flat = np.concatenate(chunks) if chunks else np.zeros(0, CODES_DTYPE)

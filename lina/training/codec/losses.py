@@ -10,7 +10,7 @@ precision: a bf16 log-mel would quantize the loss itself (bf16 has 8 mantissa bi
 from __future__ import annotations
 
 import math
-from typing import Optional, Sequence
+from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -48,7 +48,7 @@ def mel_to_hz(mel: Tensor) -> Tensor:
 
 
 def mel_filterbank(
-    sample_rate: int, n_fft: int, n_mels: int, f_min: float = 0.0, f_max: Optional[float] = None
+    sample_rate: int, n_fft: int, n_mels: int, f_min: float = 0.0, f_max: float | None = None
 ) -> Tensor:
     """Slaney-scale, slaney-normalized triangular filterbank `[n_mels, n_fft // 2 + 1]` (float32).
 
@@ -91,7 +91,7 @@ class MelLoss(nn.Module):
         hop: int = 256,
         n_mels: int = 100,
         f_min: float = 0.0,
-        f_max: Optional[float] = None,
+        f_max: float | None = None,
     ):
         super().__init__()
         self.n_fft, self.hop = n_fft, hop
@@ -131,7 +131,7 @@ class MultiScaleMelLoss(nn.Module):
         sample_rate: int = 24000,
         scales: Sequence[tuple[int, int, int]] = DEFAULT_MEL_SCALES,
         f_min: float = 0.0,
-        f_max: Optional[float] = None,
+        f_max: float | None = None,
     ):
         super().__init__()
         if not scales:

@@ -58,7 +58,7 @@ class Trainer:
     step: int = 0
 
     @classmethod
-    def create(cls, codec_config: CodecConfig, config: TrainConfig, device: torch.device) -> "Trainer":
+    def create(cls, codec_config: CodecConfig, config: TrainConfig, device: torch.device) -> Trainer:
         torch.manual_seed(config.seed)
         codec = init_for_training(Codec(codec_config)).to(device).train()
         ema = EMACodebook(codec.quantizer).to(device)
@@ -145,7 +145,7 @@ class Trainer:
         tmp.replace(run / CHECKPOINT)  # atomic: a kill mid-save leaves the previous checkpoint
 
     @classmethod
-    def load(cls, run: Path, device: torch.device) -> "Trainer":
+    def load(cls, run: Path, device: torch.device) -> Trainer:
         state = torch.load(run / CHECKPOINT, map_location=device, weights_only=True)
         trainer = cls.create(CodecConfig.from_dict(state["codec_config"]),
                              TrainConfig.from_dict(state["train_config"]), device)
