@@ -16,8 +16,6 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-out}; mkdir -p "$OUT" /data
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 LINA_CORPUS_ROOT=/data/root
-# libpulse keeps libpulsecommon in a private folder that the engines' search path does not list.
-export LD_LIBRARY_PATH=/data/root/usr/lib/x86_64-linux-gnu/pulseaudio${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
 PY=python3
 
 status() {
@@ -39,6 +37,7 @@ case "${1:-status}" in
     $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
     nvidia-smi --query-gpu=name --format=csv,noheader; nproc
     bash scripts/corpus_bundle.sh unpack /data/root | tail -n 1
+    ln -sfn /data/root/usr/share/festival /usr/share/festival  # festival reads init.scm there whatever --libdir says
     bash scripts/corpus_bundle.sh check /data/root 2>&1 | tee "$OUT/engines.txt"
     start_render np /data/r1 /data/render1.log
     setsid nohup $PY -m lina.training.codec train --manifest data/carry/np_train.jsonl.gz data/carry/pp_train.jsonl.gz \
@@ -48,7 +47,7 @@ case "${1:-status}" in
   render1)  # setup again after a failed engine check: reinstall wheels, recheck, restart the render
     $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl
     bash scripts/corpus_bundle.sh check /data/root 2>&1 | tee "$OUT/engines.txt"
-    pkill -f "lina.training.corpus render"; start_render np /data/r1 /data/render1.log; sleep 45; status ;;
+    pkill -f "[l]ina.training.corpus render"; start_render np /data/r1 /data/render1.log; sleep 45; status ;;
   piper1)
     $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .piper1/*.whl; status ;;
   piper2)
@@ -59,13 +58,14 @@ case "${1:-status}" in
   status)
     sleep "${WAIT:-0}"; status ;;
   finish)
-    pkill -TERM -o -f "lina.training.codec train"; for i in $(seq 90); do pgrep -f "lina.training.codec train" >/dev/null || break; sleep 2; done; pkill -KILL -f "lina.training.codec train"
-    pkill -TERM -f "lina.training.corpus render"; sleep 3; pkill -KILL -f "lina.training.corpus render"
+    pkill -TERM -o -f "[l]ina.training.codec train"; for i in $(seq 90); do pgrep -f "[l]ina.training.codec train" >/dev/null || break; sleep 2; done; pkill -KILL -f "[l]ina.training.codec train"
+    pkill -TERM -f "[l]ina.training.corpus render"; sleep 3; pkill -KILL -f "[l]ina.training.corpus render"
     $PY -m lina.training.codec export --run /data/run --out /data/codec --dtype float16
     $PY -m lina.training.codec encode --codec /data/codec --manifest data/carry/*_*.jsonl.gz \
       --roots /data/r1 /data/r2 --out /data/codes 2>&1 | tee "$OUT/encode.log"
     # $OUT takes at most 8 files of 16 MiB: one archive, cut into 15 MiB parts (cat joins them).
-    cp /data/run/log.jsonl /data/codes/codec_log.jsonl; cp -r /data/codec /data/codes/codec_fp16
+    # encode saved the float32 codec into codes/codec: send the fp16 export instead (the parts stay < 64 MiB).
+    rm -rf /data/codes/codec; cp /data/run/log.jsonl /data/codes/codec_log.jsonl; cp -r /data/codec /data/codes/codec_fp16
     tar -C /data -cf - codes | split -b 15m -d - "$OUT/codec_and_codes.tar.part"
     ls -la "$OUT"/*; status ;;
 esac

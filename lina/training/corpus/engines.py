@@ -54,7 +54,9 @@ class Tools:
         env = {k: v for k, v in os.environ.items() if k not in ("ESPEAK_DATA_PATH",)}
         env["LC_ALL"] = "C.UTF-8"
         if self.bundled:
-            libs = [self.root / p for p in (f"usr/lib/{_MULTIARCH}", f"lib/{_MULTIARCH}", "usr/lib")]
+            # libpulse keeps libpulsecommon in a private folder (seen on the GPU host, whose image has no libpulse).
+            libs = [self.root / p for p in (f"usr/lib/{_MULTIARCH}", f"lib/{_MULTIARCH}", "usr/lib",
+                                            f"usr/lib/{_MULTIARCH}/pulseaudio")]
             old = env.get("LD_LIBRARY_PATH", "")
             env["LD_LIBRARY_PATH"] = ":".join([*map(str, libs), *([old] if old else [])])
         return env
