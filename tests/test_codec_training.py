@@ -128,3 +128,52 @@ def test_encode_corpus_writes_codes_that_the_codec_decodes(tmp_path):
     alone = codec.encode(torch.from_numpy(sf.read(str(tmp_path / "audio/wav/spk/r0.wav"), dtype="float32")[0])[None])
     assert np.mean(alone[0].numpy()[:-4] == flat[:34]) > 0.9
     assert Codec.from_pretrained(tmp_path / "codes" / "codec").quantizer.bins == TINY.quantizer.bins
+
+
+def test_decoder_only_warm_start_keeps_the_codes_and_trains_the_decoder(tmp_path):
+    source = Trainer.create(TINY, TrainConfig(), torch.device("cpu"))
+    source.ema.config = EMAConfig(init_batches=1)
+    source.ema(source.codec.encoder(_voices(4, 1).unsqueeze(1)))  # k-means start
+    source.codec.eval().save_pretrained(tmp_path / "codec")
+    exported = Codec.from_pretrained(tmp_path / "codec")
+    config = TrainConfig(batch_size=4, warmup_steps=1, gan_start_step=0, learning_rate=2e-3, train_encoder=False)
+    trainer = Trainer.warm_start(exported, config, torch.device("cpu"))
+    frozen = {n: p.clone() for n, p in trainer.codec.named_parameters() if n.startswith(("encoder.", "quantizer."))}
+    decoder = {n: p.clone() for n, p in trainer.codec.named_parameters() if n.startswith(("backbone.", "head."))}
+    wav = _voices(4, 7)
+    codes_before = exported.encode(wav)
+    first = trainer.train_step(wav)
+    for _ in range(5):
+        stats = trainer.train_step(wav)
+    assert stats["restarts"] == 0 and "d_loss" in stats and stats["mel"] < first["mel"]
+    for name, value in trainer.codec.named_parameters():
+        if name in frozen:
+            assert torch.equal(value, frozen[name]), name  # no gradient step, no EMA move, no restart
+    assert any(not torch.equal(p, decoder[n]) for n, p in trainer.codec.named_parameters() if n in decoder)
+    assert torch.equal(trainer.codec.eval().encode(wav), codes_before)
+
+
+def test_merge_codes_concatenates_splits_and_moves_offsets(tmp_path):
+    from lina.training.codec.encode import merge_codes
+
+    def folder(name: str, rows: dict[str, list[int]]) -> None:
+        path = tmp_path / name
+        path.mkdir()
+        flat, offset = [], 0
+        with gzip.open(path / "train.jsonl.gz", "wt") as handle:
+            for rid, codes in rows.items():
+                handle.write(json.dumps({"id": rid, "offset": offset, "frames": len(codes)}) + "\n")
+                flat += codes
+                offset += len(codes)
+        np.save(path / "train.codes.npy", np.array(flat, dtype=np.uint16))
+
+    folder("a", {"a0": [1, 2, 3], "a1": [4]})
+    folder("b", {"b0": [5, 6]})
+    summary = merge_codes([tmp_path / "a", tmp_path / "b"], tmp_path / "m")
+    assert summary["train"] == {"rows": 3, "frames": 6}
+    flat = np.load(tmp_path / "m" / "train.codes.npy")
+    with gzip.open(tmp_path / "m" / "train.jsonl.gz", "rt") as handle:
+        rows = [json.loads(line) for line in handle]
+    assert [flat[r["offset"]: r["offset"] + r["frames"]].tolist() for r in rows] == [[1, 2, 3], [4], [5, 6]]
+    with pytest.raises(ValueError, match="already"):
+        merge_codes([tmp_path / "a", tmp_path / "a"], tmp_path / "m2")

@@ -1,6 +1,8 @@
 """Codec training CLI: `python -m lina.training.codec {train,export,encode,evaluate}`.
 
   train     --manifest M... --roots DIR... --run RUN [--config mini] [--max-seconds S]   (resumes RUN)
+            [--init CODEC_DIR [--decoder-only]]   a new run from exported weights; frozen encoder + codebook
+  merge     --out CODES SRC... [--skip-codec]   codes folders of one codec concatenated split by split
   export    --run RUN --out DIR [--dtype float16] [--split-mib 15]
   encode    --codec DIR --manifest M... --roots DIR... --out CODES      (rows grouped by their split)
   evaluate  --codec DIR --manifest M [--roots DIR... | --render] [--limit N] [--out JSON]
@@ -33,8 +35,19 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"resumed {run} at step {trainer.step}", flush=True)
     else:
         overrides = {k: v for k, v in (("batch_size", args.batch_size), ("total_steps", args.total_steps),
-                                       ("gan_start_step", args.gan_start_step)) if v is not None}
-        trainer = Trainer.create(CONFIGS[args.config], TrainConfig(**overrides), device)
+                                       ("gan_start_step", args.gan_start_step), ("learning_rate", args.learning_rate),
+                                       ("warmup_steps", args.warmup_steps)) if v is not None}
+        if args.decoder_only:
+            overrides["train_encoder"] = False
+        if args.init:
+            from lina.codec.codec import Codec
+
+            trainer = Trainer.warm_start(Codec.from_pretrained(args.init), TrainConfig(**overrides), device)
+            print(f"new run {run} from {args.init} (train_encoder={trainer.config.train_encoder})", flush=True)
+        elif args.decoder_only:
+            raise SystemExit("--decoder-only needs --init: a decoder can only learn codes that already exist")
+        else:
+            trainer = Trainer.create(CONFIGS[args.config], TrainConfig(**overrides), device)
     hop = trainer.codec.hop_length
     segment = round(trainer.config.segment_seconds * trainer.codec.sample_rate / hop) * hop
     data = AudioSegments(args.manifest, args.roots, segment, seed=trainer.config.seed + trainer.step)
@@ -84,6 +97,13 @@ def cmd_encode(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_merge(args: argparse.Namespace) -> int:
+    from lina.training.codec.encode import merge_codes
+
+    print(json.dumps(merge_codes([Path(s) for s in args.sources], Path(args.out)), indent=1))
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     import soundfile as sf
 
@@ -123,6 +143,10 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--batch-size", type=int, default=None)
     t.add_argument("--total-steps", type=int, default=None)
     t.add_argument("--gan-start-step", type=int, default=None)
+    t.add_argument("--learning-rate", type=float, default=None)
+    t.add_argument("--warmup-steps", type=int, default=None)
+    t.add_argument("--init", default=None, help="exported codec folder to start a new run from")
+    t.add_argument("--decoder-only", action="store_true", help="with --init: train backbone + head only")
     t.add_argument("--workers", type=int, default=4)
     t.add_argument("--log-every", type=int, default=50)
     t.add_argument("--device", default=None)
@@ -140,6 +164,10 @@ def main(argv: list[str] | None = None) -> int:
     e.add_argument("--out", required=True)
     e.add_argument("--device", default=None)
     e.set_defaults(func=cmd_encode)
+    m = sub.add_parser("merge")
+    m.add_argument("--out", required=True)
+    m.add_argument("sources", nargs="+")
+    m.set_defaults(func=cmd_merge)
     v = sub.add_parser("evaluate")
     v.add_argument("--codec", required=True)
     v.add_argument("--manifest", nargs="+", required=True)

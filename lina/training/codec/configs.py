@@ -55,6 +55,9 @@ class TrainConfig:
     commitment_weight: float = 1.0
     grad_clip: float = 1_000.0
     seed: int = 0
+    # False: encoder and codebook stay frozen and only the decoder (backbone + head) trains, so the
+    # codes a language model was trained on keep their meaning while the audio they decode to improves.
+    train_encoder: bool = True
 
     def to_dict(self) -> dict:
         return asdict(self)

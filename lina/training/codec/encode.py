@@ -89,3 +89,39 @@ def encode_corpus(codec: Codec, rows_by_split: dict[str, list[dict]], roots: lis
         log(f"{split}: {summary[split]}")
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     return summary
+
+
+def merge_codes(sources: list[Path], out: Path) -> dict:
+    """Concatenate codes folders made by one codec (e.g. a corpus and its extension), split by split:
+    rows keep their order (first source first) and their offsets move by the codes before them.
+    Row ids must be unique across the sources. The first source's `codec/` (if any) is kept."""
+    out.mkdir(parents=True, exist_ok=True)
+    splits = sorted({p.name.split(".")[0] for s in sources for p in s.glob("*.codes.npy")})
+    summary, seen = {}, set()
+    for split in splits:
+        rows, chunks, offset = [], [], 0
+        for source in sources:
+            if not (source / f"{split}.codes.npy").exists():
+                continue
+            codes = np.load(source / f"{split}.codes.npy")
+            with gzip.open(source / f"{split}.jsonl.gz", "rt", encoding="utf-8") as handle:
+                for line in handle:
+                    row = json.loads(line)
+                    if row["id"] in seen:
+                        raise ValueError(f"{source}: row {row['id']} is already in an earlier source")
+                    seen.add(row["id"])
+                    rows.append({**row, "offset": row["offset"] + offset})
+            chunks.append(codes.astype(CODES_DTYPE))
+            offset += len(codes)
+        np.save(out / f"{split}.codes.npy", np.concatenate(chunks))
+        with gzip.open(out / f"{split}.jsonl.gz", "wt", encoding="utf-8") as handle:
+            for row in rows:
+                handle.write(json.dumps(row) + "\n")
+        summary[split] = {"rows": len(rows), "frames": offset}
+    codec = sources[0] / "codec"
+    if codec.is_dir() and not (out / "codec").exists():
+        import shutil
+
+        shutil.copytree(codec, out / "codec")
+    (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
+    return summary

@@ -61,13 +61,27 @@ class Trainer:
     def create(cls, codec_config: CodecConfig, config: TrainConfig, device: torch.device) -> Trainer:
         torch.manual_seed(config.seed)
         codec = init_for_training(Codec(codec_config)).to(device).train()
-        ema = EMACodebook(codec.quantizer).to(device)
+        ema = EMACodebook(codec.quantizer).to(device).train(config.train_encoder)
         discriminators = Discriminators().to(device).train()
         mel_loss = MultiScaleMelLoss(sample_rate=codec_config.sample_rate).to(device)
-        generator_params = [p for n, p in codec.named_parameters() if not n.startswith("quantizer.")]
+        trained = ("backbone.", "head.") if not config.train_encoder else ("",)
+        generator_params = [p for n, p in codec.named_parameters()
+                            if not n.startswith("quantizer.") and n.startswith(trained)]
         opt_g = torch.optim.AdamW(generator_params, lr=config.learning_rate, betas=config.betas)
         opt_d = torch.optim.AdamW(discriminators.parameters(), lr=config.learning_rate, betas=config.betas)
         return cls(codec, ema, discriminators, mel_loss, opt_g, opt_d, config)
+
+    @classmethod
+    def warm_start(cls, codec: Codec, config: TrainConfig, device: torch.device) -> Trainer:
+        """A new run (step 0, fresh discriminators and optimizers) from an exported codec's weights;
+        its codebook counts as already initialized, so no k-means start replaces the trained table."""
+        trainer = cls.create(codec.config, config, device)
+        trainer.codec.load_state_dict(codec.float().state_dict())
+        with torch.no_grad():
+            trainer.ema.cluster_size.fill_(1.0)
+            trainer.ema.embed_sum.copy_(trainer.ema.table.float())
+            trainer.ema.initialized.fill_(True)
+        return trainer
 
     @property
     def device(self) -> torch.device:
@@ -83,8 +97,9 @@ class Trainer:
 
     def reconstruct(self, wav: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """`wav [B, S]` (S a multiple of the hop) -> audio `[B, S]`, codes `[B, S / hop]`, commitment."""
-        latent = self.codec.encoder(wav.unsqueeze(1))
-        quantized, codes, commitment = self.ema(latent)
+        with torch.set_grad_enabled(self.config.train_encoder and torch.is_grad_enabled()):
+            latent = self.codec.encoder(wav.unsqueeze(1))
+            quantized, codes, commitment = self.ema(latent)
         audio = self.codec.head(self.codec.backbone(quantized))
         return audio, codes, commitment
 
@@ -112,7 +127,9 @@ class Trainer:
         loss = c.mel_weight * mel + c.commitment_weight * commitment
         if use_gan:
             with autocast:
-                real, fake = self.discriminators(wav), self.discriminators(audio)
+                with torch.no_grad():  # the real maps are only targets (feature matching detaches them)
+                    real = self.discriminators(wav)
+                fake = self.discriminators(audio)
                 adversarial = generator_adversarial_loss(fake)
                 features = feature_matching_loss(real, fake)
             loss = loss + c.adversarial_weight * adversarial + c.feature_weight * features
