@@ -1,18 +1,19 @@
 """Batch-1 latency and its floor, time to first audio, prompt prefill, and voice-tuning time (CUDA).
 
-    python -m bench.latency
+    python -m bench.latency [--parts decode prefill ist] [--compile]
 
 Random weights of the released size. Prints markdown tables last; writes ``$OUT/latency.json``.
+Each part runs alone if asked (fla compiles and autotunes its kernels per shape on first use: minutes).
 """
 from __future__ import annotations
 
+import argparse
 import itertools
 import time
 
 import torch
 
 from bench.common import write_result
-
 from lina.codec import Codec, CodecConfig
 from lina.config import LinaConfig
 from lina.cuda_graphs import GraphDecoder
@@ -50,11 +51,11 @@ def step_bytes(model: LinaModel) -> int:
 
 
 @torch.inference_mode()
-def per_token_ms(model: LinaModel, graphs: bool) -> float:
+def per_token_ms(model: LinaModel, graphs: bool, compile_step: bool = False) -> float:
     text = torch.randint(3, 256, (1, 120), device="cuda")
     ctx = model.encode_text(text, torch.tensor([120], device="cuda"))
     if graphs:
-        dec = GraphDecoder(model, ctx, model.init_state(1), None, SAMPLING, block=STEPS)
+        dec = GraphDecoder(model, ctx, model.init_state(1), None, SAMPLING, block=STEPS, compile_step=compile_step)
         dec.run(4)
         sec, _ = _sync_time(lambda: dec.run(STEPS - 4))
         return 1000 * sec / (STEPS - 4)
@@ -65,13 +66,14 @@ def per_token_ms(model: LinaModel, graphs: bool) -> float:
 
 
 @torch.inference_mode()
-def first_audio_s(model: LinaModel, codec: Codec, graphs: bool) -> float:
+def first_audio_s(model: LinaModel, codec: Codec, graphs: bool, compile_step: bool = False) -> float:
     text = torch.randint(3, 256, (1, 120), device="cuda")
 
     def run():
         ctx = model.encode_text(text, torch.tensor([120], device="cuda"))
         if graphs:
-            tokens = GraphDecoder(model, ctx, model.init_state(1), None, SAMPLING, block=64).run(FIRST_CHUNK)
+            tokens = GraphDecoder(model, ctx, model.init_state(1), None, SAMPLING, block=64,
+                                  compile_step=compile_step).run(FIRST_CHUNK)
         else:
             tokens = torch.stack([s.tokens for s in itertools.islice(
                 decode(model, ctx, model.init_state(1), None, SAMPLING), FIRST_CHUNK)], 1)
@@ -96,46 +98,72 @@ def prefill_s(model: LinaModel) -> dict:
     return {"parallel_s": parallel, "token_by_token_s": serial}
 
 
-def ist_s(model: LinaModel) -> float:
+def ist_s(model: LinaModel, use_fla: bool) -> dict:
+    """100 tuning steps at batch 8 on 10 s clips; the first (warm-up) call's time is kept too, since
+    with fla it is mostly kernel compilation and autotuning."""
     g = torch.Generator().manual_seed(0)
     clips = [Clip(torch.randint(0, 4096, (PROMPT,), generator=g), torch.randint(3, 256, (150,), generator=g))
              for _ in range(16)]
-    tune_voice(model, clips, TuningConfig(steps=3, batch_size=8))
-    sec, _ = _sync_time(lambda: tune_voice(model, clips, TuningConfig(steps=100, batch_size=8)))
-    return sec
+    warm, _ = _sync_time(lambda: tune_voice(model, clips, TuningConfig(steps=3, batch_size=8), use_fla=use_fla))
+    sec, _ = _sync_time(lambda: tune_voice(model, clips, TuningConfig(steps=100, batch_size=8), use_fla=use_fla))
+    return {"use_fla": use_fla, "warmup_3_steps_s": warm, "steps_100_s": sec}
+
+
+def decode_rows(model32: LinaModel, codec: Codec, bw: float, compile_step: bool) -> list[dict]:
+    rows = []
+    for dtype in (torch.float32, torch.bfloat16):
+        model = model32.to(dtype)
+        floor_ms = 1000 * step_bytes(model) / (bw * 1e9)
+        variants = [(False, False), (True, False)] + ([(True, True)] if compile_step else [])
+        for graphs, compiled in variants:
+            t0 = time.perf_counter()
+            ms = per_token_ms(model, graphs, compiled)
+            rows.append({"dtype": str(dtype), "cuda_graphs": graphs, "compiled": compiled, "ms_per_token": ms,
+                         "tokens_per_s": 1000 / ms, "floor_ms": floor_ms, "setup_s": time.perf_counter() - t0,
+                         "first_audio_s": first_audio_s(model, codec, graphs, compiled)})
+            print(rows[-1], flush=True)
+    model32.to(torch.float32)
+    return rows
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--parts", nargs="+", default=["decode", "prefill", "ist"],
+                        choices=["decode", "prefill", "ist"])
+    parser.add_argument("--compile", action="store_true", help="also time the torch.compile'd step in the graph")
+    parser.add_argument("--ist-fla", action="store_true", help="also time IST with fla's kernels (autotuning)")
+    args = parser.parse_args()
     torch.manual_seed(0)
     torch.backends.cuda.matmul.allow_tf32 = True
     cfg = LinaConfig(model_id="random-released-size")
     model32 = LinaModel(cfg).cuda().eval()
     codec = Codec(CodecConfig()).cuda().eval()
     bw = bandwidth_gbs()
-    res = {"device": torch.cuda.get_device_name(), "bandwidth_gbs": bw, "steps": []}
-    for dtype in (torch.float32, torch.bfloat16):
-        model = model32.to(dtype)
-        floor_ms = 1000 * step_bytes(model) / (bw * 1e9)
-        for graphs in (False, True):
-            ms = per_token_ms(model, graphs)
-            res["steps"].append({"dtype": str(dtype), "cuda_graphs": graphs, "ms_per_token": ms,
-                                 "tokens_per_s": 1000 / ms, "floor_ms": floor_ms,
-                                 "first_audio_s": first_audio_s(model, codec, graphs)})
-            print(res["steps"][-1], flush=True)
-    model = model32.to(torch.float32)
-    res["prefill"] = prefill_s(model)
-    res["ist_100_steps_batch8_10s_s"] = ist_s(model)
+    res = {"device": torch.cuda.get_device_name(), "bandwidth_gbs": bw, "steps": [], "ist": []}
+    if "decode" in args.parts:
+        res["steps"] = decode_rows(model32, codec, bw, args.compile)
+    if "prefill" in args.parts:
+        res["prefill"] = prefill_s(model32)
+        print(res["prefill"], flush=True)
+    if "ist" in args.parts:
+        for use_fla in (False, True) if args.ist_fla else (False,):
+            res["ist"].append(ist_s(model32, use_fla))
+            print(res["ist"][-1], flush=True)
     write_result("latency", res)
     print(f"\n{res['device']}: measured copy bandwidth {bw:.0f} GB/s")
-    print("| dtype | CUDA graphs | ms/token | tokens/s | floor ms (weights/bandwidth) | first audio (s) |")
-    print("|---|---|---|---|---|---|")
-    for r in res["steps"]:
-        print(f"| {r['dtype']} | {r['cuda_graphs']} | {r['ms_per_token']:.2f} | {r['tokens_per_s']:.0f} | "
-              f"{r['floor_ms']:.3f} | {r['first_audio_s']:.3f} |")
-    p = res["prefill"]
-    print(f"\nprefill of a 10 s prompt ({PROMPT} tokens): parallel {p['parallel_s'] * 1000:.1f} ms, "
-          f"token by token {p['token_by_token_s'] * 1000:.0f} ms")
-    print(f"IST, 100 steps, batch 8, 10 s clips: {res['ist_100_steps_batch8_10s_s']:.2f} s")
+    if res["steps"]:
+        print("| dtype | CUDA graph | compiled | ms/token | tokens/s | floor ms (weights/bandwidth) | first audio (s) |")
+        print("|---|---|---|---|---|---|---|")
+        for r in res["steps"]:
+            print(f"| {r['dtype']} | {r['cuda_graphs']} | {r['compiled']} | {r['ms_per_token']:.2f} | "
+                  f"{r['tokens_per_s']:.0f} | {r['floor_ms']:.3f} | {r['first_audio_s']:.3f} |")
+    if "prefill" in res:
+        p = res["prefill"]
+        print(f"\nprefill of a 10 s prompt ({PROMPT} tokens): parallel {p['parallel_s'] * 1000:.1f} ms, "
+              f"token by token {p['token_by_token_s'] * 1000:.0f} ms")
+    for r in res["ist"]:
+        print(f"IST (fla {r['use_fla']}), 100 steps, batch 8, 10 s clips: {r['steps_100_s']:.2f} s "
+              f"(first 3 steps incl. compilation {r['warmup_3_steps_s']:.1f} s)")
 
 
 if __name__ == "__main__":

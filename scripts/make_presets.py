@@ -155,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--samples", action="store_true", help="also write a short sample per voice")
     p.add_argument("--resume", action="store_true", help="keep voices already in OUT/voices for this model")
+    p.add_argument("--no-fla", action="store_true",
+                   help="pure-PyTorch GLA on CUDA: fla autotunes every new clip shape (minutes each)")
     args = p.parse_args(argv)
 
     start = time.perf_counter()
@@ -188,7 +190,7 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             t0 = time.perf_counter()
             voice, losses = tune_voice(tts.model, clips, cfg, name=job["name"], style=job["style"],
-                                       description=job["description"])
+                                       description=job["description"], use_fla=not args.no_fla)
             if tts.device.type == "cuda":
                 torch.cuda.synchronize()
             seconds = time.perf_counter() - t0

@@ -85,7 +85,11 @@ def test_cuda_graph_decoder_matches_eager_greedy():
             decode(model, ctx, model.init_state(3), prompt, greedy), 150)], dim=1)
         dec = GraphDecoder(model, ctx, model.init_state(3), prompt, greedy, block=64)
         graphed = torch.cat([dec.run(50), dec.run(100)], dim=1)  # crosses block boundaries
+        compiled = GraphDecoder(model, ctx, model.init_state(3), prompt, greedy, block=64, compile_step=True)
+        fused = compiled.run(150)
     assert torch.equal(graphed, eager)
+    # Fused kernels round differently; greedy paths of a random model may part after a near tie.
+    assert (fused[:, :20] == eager[:, :20]).float().mean() > 0.9
 
 
 def test_cuda_graph_sampling_is_top_k():
