@@ -1,30 +1,49 @@
 #!/usr/bin/env bash
-# lina-mini on the GPU host in two calls (issue 7); /data and setsid processes outlive a call while
-# the machine is held.
-#   start   carry .whl_lm data/codes (the codec travels as assets/lina-codec-mini): install fla, copy the codes and the codec to /data,
-#           train in the background for LM_SECONDS (default 620)
-#   finish  wait for training to end, export, tune the preset voices (+ samples), and put in $OUT:
-#           fp16 weight shards (export again here), log, curves, presets.tar
+# lina-mini on the GPU host, one phase per device call (issue 7); /data and setsid processes outlive a
+# call while the machine is held. A held machine goes back 30 s after a call ends: keep one in flight
+# (`wait`) while training runs.
+#   start   carry .whl_lm + LM_CODES (default data/codes2): install fla, copy the codes and the shipped
+#           codec to /data, train in the background for LM_SECONDS (default 900) and LM_STEPS (1800)
+#   wait    sleep WAIT seconds (default 480), then show the log
+#   finish  wait for training to end, export, tune the preset voices (+ samples) without fla (its
+#           kernels autotune per clip shape), and put in $OUT: fp16 weight shards, log, curves,
+#           presets.tar, the Triton cache (kernels compiled here, for a later machine)
+#   bench   the issue-8 latency parts (decode with the compiled step, prefill, IST) into $OUT
+#
+# The code that runs is the committed HEAD (`.src/src.tgz`, made by `git archive` before `start`), not the
+# working tree, which may hold someone's unfinished edits:
+#   git archive HEAD lina scripts bench | gzip > .src/src.tgz
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-out}; mkdir -p "$OUT" /data
+if [[ "${1:-}" == start ]]; then
+  rm -rf /data/src && mkdir -p /data/src && tar -xzf .src/src.tgz -C /data/src && cp -r assets /data/src/assets || exit 1
+fi
+cd /data/src || exit 1
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
 case "${1:-}" in
   start)
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl_lm/*.whl
-    cp -r data/codes /data/codes && cp -r assets/lina-codec-mini /data/lmcodec
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site "$OLDPWD"/.whl_lm/*.whl
+    rm -rf /data/codes /data/lmcodec
+    cp -r "$OLDPWD/${LM_CODES:-data/codes2}" /data/codes && cp -r assets/lina-mini/codec /data/lmcodec
     setsid nohup python3 -m lina.training.lm train --codes /data/codes --run /data/lmrun --config mini \
-      --steps "${LM_STEPS:-2000}" --warmup 150 --val-every 1000 --val-batches 10 \
-      --max-seconds "${LM_SECONDS:-620}" > /data/lm.log 2>&1 < /dev/null &
-    sleep "${WAIT:-200}"; tail -n 5 /data/lmrun/log.jsonl ;;
+      --steps "${LM_STEPS:-1800}" --warmup 150 --val-every 600 --val-batches 10 --no-initial-val \
+      --max-seconds "${LM_SECONDS:-900}" > /data/lm.log 2>&1 < /dev/null &
+    sleep "${WAIT:-30}"; tail -n 5 /data/lm.log ;;
+  wait)
+    sleep "${WAIT:-480}"; tail -n 3 /data/lm.log; tail -n 3 /data/lmrun/log.jsonl; nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader ;;
   finish)
-    while pgrep -f "[l]ina.training.lm train" >/dev/null; do sleep 5; done
+    while pgrep -f "[l]ina.training.lm train" >/dev/null; do sleep 3; done
     tail -n 5 /data/lm.log
     python3 -m lina.training.lm export --run /data/lmrun --codec /data/lmcodec --out /data/lina-mini
     python3 -m lina.training.lm shard --run /data/lmrun --out "$OUT/ckpt" --weights-only --half
     cp /data/lmrun/log.jsonl "$OUT/"; python3 -m lina.training.lm curves --run /data/lmrun --out "$OUT/curves.png"
-    python3 scripts/make_presets.py --model /data/lina-mini --codes /data/codes --out /data/presets \
-      --steps "${IST_STEPS:-100}" --clips-seconds 60 --device cuda --samples 2>&1 | tee /data/presets.log | tail -n 50
+    timeout "${PRESETS_SECONDS:-400}" python3 scripts/make_presets.py --model /data/lina-mini --codes /data/codes \
+      --out /data/presets --steps "${IST_STEPS:-100}" --clips-seconds 60 --device cuda --samples --no-fla \
+      2>&1 | tee /data/presets.log | tail -n 12
     cp /data/presets.log /data/presets/; tar -C /data -cf "$OUT/presets.tar" presets
+    tar -C "$HOME" -czf "$OUT/triton_cache.tgz" .triton/cache 2>/dev/null
     ls -la "$OUT" "$OUT/ckpt" ;;
+  bench)
+    python3 -m bench.latency --parts ${BENCH_PARTS:-decode prefill ist} --compile 2>&1 | tail -n 25 ;;
 esac

@@ -30,6 +30,7 @@ def cmd_train(args: argparse.Namespace) -> int:
              if getattr(args, f.name, None) is not None}
     options = RunOptions(max_seconds=args.max_seconds or math.inf, stop_at=args.stop_at, val_every=args.val_every,
                          val_batches=args.val_batches, log_every=args.log_every,
+                         initial_validation=not args.no_initial_val,
                          checkpoint_seconds=args.checkpoint_seconds, device=args.device)
     from lina.training.lm.train import train
 
@@ -84,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stop-at", type=int, help="stop after this step (the schedule still spans --steps)")
     p.add_argument("--val-every", type=int, default=RunOptions.val_every)
     p.add_argument("--val-batches", type=int, default=RunOptions.val_batches, help="0: all")
+    p.add_argument("--no-initial-val", action="store_true", help="no step-0 validation")
     p.add_argument("--log-every", type=int, default=RunOptions.log_every)
     p.add_argument("--checkpoint-seconds", type=float, default=RunOptions.checkpoint_seconds)
     p.add_argument("--device", help="default: cuda when available")

@@ -43,6 +43,9 @@ GRAD_CLIP = 1.0
 SAFETY_SECONDS = 5.0
 SAFETY_FRACTION = 0.1
 STEP_TIME_MARGIN = 2.0  # assume the next step may take twice the slowest recent one
+# The first validation and the first step of a process compile and autotune fla's Triton kernels
+# (minutes on a fresh GPU host, then ~0.1 s): their times say nothing about the next ones, so the
+# stopping rule leaves them out (it once stopped a 660 s run after one step).
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class RunOptions:
     log_every: int = 10
     checkpoint_seconds: float = 300.0
     device: str | None = None      # default: cuda when available
+    initial_validation: bool = True  # a step-0 baseline (on a fresh GPU host it also pays a compile)
 
 
 def _log(run: Path, entry: dict) -> None:
@@ -204,10 +208,14 @@ def train(codes: str | Path, run: str | Path, given: dict, options: RunOptions =
         checkpoint.save(snapshot(), run)
         timing["save_s"] = max(timing["save_s"], time.monotonic() - t)
 
+    validations = {"count": 0}
+
     def run_validation() -> float:
         t = time.monotonic()
         val = validate(model, val_split, settings.batch_frames, options.val_batches, use_fla)
-        timing["val_s"] = max(timing["val_s"], time.monotonic() - t)
+        validations["count"] += 1
+        if validations["count"] > 1:  # see STEP_TIME_MARGIN's note
+            timing["val_s"] = max(timing["val_s"], time.monotonic() - t)
         _log(run, {"step": step, "val_loss": val, "elapsed": elapsed()})
         return val
 
@@ -215,7 +223,8 @@ def train(codes: str | Path, run: str | Path, given: dict, options: RunOptions =
         _log(run, {"start": {"settings": dataclasses.asdict(settings), "config": cfg.to_dict(),
                              "params": count_parameters(model), "train_utterances": len(train_split),
                              "skipped": train_split.skipped, "tokenizer_vocab": tokenizer.vocab_size}})
-        run_validation()  # step-0 baseline; also measures how long validation takes
+        if options.initial_validation:
+            run_validation()  # step-0 baseline
         save()
     stop_at = min(options.stop_at or settings.steps, settings.steps)
     stop = _StopFlag()
@@ -242,7 +251,8 @@ def train(codes: str | Path, run: str | Path, given: dict, options: RunOptions =
                 raise FloatingPointError(f"loss {value} at step {step}; last.pt holds the last good state")
             step += 1
             seconds = time.monotonic() - t
-            slowest_step = max(seconds, 0.5 * slowest_step)  # decays: a slow first step is not held forever
+            if step > first_step + 1:  # the process's first step compiles (see STEP_TIME_MARGIN's note)
+                slowest_step = max(seconds, 0.5 * slowest_step)  # decays: one slow step is not held forever
             window = {"loss": window["loss"] + value, "steps": window["steps"] + 1,
                       "tokens": window["tokens"] + host_batch.targets, "seconds": window["seconds"] + seconds}
             if window["steps"] >= options.log_every:
