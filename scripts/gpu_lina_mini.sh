@@ -2,7 +2,8 @@
 # lina-mini on the GPU host, one phase per device call (issue 7); /data and setsid processes outlive a
 # call while the machine is held. A held machine goes back 30 s after a call ends: keep one in flight
 # (`wait`) while training runs.
-#   start   carry .whl_lm + LM_CODES (default data/codes2): install fla, copy the codes and the shipped
+#   start   carry .whl_lm .src .carry_codes (codes2.tgz = `tar -C data -czf .carry_codes/codes2.tgz codes2`:
+#           uint16 codes of 12 bits gzip to 58 %): install fla, unpack the codes, copy the shipped
 #           codec to /data, train in the background for LM_SECONDS (default 900) and LM_STEPS (1800)
 #   wait    sleep WAIT seconds (default 480), then show the log
 #   finish  wait for training to end, export, tune the preset voices (+ samples) without fla (its
@@ -25,7 +26,8 @@ case "${1:-}" in
   start)
     python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site "$OLDPWD"/.whl_lm/*.whl
     rm -rf /data/codes /data/lmcodec
-    cp -r "$OLDPWD/${LM_CODES:-data/codes2}" /data/codes && cp -r assets/lina-mini/codec /data/lmcodec
+    tar -xzf "$OLDPWD/.carry_codes/codes2.tgz" -C /data && mv /data/codes2 /data/codes || exit 1
+    cp -r assets/lina-mini/codec /data/lmcodec
     setsid nohup python3 -m lina.training.lm train --codes /data/codes --run /data/lmrun --config mini \
       --steps "${LM_STEPS:-1800}" --warmup 150 --val-every 600 --val-batches 10 --no-initial-val \
       --max-seconds "${LM_SECONDS:-900}" > /data/lm.log 2>&1 < /dev/null &
