@@ -1,12 +1,13 @@
 """Autoregressive decoding: one parallel prefill of BOS + prompt, then one GLA step per token.
 
 The core is :func:`decode`, an endless iterator of sampled tokens; :func:`generate` adds per-row EOS,
-length limits and the removal of special ids; :func:`stream` yields code chunks as they come.
+length limits (a cap, and a floor before which EOS is not sampled) and the removal of special ids;
+:func:`stream` yields code chunks as they come.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Iterator
 
 import torch
 from torch import Tensor
@@ -14,7 +15,7 @@ from torch import Tensor
 from lina.constants import BOS_ID, EOS_ID, FRAME_RATE, N_SPECIAL_TOKENS
 from lina.cross_attention import TextContext
 from lina.model import LinaModel
-from lina.sampling import SamplingConfig, sample_top_k
+from lina.sampling import SamplingConfig, block_token, sample_top_k
 from lina.state import LinaState
 
 DEFAULT_MAX_SECONDS = 30.0
@@ -22,13 +23,32 @@ DEFAULT_MAX_SECONDS = 30.0
 
 @dataclass(frozen=True)
 class GenerationConfig:
+    """``min_tokens``: tokens each row generates before EOS may be sampled, one number for every row
+    or one per row. A small model can rate an early EOS likely (silence after a sentence-final pitch
+    reads as "the row is over", e.g. right after a prompt clip); a floor derived from the text length
+    keeps such a row from ending before its text could have been spoken."""
+
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     max_tokens: int = int(DEFAULT_MAX_SECONDS * FRAME_RATE)
     seed: int | None = 0
+    min_tokens: int | tuple[int, ...] = 0
 
     def __post_init__(self) -> None:
         if self.max_tokens < 1:
             raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
+        floors = (self.min_tokens,) if isinstance(self.min_tokens, int) else tuple(self.min_tokens)
+        if any(not 0 <= m < self.max_tokens for m in floors):
+            # A floor at max_tokens or beyond would make EOS impossible: every such row a runaway.
+            raise ValueError(f"min_tokens must be in [0, max_tokens={self.max_tokens}), got {self.min_tokens}")
+        object.__setattr__(self, "min_tokens", self.min_tokens if isinstance(self.min_tokens, int) else floors)
+
+    def floors(self, batch: int, device: torch.device) -> Tensor:
+        """``min_tokens`` as ``[B]`` long (raises when a per-row tuple does not match the batch)."""
+        if isinstance(self.min_tokens, int):
+            return torch.full((batch,), self.min_tokens, dtype=torch.long, device=device)
+        if len(self.min_tokens) != batch:
+            raise ValueError(f"min_tokens has {len(self.min_tokens)} rows for a batch of {batch}")
+        return torch.tensor(self.min_tokens, dtype=torch.long, device=device)
 
 
 @dataclass
@@ -66,15 +86,26 @@ def prefill(model: LinaModel, ctx: TextContext, state: LinaState, prompt: Tensor
 
 
 def decode(model: LinaModel, ctx: TextContext, state: LinaState, prompt: Tensor | None,
-           sampling: SamplingConfig, generator: torch.Generator | None = None) -> Iterator[Step]:
-    """Endless iterator of sampled tokens, EOS included (the caller decides when to stop)."""
+           sampling: SamplingConfig, generator: torch.Generator | None = None,
+           min_tokens: Tensor | Sequence[int] | int = 0) -> Iterator[Step]:
+    """Endless iterator of sampled tokens, EOS included (the caller decides when to stop).
+
+    ``min_tokens`` (one for all rows, or ``[B]``): a row cannot sample EOS at steps ``< min_tokens``
+    (steps count from the first token after the prompt).
+    """
     logits, state, alignment = prefill(model, ctx, state, prompt)
     logits, alignment = logits[:, -1], alignment[:, :, -1]
+    floors = torch.as_tensor(min_tokens, dtype=torch.long, device=logits.device).expand(logits.shape[0])
+    last_floor = int(floors.max())
+    step = 0
     while True:
+        if step < last_floor:
+            logits = block_token(logits, EOS_ID, step < floors)
         tokens = sample_top_k(logits, sampling, generator)
         yield Step(tokens, alignment)
         out = model.step(ctx, tokens, state)
         logits, state, alignment = out.logits, out.state, out.alignment
+        step += 1
 
 
 def _generator(model: LinaModel, seed: int | None) -> torch.Generator | None:
@@ -95,7 +126,8 @@ def stream(model: LinaModel, ctx: TextContext, state: LinaState, cfg: Generation
     batch = ctx.keys.shape[0]
     finished = torch.zeros(batch, dtype=torch.bool, device=model.device)
     pending: list[Tensor] = []
-    steps = decode(model, ctx, state, prompt, cfg.sampling, _generator(model, cfg.seed))
+    steps = decode(model, ctx, state, prompt, cfg.sampling, _generator(model, cfg.seed),
+                   cfg.floors(batch, model.device))
     for i, step in zip(range(cfg.max_tokens), steps):
         keep = ~finished & (step.tokens != EOS_ID)
         pending.append(torch.where(keep, step.tokens - N_SPECIAL_TOKENS, -1))
@@ -117,7 +149,8 @@ def generate(model: LinaModel, ctx: TextContext, state: LinaState, cfg: Generati
     finished = torch.zeros(batch, dtype=torch.bool, device=model.device)
     lengths = torch.full((batch,), cfg.max_tokens, dtype=torch.long, device=model.device)
     tokens, alignments = [], []
-    steps = decode(model, ctx, state, prompt, cfg.sampling, _generator(model, cfg.seed))
+    steps = decode(model, ctx, state, prompt, cfg.sampling, _generator(model, cfg.seed),
+                   cfg.floors(batch, model.device))
     for i, step in zip(range(cfg.max_tokens), steps):
         tokens.append(step.tokens)
         alignments.append(step.alignment)

@@ -25,6 +25,13 @@ class SamplingConfig:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
 
 
+def block_token(logits: Tensor, token: int, rows: Tensor) -> Tensor:
+    """``logits: [B, V]`` with ``token`` made impossible (-inf) in the rows where ``rows: [B]`` is True."""
+    blocked = logits.clone()
+    blocked[:, token] = torch.where(rows, float("-inf"), blocked[:, token])
+    return blocked
+
+
 def sample_top_k(logits: Tensor, cfg: SamplingConfig, generator: torch.Generator | None = None) -> Tensor:
     """``logits: [B, V]`` -> token ids ``[B]``. ``top_k=1`` is greedy (argmax), with no randomness."""
     logits = logits.float()

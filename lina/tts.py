@@ -14,8 +14,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from lina.audio import AudioError, AudioSource, load_audio
-from lina.constants import FRAME_RATE, SAMPLE_RATE
+from lina.audio import (
+    FRAME_STEP_SECONDS,
+    RMS_FLOOR,
+    SILENCE_FLOOR_DBFS,
+    SPEECH_RANGE_DB,
+    AudioError,
+    AudioSource,
+    load_audio,
+)
+from lina.constants import FRAME_RATE, HOP_LENGTH, SAMPLE_RATE
 from lina.generate import GenerationConfig, generate, stream
 from lina.ist import Clip, TuningConfig, tune_voice
 from lina.model import LinaModel
@@ -28,6 +36,9 @@ from lina.voice import Voice
 MAX_ROW_SECONDS = 40.0        # hard cap of one generated sentence (runaway guard)
 MIN_ROW_SECONDS = 2.0         # budget every sentence gets, however short
 SECONDS_PER_CHAR = 0.2        # ~2.5x a normal speaking rate of 12-15 characters per second
+# No EOS before this much audio per character: 40 characters/s is ~3x the fastest usual speech (12-15/s;
+# the training corpus' engines read at 18-20/s), so no real reading is cut, but a row cannot end at once.
+MIN_SECONDS_PER_CHAR = 0.025
 MAX_PROMPT_SECONDS = 15.0     # prompt continuation works best with 3-10 s of speech
 MAX_SENTENCES = 64            # one request's batch of sentences x candidates stays bounded
 PAUSE_SECONDS = 0.25          # silence between the sentences of a paragraph
@@ -36,6 +47,29 @@ PAUSE_SECONDS = 0.25          # silence between the sentences of a paragraph
 def row_seconds(sentence: str, cap: float = MAX_ROW_SECONDS) -> float:
     """Longest audio one sentence may generate: its length budget, within ``cap`` (runaway guard)."""
     return min(cap, MAX_ROW_SECONDS, MIN_ROW_SECONDS + SECONDS_PER_CHAR * len(sentence))
+
+
+def min_row_tokens(sentence: str, max_tokens: int) -> int:
+    """Tokens one sentence generates before EOS may be sampled (below ``max_tokens``, so EOS stays possible)."""
+    return max(0, min(max_tokens - 1, int(MIN_SECONDS_PER_CHAR * len(sentence) * FRAME_RATE)))
+
+
+def speech_end(wav: np.ndarray, rate: int = SAMPLE_RATE) -> int:
+    """Sample index where the last sound of ``wav: [S]`` ends (``len(wav)`` for a clip cut mid-sound).
+
+    "Sound" is what :func:`lina.audio.load_audio` keeps when it trims: 10 ms steps within
+    ``SPEECH_RANGE_DB`` of the loudest and above ``SILENCE_FLOOR_DBFS``.
+    """
+    step = int(FRAME_STEP_SECONDS * rate)
+    steps = len(wav) // step
+    if steps == 0:
+        return len(wav)
+    rms = np.sqrt(np.mean(wav[: steps * step].astype(np.float64).reshape(steps, step) ** 2, axis=1))
+    level = 20 * np.log10(np.maximum(rms, RMS_FLOOR))
+    sound = np.flatnonzero(level > max(SILENCE_FLOOR_DBFS, level.max() - SPEECH_RANGE_DB))
+    if sound.size == 0 or sound[-1] == steps - 1:
+        return len(wav)
+    return int(sound[-1] + 1) * step
 
 
 @dataclass
@@ -109,7 +143,22 @@ class LinaTTS:
 
     def encode_audio(self, audio: AudioSource, max_seconds: float = MAX_PROMPT_SECONDS) -> torch.Tensor:
         """A user clip (path, bytes or ``(rate, array)``) -> codec ids ``[T]`` (raises ``AudioError``)."""
+        return self._encode(load_audio(audio), max_seconds)
+
+    def encode_prompt(self, audio: AudioSource, max_seconds: float = MAX_PROMPT_SECONDS) -> torch.Tensor:
+        """A prompt clip -> codec ids ``[T]`` that end where its speech ends.
+
+        ``load_audio`` leaves a margin of silence after the last sound, as a whole clip should have.
+        A prefix to continue must not: training rows are single utterances whose codes end in silence
+        and then EOS, so a prompt ending in silence reads as a finished row and the model samples EOS
+        within a few steps (lina-mini: empty output for every clip). The clip is cut at the end of its
+        last sound, rounded up to a whole codec frame so no frame is part padding.
+        """
         wav = load_audio(audio)
+        end = -(-speech_end(wav) // HOP_LENGTH) * HOP_LENGTH
+        return self._encode(wav[:end], max_seconds)
+
+    def _encode(self, wav: np.ndarray, max_seconds: float) -> torch.Tensor:
         if len(wav) > max_seconds * SAMPLE_RATE:
             raise AudioError(f"the clip is {len(wav) / SAMPLE_RATE:.1f} s long after trimming; "
                              f"use at most {max_seconds:g} s")
@@ -142,7 +191,7 @@ class LinaTTS:
         """Prompt continuation: the clip and its transcript are a prefix the model continues."""
         if not isinstance(prompt_transcript, str) or not prompt_transcript.strip():
             raise TextError("the transcript of the prompt clip is required")
-        prompt = self.encode_audio(prompt_audio)
+        prompt = self.encode_prompt(prompt_audio)
         return self._run(self.sentences(text), [None] * candidates, prompt, prompt_transcript, top_k, temperature,
                          seed, max_seconds)
 
@@ -155,8 +204,11 @@ class LinaTTS:
         text, lengths, spoken = self._texts(rows, prefix)
         initial = self._initial_states([v for v in voices for _ in sentences])
         limits = [row_seconds(s, max_seconds) for s in sentences] * len(voices)
+        max_tokens = int(max(limits) * FRAME_RATE)
+        # The floor counts the sentence to speak, not the prompt's transcript: the prompt is given.
+        floors = tuple(min_row_tokens(s, int(lim * FRAME_RATE)) for s, lim in zip(rows, limits))
         cfg = GenerationConfig(SamplingConfig(top_k=top_k, temperature=temperature),
-                               max_tokens=int(max(limits) * FRAME_RATE), seed=seed)
+                               max_tokens=max_tokens, seed=seed, min_tokens=floors)
         with torch.inference_mode():
             ctx = self.model.encode_text(text, lengths)
             out = generate(self.model, ctx, self.model.init_state(len(rows), initial), cfg, prompt)
@@ -200,8 +252,9 @@ class LinaTTS:
         """Yields float32 audio chunks as tokens come, sentence after sentence (first audio early)."""
         for sentence in self.sentences(text):
             text_ids, lengths, _ = self._texts([sentence])
-            cfg = GenerationConfig(SamplingConfig(top_k=top_k, temperature=temperature),
-                                   max_tokens=int(row_seconds(sentence) * FRAME_RATE), seed=seed)
+            max_tokens = int(row_seconds(sentence) * FRAME_RATE)
+            cfg = GenerationConfig(SamplingConfig(top_k=top_k, temperature=temperature), max_tokens=max_tokens,
+                                   seed=seed, min_tokens=min_row_tokens(sentence, max_tokens))
             decoder = self.codec.streaming_decoder()
             # Inference mode is per thread and a server may resume this generator on another thread:
             # enter it around each step rather than holding it across a `yield`.

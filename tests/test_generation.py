@@ -4,12 +4,13 @@ import itertools
 import pytest
 import torch
 
+import lina.generate
 from lina.config import LinaConfig
 from lina.constants import EOS_ID, N_SPECIAL_TOKENS
 from lina.generate import GenerationConfig, decode, generate, stream
 from lina.ist import Clip, TuningConfig, clip_loss, tune_voice
 from lina.model import LinaModel
-from lina.sampling import SamplingConfig, sample_top_k
+from lina.sampling import SamplingConfig, block_token, sample_top_k
 from lina.voice import Voice
 
 CFG = LinaConfig(d_model=32, n_layer=2, n_heads=2, text_layers=1, text_heads=2, n_text_vocab=40, n_codebook=64)
@@ -73,6 +74,54 @@ def test_eos_per_row_and_limits(model):
         assert out.finished.all() and all(len(c) < 12 for c in out.codes)
     finally:
         head[EOS_ID] = saved
+
+
+def eos_when_allowed(real):
+    """A sampler that takes EOS whenever its logit is finite: every row would end at its first step."""
+    def sample(logits, cfg, generator=None):
+        return torch.where(torch.isfinite(logits[:, EOS_ID]), EOS_ID, real(logits, cfg, generator))
+    return sample
+
+
+def test_min_tokens_hold_eos_back_per_row(model, monkeypatch):
+    """EOS cannot be sampled before a row's floor; at the floor it is (the sampler prefers it)."""
+    monkeypatch.setattr(lina.generate, "sample_top_k", eos_when_allowed(sample_top_k))
+    text, lengths = _texts(ROWS[0], ROWS[1], ROWS[2])
+    ctx = model.encode_text(text, lengths)
+    prompt = torch.randint(0, CFG.n_codebook, (1, 9))
+    for sampling in (GREEDY, SamplingConfig(top_k=20)):
+        cfg = GenerationConfig(sampling, max_tokens=20, min_tokens=(0, 3, 7))
+        for p in (None, prompt):  # steps count after the prompt
+            out = generate(model, ctx, model.init_state(3), cfg, p)
+            assert out.finished.all() and [len(c) for c in out.codes] == [0, 3, 7]
+            assert all(((c >= 0) & (c < CFG.n_codebook)).all() for c in out.codes)
+            chunks = list(stream(model, ctx, model.init_state(3), cfg, p, chunk_tokens=4))
+            assert [sum(len(c[i]) for c, _ in chunks) for i in range(3)] == [0, 3, 7]
+    one = generate(model, ctx, model.init_state(3), GenerationConfig(GREEDY, max_tokens=20, min_tokens=5))
+    assert [len(c) for c in one.codes] == [5, 5, 5]
+    assert [len(c) for c in generate(model, ctx, model.init_state(3), GenerationConfig(GREEDY)).codes] == [0, 0, 0]
+
+
+def test_block_token_only_in_the_given_rows():
+    logits = torch.randn(3, 10)
+    blocked = block_token(logits, EOS_ID, torch.tensor([True, False, True]))
+    assert blocked[[0, 2], EOS_ID].eq(float("-inf")).all() and blocked[1, EOS_ID] == logits[1, EOS_ID]
+    keep = torch.ones(10, dtype=torch.bool)
+    keep[EOS_ID] = False
+    assert torch.equal(blocked[:, keep], logits[:, keep])
+
+
+@pytest.mark.parametrize("floors", [12, (0, 12), (-1, 0)])
+def test_min_tokens_must_leave_room_for_eos(floors):
+    with pytest.raises(ValueError, match="min_tokens"):
+        GenerationConfig(max_tokens=12, min_tokens=floors)
+
+
+def test_min_tokens_rows_must_match_the_batch(model):
+    text, lengths = _texts(ROWS[0], ROWS[1])
+    with pytest.raises(ValueError, match="rows for a batch of 2"):
+        generate(model, model.encode_text(text, lengths), model.init_state(2),
+                 GenerationConfig(GREEDY, max_tokens=5, min_tokens=(1, 2, 3)))
 
 
 def test_stream_yields_the_generated_codes(model):

@@ -1,11 +1,14 @@
 """The public API on the tiny random model: shapes, batching, voices, cloning, streaming, errors."""
 import numpy as np
 import pytest
+import torch
 
+import lina.generate
+import lina.tts
 from lina.audio import AudioError
-from lina.constants import SAMPLE_RATE
+from lina.constants import EOS_ID, FRAME_RATE, HOP_LENGTH, SAMPLE_RATE
 from lina.tokenizer import TextError
-from lina.tts import LinaTTS
+from lina.tts import LinaTTS, min_row_tokens, row_seconds, speech_end
 from lina.voice import Voice, VoiceError
 
 
@@ -47,6 +50,53 @@ def test_clone_from_stereo_44k(tts):
     rate, mono = _tone(3, 44_100)
     out = tts.clone("Say this.", (rate, np.stack([mono, mono], axis=1)), "a humming tone", max_seconds=2)
     assert len(out.audio[0]) > 0
+
+
+def test_clone_prompt_ends_where_its_speech_ends(tts, monkeypatch):
+    """The prefix the model continues is BOS + the clip's codes up to the end of its sound: the trailing
+    silence that load_audio keeps (a margin) would read as a finished utterance, whose next token is EOS."""
+    rate, tone = _tone(1.0)
+    clip = np.concatenate([tone, np.zeros(int(0.6 * rate), np.float32)])
+    prompts = []
+    real = lina.tts.generate
+
+    def spy(model, ctx, state, cfg, prompt=None):
+        prompts.append(prompt)
+        return real(model, ctx, state, cfg, prompt)
+
+    monkeypatch.setattr(lina.tts, "generate", spy)
+    out = tts.clone("Say this.", (rate, clip), "a humming tone", max_seconds=2)
+    assert prompts[0].shape == (int(1.0 * FRAME_RATE),)  # 1 s of tone = 75 frames, none of the silence
+    assert torch.equal(prompts[0], tts.encode_audio((rate, tone)))
+    # Only the continuation comes back, within the target sentence's own budget.
+    assert 0 < len(out.audio[0]) <= row_seconds("Say this.", 2) * SAMPLE_RATE
+
+
+def test_speech_end():
+    rate, tone = _tone(1.0)
+    assert speech_end(np.concatenate([tone, np.zeros(rate // 2, np.float32)])) == rate
+    assert speech_end(tone[: rate // 2 + 7]) == rate // 2 + 7     # cut mid-sound: all of it
+    assert speech_end(tone[:100]) == 100                           # shorter than one step
+
+
+def test_rows_speak_a_minimum_before_eos(tts, monkeypatch):
+    """Every synthesis path holds EOS back for a floor counted on the sentence to speak (not on the
+    prompt's transcript): an early EOS of the model gives short audio, never empty audio."""
+    real = lina.generate.sample_top_k
+    # A model that rates EOS first at every step (whenever EOS is allowed, it is taken).
+    monkeypatch.setattr(lina.generate, "sample_top_k", lambda logits, cfg, generator=None: torch.where(
+        torch.isfinite(logits[:, EOS_ID]), EOS_ID, real(logits, cfg, generator)))
+    short, long = "Here is a first sentence.", "A much longer sentence takes longer to say, so its floor is higher."
+    assert tts.sentences(f"{short} {long}") == [short, long]
+    floors = [min_row_tokens(s, int(row_seconds(s) * FRAME_RATE)) for s in (short, long)]
+    assert 0 < floors[0] < floors[1]
+    out = tts.synthesize(f"{short} {long}", seed=1)
+    assert out.finished == [True] and out.tokens == sum(floors)
+    assert len(out.audio[0]) == sum(floors) * HOP_LENGTH + int(lina.tts.PAUSE_SECONDS * SAMPLE_RATE)
+    clone = tts.clone(short, _tone(2), "a much longer transcript of the prompt clip than the text", seed=1)
+    assert clone.finished == [True] and clone.tokens == floors[0]
+    streamed = sum(len(c) for c in tts.stream(short))
+    assert streamed == floors[0] * HOP_LENGTH + int(lina.tts.PAUSE_SECONDS * SAMPLE_RATE)
 
 
 def test_stream_yields_audio(tts):
