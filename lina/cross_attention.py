@@ -16,6 +16,7 @@ from torch import Tensor, nn
 
 from lina.config import LinaConfig
 from lina.layers import GLABlock
+from lina.ops.fused_step import score_bias
 from lina.state import GLAState
 
 
@@ -23,17 +24,21 @@ from lina.state import GLAState
 class TextContext:
     """What the audio side needs from the encoded text, computed once per utterance batch.
 
-    keys, values: ``[B, Tx, d]``; positions: ``[B or 1, Tx, d]``; valid: ``[B, Tx]`` bool.
+    keys, values: ``[B, Tx, d]``; positions: ``[B or 1, Tx, d]``; valid: ``[B, Tx]`` bool;
+    score_bias: ``valid`` as an additive attention mask ``[B, 1, Tx]`` (the fast step's; made there
+    when absent).
     """
 
     keys: Tensor
     values: Tensor
     positions: Tensor
     valid: Tensor
+    score_bias: Tensor | None = None
 
-    def index(self, rows: Tensor) -> "TextContext":
+    def index(self, rows: Tensor) -> TextContext:
         positions = self.positions if self.positions.shape[0] == 1 else self.positions[rows]
-        return TextContext(self.keys[rows], self.values[rows], positions, self.valid[rows])
+        bias = None if self.score_bias is None else self.score_bias[rows]
+        return TextContext(self.keys[rows], self.values[rows], positions, self.valid[rows], bias)
 
 
 class ConvPositions(nn.Module):
@@ -100,7 +105,9 @@ class BlindCrossAttention(nn.Module):
         by default each row's positions are those it has alone, so batching never changes a row.
         """
         positions = self.positions(text.shape[1], None if training_positions else valid)
-        return TextContext(self.ln_k(self.k(text)), self.ln_v(self.v(text)), positions, always_valid_first(valid))
+        valid = always_valid_first(valid)
+        keys = self.ln_k(self.k(text))
+        return TextContext(keys, self.ln_v(self.v(text)), positions, valid, score_bias(valid, keys.dtype))
 
     def forward(self, x: Tensor, ctx: TextContext, state: GLAState,
                 use_fla: bool = True) -> tuple[Tensor, GLAState, Tensor]:
