@@ -1,0 +1,73 @@
+#!/usr/bin/env python3
+"""A lina-testlist of the corpus test split (unseen speakers, unseen sentences), rendered here.
+
+    python3 scripts/corpus_testlist.py --manifest data/corpus/test.jsonl --out data/testlist \
+        --speakers 6 --tests 3 --enroll-seconds 60
+
+Picks ``--speakers`` test speakers (one engine after another, so every engine family is in), for each
+its first ``--tests`` neutral rows as test sentences and further rows (any style) up to
+``--enroll-seconds`` as enrollment clips; renders those rows with the corpus engines into
+``OUT/wav/`` (deterministic from each row's seed) and writes ``OUT/testlist.json`` for
+``python -m lina.evaluate --testlist OUT/testlist.json``.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import soundfile as sf
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from lina.eval.testlist import from_rows  # noqa: E402
+from lina.training.corpus.generate import SAMPLE_RATE, audio_path, render_row  # noqa: E402
+from lina.training.corpus.manifest import read_jsonl  # noqa: E402
+
+
+def pick_speakers(rows: list[dict], count: int) -> list[str]:
+    """Round-robin over engines, speakers in id order within each."""
+    by_engine: dict[str, list[str]] = {}
+    for r in sorted(rows, key=lambda r: r["speaker"]):
+        names = by_engine.setdefault(r["engine"], [])
+        if r["speaker"] not in names:
+            names.append(r["speaker"])
+    chosen: list[str] = []
+    while len(chosen) < count and any(by_engine.values()):
+        for names in by_engine.values():
+            if names and len(chosen) < count:
+                chosen.append(names.pop(0))
+    return chosen
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--manifest", default="data/corpus/test.jsonl")
+    p.add_argument("--out", default="data/testlist")
+    p.add_argument("--speakers", type=int, default=6)
+    p.add_argument("--tests", type=int, default=3)
+    p.add_argument("--enroll-seconds", type=float, default=60.0)
+    args = p.parse_args()
+    rows = [r for r in read_jsonl(Path(args.manifest)) if r["split"] == "test"]
+    speakers = pick_speakers(rows, args.speakers)
+    chosen = [r for r in rows if r["speaker"] in speakers]
+    out = Path(args.out)
+    tests = from_rows("corpus-test", chosen, lambda r: audio_path(Path("."), r), tests_per_speaker=args.tests,
+                      enroll_seconds=args.enroll_seconds, root=out,
+                      description=f"corpus test split: {len(speakers)} unseen speakers ({', '.join(speakers)}), "
+                                  f"{args.tests} unseen sentences each, enrollment up to {args.enroll_seconds:.0f} s")
+    by_id = {r["id"]: r for r in chosen}
+    for utt in tests.utterances:
+        path = audio_path(out, by_id[utt.id])
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            sf.write(str(path), render_row(by_id[utt.id]), SAMPLE_RATE, subtype="PCM_16")
+    tests.save(out / "testlist.json")
+    roles = [u.role for u in tests.utterances]
+    print(f"{out / 'testlist.json'}: {len(speakers)} speakers, {roles.count('test')} test, "
+          f"{roles.count('enroll')} enrollment clips")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
