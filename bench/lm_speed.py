@@ -14,7 +14,6 @@ import time
 import torch
 
 from bench.common import write_result
-
 from lina.config import LinaConfig
 from lina.generate import decode
 from lina.model import LinaModel, count_parameters

@@ -6,7 +6,6 @@ fused attention. Lives in bench/, not in the product.
 """
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
