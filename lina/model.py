@@ -67,7 +67,11 @@ class LinaModel(nn.Module):
 
         ``audio: [B, T]`` model-space ids (BOS first; codec ids + 3) -> logits ``[B, T, V]`` predicting the
         next token at each position. Padding at the end of a row only affects that row's later positions.
+        A single position (the BOS prefill of plain synthesis) is one :meth:`step` where that is faster.
         """
+        if audio.shape[1] == 1 and self._fused(audio):
+            out = self.step(ctx, audio[:, 0], state)
+            return ModelOutput(out.logits[:, None], out.state, out.alignment[:, :, None])
         x = self.audio_embed(audio)
         enc_states, dec_states = [], []
         for block, s in zip(self.encoder, state.encoder):
@@ -86,7 +90,7 @@ class LinaModel(nn.Module):
         ``use_fla`` selects fla's fused recurrent kernel on CUDA (faster at large batch). On CPU in
         float32 without autograd, the step runs :mod:`lina.ops.fused_step` (same numbers, ~3x fewer
         ops); elsewhere, and as the reference of its tests, :meth:`step_reference`."""
-        if token.device.type == "cpu" and self.head.weight.dtype == torch.float32 and not torch.is_grad_enabled():
+        if self._fused(token):
             logits, state, alignment = fused_model_step(self._packed(), ctx, token, state)
             return ModelOutput(logits, state, alignment)
         return self.step_reference(ctx, token, state, use_fla=use_fla)
@@ -104,6 +108,10 @@ class LinaModel(nn.Module):
             x, s = block.step(x, s, use_fla=use_fla)
             dec_states.append(s)
         return ModelOutput(self.head(x), LinaState(enc_states, dec_states, pos_state), alignment)
+
+    def _fused(self, token: Tensor) -> bool:
+        """The fused step applies: CPU, float32 weights, no autograd."""
+        return token.device.type == "cpu" and self.head.weight.dtype == torch.float32 and not torch.is_grad_enabled()
 
     # ---- the fast step's weight layout -------------------------------------------------------------
     # pack_model turns the matrices into views of a few transposed buffers (same values, same state

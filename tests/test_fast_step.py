@@ -186,3 +186,19 @@ def test_model_built_in_inference_mode():
         ctx, token = _ctx(model, 6), torch.tensor([5])
         fast = model.step(ctx, token, model.init_state(1)).logits
         torch.testing.assert_close(fast, model.step_reference(ctx, token, model.init_state(1)).logits, **TOL)
+
+
+def test_single_position_forward_is_a_step(model):
+    """The BOS prefill (one position) runs as a fused step: same logits, alignment and state as the
+    sequence path (with autograd on, forward takes the sequence path)."""
+    ctx = _ctx(model, 7, 4)
+    state = _voiced_state(model, 2)
+    bos = torch.tensor([[1], [1]])
+    with torch.no_grad():
+        fast = model(ctx, bos, state)
+    with torch.enable_grad():
+        full = model(ctx, bos, state)
+    assert fast.logits.shape == full.logits.shape and fast.alignment.shape == full.alignment.shape
+    torch.testing.assert_close(fast.logits, full.logits.detach(), **TOL)
+    torch.testing.assert_close(fast.alignment, full.alignment.detach(), **TOL)
+    _close_states(fast.state, full.state)

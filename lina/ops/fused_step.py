@@ -118,20 +118,21 @@ def block_step(x: Tensor, cq: Tensor, ck: Tensor, cv: Tensor, rec: Tensor, w: li
     proj = torch.mm(F.layer_norm(x, [d], w[o0], w[o0 + 1], floats[0]), w[o0 + 2])  # [B, c + dv + r]
     # Short convolutions of q, k, v at once: window = the last W-1 inputs, then this one.
     window = torch.cat((torch.cat((cq, ck, cv), 1), proj[:, :c].unsqueeze(2)), 2)
-    qkv = F.silu((window * w[o0 + 3]).sum(-1))  # [B, c]
+    qkv = F.silu((window * w[o0 + 3]).sum(-1), inplace=True)  # [B, c]
     q = qkv[:, :dk].reshape(b, heads, 1, dk // heads)
     k = qkv[:, dk:c - dv].reshape(b, heads, dk // heads, 1)
     v = qkv[:, c - dv:].reshape(b, heads, 1, dv // heads)
-    gate = F.logsigmoid(torch.addmm(w[o0 + 5], proj[:, c + dv:], w[o0 + 4])) / w[o0 + 14]
+    decay = F.logsigmoid(torch.addmm(w[o0 + 5], proj[:, c + dv:], w[o0 + 4])).div_(w[o0 + 14]).exp_()
     # GLA recurrence (float32 state): S = diag(exp(g)) S + k^T v;  o = (scale q) S, then RMSNorm per
-    # head. The scale and the mean's 1/Dv are folded into the norm's eps and weight (pack_block).
-    s = (rec * gate.exp().reshape(b, heads, dk // heads, 1)).addcmul_(k, v)
+    # head with the scale and the mean's 1/Dv folded into its eps (pack_block). New tensors are
+    # updated in place: fewer allocations.
+    s = (rec * decay.reshape(b, heads, dk // heads, 1)).addcmul_(k, v)
     o = torch.matmul(q, s)  # [B, H, 1, Dv]
-    o = o * (o * o).sum(-1, keepdim=True).add_(w[o0 + 15]).rsqrt_().mul_(w[o0 + 16]) * w[o0 + 6]
-    o = o * F.silu(proj[:, c:c + dv]).reshape(b, heads, 1, dv // heads)
+    o.mul_((o * o).sum(-1, keepdim=True).add_(w[o0 + 15]).rsqrt_().mul_(w[o0 + 16])).mul_(w[o0 + 6])
+    o.mul_(F.silu(proj[:, c:c + dv]).reshape(b, heads, 1, dv // heads))
     x = torch.addmm(x, o.reshape(b, dv), w[o0 + 7])
     ab = torch.addmm(w[o0 + 11], F.layer_norm(x, [d], w[o0 + 8], w[o0 + 9], floats[0]), w[o0 + 10])
-    x = x + torch.addmm(w[o0 + 13], F.silu(ab[:, :hidden]) * ab[:, hidden:], w[o0 + 12])
+    x = torch.addmm(w[o0 + 13], F.silu(ab[:, :hidden]).mul_(ab[:, hidden:]), w[o0 + 12]).add_(x)
     return x, window[:, :dk, 1:], window[:, dk:c - dv, 1:], window[:, c - dv:, 1:], s
 
 
