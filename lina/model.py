@@ -90,8 +90,9 @@ class LinaModel(nn.Module):
         ``use_fla`` selects fla's fused recurrent kernel on CUDA (faster at large batch). On CPU in
         float32 without autograd, the step runs :mod:`lina.ops.fused_step` (same numbers, ~3x fewer
         ops); elsewhere, and as the reference of its tests, :meth:`step_reference`."""
-        if self._fused(token):
-            logits, state, alignment = fused_model_step(self._packed(), ctx, token, state)
+        packed = self._packed() if self._fused(token) else None
+        if packed is not None:
+            logits, state, alignment = fused_model_step(packed, ctx, token, state)
             return ModelOutput(logits, state, alignment)
         return self.step_reference(ctx, token, state, use_fla=use_fla)
 
@@ -117,9 +118,9 @@ class LinaModel(nn.Module):
     # pack_model turns the matrices into views of a few transposed buffers (same values, same state
     # dict), so no copy can go stale; the packing is redone if a parameter stops being such a view
     # (``.to()``, ``load_state_dict(assign=True)``, ``param.data = ...``).
-    def _packed(self) -> PackedModel:
-        packed = self.__dict__.get("_fast_step")
-        if packed is None or pointers(packed.views) != packed.pointers:
+    def _packed(self) -> PackedModel | None:
+        packed = self.__dict__.get("_fast_step", False)
+        if packed is False or (packed is not None and pointers(packed.views) != packed.pointers):
             packed = self.__dict__["_fast_step"] = pack_model(self)
         return packed
 

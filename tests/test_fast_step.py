@@ -158,6 +158,12 @@ def test_other_dtypes_and_autograd_use_the_reference(model):
     with torch.inference_mode():
         out = double.step(_ctx(double, 6), token, double.init_state(1))
     assert out.logits.dtype == torch.float64 and "_fast_step" not in double.__dict__
+    model.decoder[1].norm2.eps = 1e-3                       # a layout the fused step does not take
+    with torch.inference_mode():
+        ctx, state = _ctx(model, 6), model.init_state(1)
+        torch.testing.assert_close(model.step(ctx, token, state).logits,
+                                   model.step_reference(ctx, token, state).logits, atol=0, rtol=0)
+    assert model.__dict__["_fast_step"] is None
 
 
 def test_missing_score_bias_and_index(model):
