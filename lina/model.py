@@ -11,6 +11,7 @@ from lina.config import LinaConfig
 from lina.constants import BOS_ID, PAD_ID, TEXT_PAD_ID
 from lina.cross_attention import BlindCrossAttention, TextContext
 from lina.layers import GLABlock
+from lina.ops import native
 from lina.ops.fused_step import PackedModel, pack_model, pointers
 from lina.ops.fused_step import model_step as fused_model_step
 from lina.state import GLAState, LinaState, zero_gla_state
@@ -92,8 +93,9 @@ class LinaModel(nn.Module):
         ops); elsewhere, and as the reference of its tests, :meth:`step_reference`."""
         packed = self._packed() if self._fused(token) else None
         if packed is not None:
-            logits, state, alignment = fused_model_step(packed, ctx, token, state)
-            return ModelOutput(logits, state, alignment)
+            lib = native.load()
+            out = None if lib is None else native.model_step(lib, packed, ctx, token, state)
+            return ModelOutput(*(out or fused_model_step(packed, ctx, token, state)))
         return self.step_reference(ctx, token, state, use_fla=use_fla)
 
     def step_reference(self, ctx: TextContext, token: Tensor, state: LinaState, use_fla: bool = False) -> ModelOutput:

@@ -43,8 +43,9 @@ class PackedModel(NamedTuple):
     weights: list[Tensor]
     ints: list[int]        # n_encoder, n_decoder, key_dim, value_dim, heads, ffn hidden, PER_BLOCK
     floats: list[float]    # layer-norm eps
-    views: list[Tensor]    # the parameters that are now views of the packed matrices ...
-    pointers: list[int]    # ... and where they point: the packing is valid while they still do
+    views: list[Tensor]    # the parameters it reads (the matrices as views of its buffers) ...
+    pointers: list[int]    # ... and where their data is: the packing is valid while it stays there
+    cache: dict            # what other back ends derive from this packing (lina.ops.native)
 
 
 def _share(params: list, views: list[Tensor]) -> Tensor:
@@ -102,7 +103,8 @@ def pack_model(model) -> PackedModel | None:
                 _share([model.head.weight], views)]
     ints = [len(model.encoder), len(model.decoder), m.q_proj.out_features, m.v_proj.out_features, m.n_heads,
             blocks[0].ffn.proj_out.in_features, PER_BLOCK]
-    return PackedModel(weights, ints, [float(norms[0].eps)], views, pointers(views))
+    views += [w for w in weights if isinstance(w, torch.nn.Parameter)]  # read directly: watched too
+    return PackedModel(weights, ints, [float(norms[0].eps)], views, pointers(views), {})
 
 
 def pointers(views: list[Tensor]) -> list[int]:
