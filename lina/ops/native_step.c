@@ -94,11 +94,15 @@ static void matmul(int64_t B, int64_t in, int64_t out, const float *restrict x, 
 }
 
 /* 1 if W [in, out] equals codes * scale[n] everywhere (the int8 form still matches the weights). */
-int lina_check_int8(const float *W, const int8_t *codes, const float *scale, int64_t in, int64_t out) {
-    for (int64_t i = 0; i < in; i++)
-        for (int64_t n = 0; n < out; n++)
-            if (W[i * out + n] != (float)codes[i * out + n] * scale[n]) return 0;
-    return 1;
+int lina_check_int8(const float *restrict W, const int8_t *restrict codes, const float *restrict scale, int64_t in,
+                    int64_t out) {
+    int bad = 0;
+    for (int64_t i = 0; i < in; i++) {
+        const float *w = W + i * out;
+        const int8_t *c = codes + i * out;
+        for (int64_t n = 0; n < out; n++) bad |= w[n] != (float)c[n] * scale[n];
+    }
+    return !bad;
 }
 
 /* One GLA block on the residual stream x [B, d] (updated in place).
