@@ -15,7 +15,7 @@ TOL = {"atol": 2e-5, "rtol": 1e-4}
 
 @pytest.fixture(scope="module")
 def lib():
-    lib = native.load()
+    lib = native.load(wait=True)
     if lib is None:
         pytest.skip("no C compiler here: the fused step runs instead")
     return lib

@@ -4,8 +4,9 @@ After the fused step (``fused_step.py``) a step still runs ~400 PyTorch ops, eac
 of dispatch on top of the arithmetic. The C version does the same computation over the same packed
 weights in one call: every matrix is streamed once per step, everything between the products runs
 in place. The source is compiled on first use with the system C compiler (``cc -O3 -march=native``,
-about a second) into a per-user cache, keyed by source, compiler flags and CPU; where there is no
-compiler, or anything fails, :func:`load` returns None and the fused step runs instead.
+about a second, in the background) into a per-user cache, keyed by source, compiler flags and CPU;
+until then, where there is no compiler, or if anything fails, :func:`load` returns None and the fused
+step runs instead.
 Every shape, dtype and layout is checked here before a call (the C code trusts its arguments).
 
 At batch 1 the step is then bound by reading the weights (~33 MB for lina-mini in float32). A matrix
@@ -27,6 +28,7 @@ import platform
 import shutil
 import subprocess
 import tempfile
+import threading
 import weakref
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,17 +66,25 @@ def _cache_dir() -> Path:
 
 
 @functools.lru_cache(maxsize=1)
-def load() -> ctypes.CDLL | None:
-    """The compiled library (built on first use), or None where it cannot be built or loaded."""
+def _library() -> Path | None:
+    """Where the compiled library for this source, these flags and this CPU lives (or None)."""
+    try:
+        key = hashlib.sha256(SOURCE.read_bytes() + " ".join(FLAGS).encode() + _cpu_signature().encode())
+        return _cache_dir() / f"lina_step_{key.hexdigest()[:16]}.so"
+    except OSError:
+        return None
+
+
+@functools.lru_cache(maxsize=1)
+def _build() -> ctypes.CDLL | None:
+    """Compiles (unless cached) and loads the library; None where it cannot be built or loaded."""
     try:
         compiler = shutil.which("cc") or shutil.which("gcc")
-        if compiler is None or platform.system() != "Linux":
+        library = _library()
+        if compiler is None or library is None or platform.system() != "Linux":
             return None
-        source = SOURCE.read_bytes()
-        key = hashlib.sha256(source + " ".join(FLAGS).encode() + _cpu_signature().encode()).hexdigest()[:16]
-        library = _cache_dir() / f"lina_step_{key}.so"
         if not library.exists():
-            partial = library.with_suffix(f".{os.getpid()}.tmp")
+            partial = library.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
             subprocess.run([compiler, *FLAGS, "-o", str(partial), str(SOURCE), "-lm"], check=True,
                            capture_output=True, timeout=120)
             os.replace(partial, library)  # atomic: concurrent builders never see half a file
@@ -86,6 +96,32 @@ def load() -> ctypes.CDLL | None:
         return lib
     except Exception:  # noqa: BLE001 - no compiler, a failed build, a foreign platform: use the fused step
         return None
+
+
+_builder: list[threading.Thread | None] = []  # the build thread (None: the library was on disk)
+_builder_lock = threading.Lock()
+
+
+def load(wait: bool = False) -> ctypes.CDLL | None:
+    """The compiled library, or None (no compiler, a failed build, or not built yet).
+
+    A library built before (cached on disk) loads at once. Otherwise the first call starts the build
+    (about a second) in a background thread and, unless ``wait``, returns None at once: the first
+    steps run the fused PyTorch step instead of blocking on the compiler.
+    """
+    with _builder_lock:
+        if not _builder:
+            library = _library()
+            cached = library is not None and library.exists()
+            _builder.append(None if cached else threading.Thread(target=_build, name="lina-native"))
+            if not cached:
+                _builder[0].start()
+    thread = _builder[0]
+    if thread is None or wait or not thread.is_alive():
+        if thread is not None:
+            thread.join()
+        return _build()
+    return None
 
 
 def _pointers(tensors: list[Tensor]) -> ctypes.Array:
