@@ -1,20 +1,30 @@
 """The embedded model on this CPU: real-time factor at batch 1 and time to first streamed audio.
 
-    python -m bench.cpu_embedded [--model assets/lina-mini] [--threads 2]
+    python -m bench.cpu_embedded [--model assets/lina-mini] [--threads 1] [--repeats 3]
 
 Prints a table and writes `$OUT/cpu_embedded.json`. Audio length is counted from the generated tokens
-(75 per second), so the factor covers text encoding, generation and codec decoding.
+(75 per second), so the factor covers text encoding, generation and codec decoding. Each sentence runs
+`--repeats` times: the minimum is what the machine can do, the median what sharing it costs (the load
+average is recorded too). `--threads 1,2` measures several thread counts in one run.
+
+Also times one decoding step at batch 1 in milliseconds (minimum and median over blocks of steps):
+`LinaModel.step` as the app runs it (the C step, `lina.ops.native`, where a compiler is available),
+the fused PyTorch step (`lina.ops.fused_step`, TorchScript) and the modules' reference step.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import platform
+import statistics
 import time
 
 import torch
 
 from bench.common import write_result
 from lina.constants import FRAME_RATE, SAMPLE_RATE
+from lina.model import ModelOutput
+from lina.ops import fused_step, native
 from lina.tts import LinaTTS
 
 SENTENCES = (
@@ -22,36 +32,84 @@ SENTENCES = (
     "the birch canoe slid on the smooth planks.",
     "hello, my name is lina.",
 )
+STEP_BLOCKS, STEPS_PER_BLOCK = 15, 40
+
+
+def fused(model):
+    """The fused PyTorch step of ``model`` with the signature of ``LinaModel.step``."""
+    return lambda ctx, token, state: ModelOutput(*fused_step.model_step(model._packed(), ctx, token, state))
+
+
+def step_ms(tts: LinaTTS, step) -> tuple[float, float]:
+    """``(min, median)`` ms of ``step(ctx, token, state)`` at batch 1 over blocks of steps."""
+    model = tts.model
+    ids, lengths, _ = tts._texts([SENTENCES[0]])
+    with torch.inference_mode():
+        ctx = model.encode_text(ids, lengths)
+        state, token = model.init_state(1), torch.tensor([5])
+        for _ in range(20):
+            state = step(ctx, token, state).state
+        times = []
+        for _ in range(STEP_BLOCKS):
+            start = time.perf_counter()
+            for _ in range(STEPS_PER_BLOCK):
+                state = step(ctx, token, state).state
+            times.append((time.perf_counter() - start) / STEPS_PER_BLOCK * 1e3)
+    return round(min(times), 2), round(statistics.median(times), 2)
+
+
+def sentence_row(tts: LinaTTS, text: str, repeats: int) -> dict:
+    rtf, first, stream_rtf, tokens = [], [], [], 0
+    for _ in range(repeats):
+        start = time.perf_counter()
+        out = tts.synthesize(text, seed=0)
+        rtf.append((time.perf_counter() - start) / (out.tokens / FRAME_RATE))
+        tokens = out.tokens
+        start = time.perf_counter()
+        chunks = tts.stream(text, seed=0)
+        audio = next(chunks)
+        first.append(time.perf_counter() - start)
+        samples = len(audio) + sum(len(c) for c in chunks)
+        stream_rtf.append((time.perf_counter() - start) / (samples / SAMPLE_RATE))
+    best = min(rtf)
+    return {"text": text, "tokens": tokens, "audio_s": round(tokens / FRAME_RATE, 2),
+            "rtf": round(best, 3), "rtf_median": round(statistics.median(rtf), 3),
+            "tokens_per_s": round(FRAME_RATE / best, 1), "first_audio_ms": round(min(first) * 1000),
+            "first_audio_ms_median": round(statistics.median(first) * 1000),
+            "stream_rtf": round(min(stream_rtf), 3)}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="assets/lina-mini")
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--threads", default="1", help="comma-separated thread counts (torch.set_num_threads)")
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
     tts = LinaTTS.from_pretrained(args.model)
-    tts.synthesize("warm up.", seed=0)
-    rows = []
-    for text in SENTENCES:
-        start = time.perf_counter()
-        out = tts.synthesize(text, seed=0)
-        batch_seconds = time.perf_counter() - start
-        start = time.perf_counter()
-        chunks = tts.stream(text, seed=0)
-        first = next(chunks)
-        first_audio = time.perf_counter() - start
-        samples = len(first) + sum(len(c) for c in chunks)
-        stream_seconds = time.perf_counter() - start
-        audio = out.tokens / FRAME_RATE
-        rows.append({"text": text, "tokens": out.tokens, "audio_s": round(audio, 2),
-                     "rtf": round(batch_seconds / audio, 3), "tokens_per_s": round(out.tokens / batch_seconds, 1),
-                     "first_audio_ms": round(first_audio * 1000), "stream_rtf": round(stream_seconds / (samples / SAMPLE_RATE), 3)})
-    print("| audio s | RTF | tokens/s | first audio (stream) | stream RTF |\n|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['audio_s']} | {r['rtf']} | {r['tokens_per_s']} | {r['first_audio_ms']} ms | {r['stream_rtf']} |")
-    path = write_result("cpu_embedded", {"model": args.model, "threads": args.threads,
-                                         "cpu": platform.processor() or platform.machine(), "rows": rows})
+    native.load(wait=True)  # the C step is built in the background on first use: time it built
+    runs = []
+    for threads in (int(t) for t in args.threads.split(",")):
+        torch.set_num_threads(threads)
+        load_before = os.getloadavg()[0]
+        tts.synthesize("warm up.", seed=0)
+        steps = {"step": step_ms(tts, tts.model.step), "fused": step_ms(tts, fused(tts.model)),
+                 "reference": step_ms(tts, tts.model.step_reference)}
+        rows = [sentence_row(tts, text, args.repeats) for text in SENTENCES]
+        runs.append({"threads": threads, "step_ms_min_median": steps, "rows": rows,
+                     "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)]})
+        print(f"\nthreads {threads}, load {runs[-1]['load_average']}: step ms min / median: "
+              + ", ".join(f"{k} {v[0]} / {v[1]}" for k, v in steps.items()))
+        print("| audio s | RTF min (median) | tokens/s | first audio min (median) | stream RTF |\n|---|---|---|---|---|")
+        for r in rows:
+            print(f"| {r['audio_s']} | {r['rtf']} ({r['rtf_median']}) | {r['tokens_per_s']} | "
+                  f"{r['first_audio_ms']} ms ({r['first_audio_ms_median']} ms) | {r['stream_rtf']} |")
+    packed = tts.model._packed()
+    int8 = packed is not None and bool(getattr(packed.cache.get("native"), "int8", None))
+    path = write_result("cpu_embedded", {"model": args.model, "model_id": tts.model_id,
+                                         "step": ("C, int8-form matrices" if int8 else "C") if native.load(wait=True)
+                                         else "fused PyTorch (no C compiler)",
+                                         "cpu": platform.processor() or platform.machine(),
+                                         "cores": os.cpu_count(), "repeats": args.repeats, "runs": runs})
     print(f"written {path}")
 
 
