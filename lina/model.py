@@ -89,8 +89,9 @@ class LinaModel(nn.Module):
         """One decoding step: ``token: [B]`` -> logits ``[B, V]`` for the next token.
 
         ``use_fla`` selects fla's fused recurrent kernel on CUDA (faster at large batch). On CPU in
-        float32 without autograd, the step runs :mod:`lina.ops.fused_step` (same numbers, ~3x fewer
-        ops); elsewhere, and as the reference of its tests, :meth:`step_reference`."""
+        float32 without autograd, the step is one C call (:mod:`lina.ops.native`), or where that is not
+        built, the fused PyTorch step (:mod:`lina.ops.fused_step`), the same numbers up to float
+        rounding; elsewhere, and as the reference of their tests, :meth:`step_reference`."""
         packed = self._packed() if self._fused(token) else None
         if packed is not None:
             lib = native.load()

@@ -1,4 +1,5 @@
-"""The decoding step with fewer, larger ops: the fast CPU path of :meth:`lina.model.LinaModel.step`.
+"""The decoding step with fewer, larger ops: the PyTorch CPU path of :meth:`lina.model.LinaModel.step`
+(the C step of :mod:`lina.ops.native` reads the same packed weights; this runs where that is not built).
 
 At batch 1 a step is dispatch-bound: the reference path (the modules' own ``step`` methods) runs ~800
 small PyTorch ops from Python. This one computes the same function with ~40 ops per GLA block:
