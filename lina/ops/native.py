@@ -228,7 +228,7 @@ def model_step(lib: ctypes.CDLL, p: PackedModel, ctx, token: Tensor,
     keys, values, positions, bias = ctx.keys, ctx.values, ctx.positions, ctx.score_bias
     if (native is None or bias is None or token.dtype is not torch.long or token.dim() != 1 or not token.is_cpu
             or len(layers) != n_enc + 1 + n_dec or keys.dim() != 3 or positions.dim() != 3
-            or keys.shape[2] != native.d):
+            or keys.shape[2] != native.d or token.shape[0] == 0 or keys.shape[1] == 0):
         return None
     b, (_, tx, d), window = token.shape[0], keys.shape, native.window
     convs = [t for s in layers for t in (s.conv_q, s.conv_k, s.conv_v)]
