@@ -111,3 +111,6 @@ def test_bad_inputs(lib):
         state.encoder[0].recurrent = state.encoder[0].recurrent.double()  # not float32: not taken
         assert native.model_step(lib, model._packed(), ctx, torch.tensor([3]), state) is None
         assert native.model_step(lib, model._packed(), ctx, torch.tensor([3, 4]), model.init_state(1)) is None
+        rows = native.MAX_BATCH + 1                                        # batches past it: the fused step
+        big = _ctx(model, *[5] * rows)
+        assert native.model_step(lib, model._packed(), big, torch.full((rows,), 3), model.init_state(rows)) is None
