@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import json
 import math
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +21,7 @@ import torch
 
 from lina.codec.codec import Codec
 from lina.training.codec.data import row_audio
+from lina.training.corpus.manifest import read_jsonl, write_jsonl
 
 # Rows per batch are chosen so that the padded batch holds about this many seconds of audio.
 BATCH_SECONDS = 600.0
@@ -104,24 +106,18 @@ def merge_codes(sources: list[Path], out: Path) -> dict:
             if not (source / f"{split}.codes.npy").exists():
                 continue
             codes = np.load(source / f"{split}.codes.npy")
-            with gzip.open(source / f"{split}.jsonl.gz", "rt", encoding="utf-8") as handle:
-                for line in handle:
-                    row = json.loads(line)
-                    if row["id"] in seen:
-                        raise ValueError(f"{source}: row {row['id']} is already in an earlier source")
-                    seen.add(row["id"])
-                    rows.append({**row, "offset": row["offset"] + offset})
+            for row in read_jsonl(source / f"{split}.jsonl.gz"):
+                if row["id"] in seen:
+                    raise ValueError(f"{source}: row {row['id']} is already in an earlier source")
+                seen.add(row["id"])
+                rows.append({**row, "offset": row["offset"] + offset})
             chunks.append(codes.astype(CODES_DTYPE))
             offset += len(codes)
         np.save(out / f"{split}.codes.npy", np.concatenate(chunks))
-        with gzip.open(out / f"{split}.jsonl.gz", "wt", encoding="utf-8") as handle:
-            for row in rows:
-                handle.write(json.dumps(row) + "\n")
+        write_jsonl(out / f"{split}.jsonl.gz", rows)
         summary[split] = {"rows": len(rows), "frames": offset}
     codec = sources[0] / "codec"
     if codec.is_dir() and not (out / "codec").exists():
-        import shutil
-
         shutil.copytree(codec, out / "codec")
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     return summary
