@@ -54,7 +54,8 @@ def clip_loss(model: LinaModel, clips: Sequence[Clip], initial: list[Tensor] | N
     ``use_fla``: fla's chunked kernels on CUDA. They compile and autotune for every new clip shape
     (minutes on first use), so a process tuning a few voices of varied clips is faster without them."""
     text, text_len, audio, audio_len = collate(clips, model.device)
-    ctx = model.encode_text(text, text_len, training_positions=True)
+    # Each clip's own text positions, as generation will see them: the state is tuned for inference.
+    ctx = model.encode_text(text, text_len)
     out = model(ctx, audio[:, :-1], model.init_state(len(clips), initial), use_fla=use_fla)
     return teacher_forcing_loss(out.logits, audio[:, 1:], audio_len)
 

@@ -4,12 +4,14 @@
 # (`wait`) while training runs.
 #   start   carry .whl_lm .src .carry_codes (codes2.tgz = `tar -C data -czf .carry_codes/codes2.tgz codes2`:
 #           uint16 codes of 12 bits gzip to 58 %): install fla, unpack the codes, copy the shipped
-#           codec to /data, train in the background for LM_SECONDS (default 900) and LM_STEPS (1800)
+#           codec to /data, train in the background for LM_SECONDS (default 900) and LM_STEPS (1800),
+#           LM_PAIRS (0.3) of extra two-sentence rows
 #   wait    sleep WAIT seconds (default 480), then show the log
-#   finish  wait for training to end, export, tune the preset voices (+ samples) without fla (its
-#           kernels autotune per clip shape), and put in $OUT: fp16 weight shards, log, curves,
-#           presets.tar, the Triton cache (kernels compiled here, for a later machine)
+#   finish  wait for training to end, export, put in $OUT the fp16 weight shards and the log
+#   presets tune the preset voices (+ samples) without fla (its kernels autotune per clip shape) of the
+#           model just exported, or else of the shipped assets/lina-mini (a later machine); $OUT/presets.tar
 #   bench   the issue-8 latency parts (decode with the compiled step, prefill, IST) into $OUT
+# .whl_lm holds fla and its pure-Python needs, num2words, and soundfile/soxr (+ cffi) for the samples.
 #
 # The code that runs is the committed HEAD (`.src/src.tgz`, made by `git archive` before `start`), not the
 # working tree, which may hold someone's unfinished edits:
@@ -17,20 +19,22 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-out}; mkdir -p "$OUT" /data
-if [[ "${1:-}" == start ]]; then
+if [[ "${1:-}" == start || ! -d /data/src ]]; then
   rm -rf /data/src && mkdir -p /data/src && tar -xzf .src/src.tgz -C /data/src && cp -r assets /data/src/assets || exit 1
 fi
 cd /data/src || exit 1
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
+[[ -d /tmp/site ]] || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site "$OLDPWD"/.whl_lm/*.whl
+if [[ ! -d /data/codes && "${1:-}" =~ ^(start|presets)$ ]]; then
+  tar -xzf "$OLDPWD/.carry_codes/codes2.tgz" -C /data && mv /data/codes2 /data/codes || exit 1
+fi
 case "${1:-}" in
   start)
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site "$OLDPWD"/.whl_lm/*.whl
     rm -rf /data/codes /data/lmcodec
-    tar -xzf "$OLDPWD/.carry_codes/codes2.tgz" -C /data && mv /data/codes2 /data/codes || exit 1
     cp -r assets/lina-mini/codec /data/lmcodec
     setsid nohup python3 -m lina.training.lm train --codes /data/codes --run /data/lmrun --config mini \
       --steps "${LM_STEPS:-1800}" --warmup 150 --val-every 600 --val-batches 10 --no-initial-val \
-      --max-seconds "${LM_SECONDS:-900}" > /data/lm.log 2>&1 < /dev/null &
+      --pair-fraction "${LM_PAIRS:-0.3}" --max-seconds "${LM_SECONDS:-900}" > /data/lm.log 2>&1 < /dev/null &
     sleep "${WAIT:-30}"; tail -n 5 /data/lm.log ;;
   wait)
     sleep "${WAIT:-480}"; tail -n 3 /data/lm.log; tail -n 3 /data/lmrun/log.jsonl; nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader ;;
@@ -39,13 +43,14 @@ case "${1:-}" in
     tail -n 5 /data/lm.log
     python3 -m lina.training.lm export --run /data/lmrun --codec /data/lmcodec --out /data/lina-mini
     python3 -m lina.training.lm shard --run /data/lmrun --out "$OUT/ckpt" --weights-only --half
-    cp /data/lmrun/log.jsonl "$OUT/"; python3 -m lina.training.lm curves --run /data/lmrun --out "$OUT/curves.png"
-    timeout "${PRESETS_SECONDS:-400}" python3 scripts/make_presets.py --model /data/lina-mini --codes /data/codes \
-      --out /data/presets --steps "${IST_STEPS:-100}" --clips-seconds 60 --device cuda --samples --no-fla \
-      2>&1 | tee /data/presets.log | tail -n 12
-    cp /data/presets.log /data/presets/; tar -C /data -cf "$OUT/presets.tar" presets
-    tar -C "$HOME" -czf "$OUT/triton_cache.tgz" .triton/cache 2>/dev/null
+    cp /data/lmrun/log.jsonl "$OUT/"
     ls -la "$OUT" "$OUT/ckpt" ;;
+  presets)
+    model=/data/lina-mini; [[ -d $model ]] || model=assets/lina-mini
+    timeout "${PRESETS_SECONDS:-540}" python3 scripts/make_presets.py --model "$model" --codes /data/codes \
+      --out /data/presets --steps "${IST_STEPS:-100}" --clips-seconds 60 --device cuda --samples --no-fla --resume \
+      2>&1 | tee -a /data/presets.log | tail -n 12
+    cp /data/presets.log /data/presets/; tar -C /data -cf "$OUT/presets.tar" presets ;;
   bench)
     python3 -m bench.latency --parts ${BENCH_PARTS:-decode prefill ist} --compile 2>&1 | tail -n 25 ;;
 esac

@@ -23,7 +23,7 @@ from lina.training.corpus.texts import ALPHABET
 from lina.training.lm import checkpoint
 from lina.training.lm.__main__ import main
 from lina.training.lm.configs import TINY
-from lina.training.lm.data import CodesSplit, EpochLoader, plan_batches
+from lina.training.lm.data import CodesSplit, EpochLoader, pair_rows, plan_batches, read_manifest
 from lina.training.lm.export import export
 from lina.training.lm.tokenizer import train_tokenizer
 from lina.training.lm.train import LOG_NAME, RunOptions, train
@@ -135,6 +135,26 @@ def test_collate_builds_rows_as_the_model_expects(codes_dir):
         assert (batch.audio[row, n:] == PAD_ID).all() and (batch.audio[row, 1:n - 1] >= N_SPECIAL_TOKENS).all()
         assert (batch.text[row, int(batch.text_len[row]):] == TEXT_PAD_ID).all()
     assert loader.position.batch == 1
+
+
+def test_paired_rows_join_two_readings_of_one_speaker(codes_dir):
+    rows = read_manifest(codes_dir, "train")
+    pairs = pair_rows(rows, 0.25, seed=0)
+    assert len(pairs) == 60 and pairs == pair_rows(rows, 0.25, seed=0) and pairs != pair_rows(rows, 0.25, seed=1)
+    by_id = {r["id"]: r for r in rows}
+    used = [i for p in pairs for i in p["id"].split("+")]
+    assert len(used) == len(set(used))  # each source row at most once
+    tok = train_tokenizer(sentences(240, 0))
+    split = CodesSplit(codes_dir, "train", tok, max_frames=600, n_codebook=TINY.n_codebook, max_text_len=256,
+                       pair_fraction=0.25, seed=0)
+    plain = CodesSplit(codes_dir, "train", tok, max_frames=600, n_codebook=TINY.n_codebook, max_text_len=256)
+    index = {u: i for i, u in enumerate(plain.ids)}
+    for pair in pairs[:5]:
+        a, b = (by_id[i] for i in pair["id"].split("+"))
+        assert a["speaker"] == b["speaker"] == pair["speaker"] and pair["text"] == f"{a['text']} {b['text']}"
+        j = split.ids.index(pair["id"])
+        assert np.array_equal(split.codes(j), np.concatenate([plain.codes(index[a["id"]]), plain.codes(index[b["id"]])]))
+    assert len(split) == len(plain) + len(pairs) - (split.skipped - plain.skipped)
 
 
 def test_loss_drops_on_learnable_codes(codes_dir, tmp_path):

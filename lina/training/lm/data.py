@@ -2,7 +2,9 @@
 by length under a frame budget, collated the way `lina.ist.collate` / `teacher_forcing_loss` expect.
 
 A manifest row has at least ``id speaker style text offset frames``; its codec ids are
-``codes[offset : offset + frames]`` (uint16, each < n_codebook). The model reads one audio row per
+``codes[offset : offset + frames]`` (uint16, each < n_codebook). Training may add *paired* rows
+(`pair_rows`): two readings of one speaker in one style, back to back, so the model sees a sentence
+boundary followed by more text (prompt continuation is exactly that: a clip, then the new sentence). The model reads one audio row per
 utterance, ``[BOS] + (codes + N_SPECIAL_TOKENS) + [EOS]``, and its text as ``[BOS] text [EOS]`` ids.
 """
 from __future__ import annotations
@@ -70,13 +72,14 @@ class CodesSplit:
     """
 
     def __init__(self, root: str | Path, split: str, tokenizer: TextTokenizer, max_frames: int,
-                 n_codebook: int, max_text_len: int):
+                 n_codebook: int, max_text_len: int, pair_fraction: float = 0.0, seed: int = 0):
         root = Path(root)
         rows = read_manifest(root, split)
+        rows = rows + pair_rows(rows, pair_fraction, seed)
         codes = np.load(codes_path(root, split), mmap_mode="r")
         self.ids: list[str] = []
         self.texts: list[list[int]] = []
-        self._offsets: list[int] = []
+        self._segments: list[list[tuple[int, int]]] = []
         frames: list[int] = []
         self.skipped = 0
         for row in rows:
@@ -84,11 +87,13 @@ class CodesSplit:
             if row["frames"] > max_frames or row["frames"] < 1 or len(ids) > max_text_len:
                 self.skipped += 1
                 continue
-            if row["offset"] + row["frames"] > len(codes):
-                raise ValueError(f"{row['id']}: codes [{row['offset']}, +{row['frames']}) beyond {len(codes)}")
+            segments = row["segments"] if "segments" in row else [(row["offset"], row["frames"])]
+            for offset, n in segments:
+                if offset + n > len(codes):
+                    raise ValueError(f"{row['id']}: codes [{offset}, +{n}) beyond {len(codes)}")
             self.ids.append(row["id"])
             self.texts.append(ids)
-            self._offsets.append(int(row["offset"]))
+            self._segments.append([(int(o), int(n)) for o, n in segments])
             frames.append(int(row["frames"]))
         self.frames = np.asarray(frames, dtype=np.int64)
         # One copy in RAM (16 MB for 30 h): random access to an mmap would hit the disk per batch.
@@ -101,7 +106,8 @@ class CodesSplit:
 
     def codes(self, i: int) -> np.ndarray:
         """Raw codec ids of utterance ``i``: ``[frames[i]]`` int64."""
-        return self._codes[self._offsets[i]: self._offsets[i] + self.frames[i]]
+        parts = [self._codes[offset: offset + n] for offset, n in self._segments[i]]
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
     def collate(self, indices: list[int]) -> Batch:
         """The padded batch of utterances ``indices`` (on CPU)."""
@@ -118,6 +124,29 @@ class CodesSplit:
             audio[row, 1: frames + 1] = torch.from_numpy(self.codes(i) + N_SPECIAL_TOKENS)
             audio[row, frames + 1] = EOS_ID
         return Batch(text, text_len, audio, audio_len)
+
+
+def pair_rows(rows: list[dict], fraction: float, seed: int) -> list[dict]:
+    """About ``fraction * len(rows)`` extra rows, each two different rows of one (speaker, style) read
+    one after the other: text joined by a space, codes concatenated (``segments``). Every source row is
+    used at most once; the draw depends on ``seed`` only. Each source keeps its own silences, so the
+    pair has a natural pause between its sentences."""
+    if fraction <= 0:
+        return []
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row["speaker"], row["style"]), []).append(row)
+    rng = np.random.default_rng([seed, 1])
+    candidates: list[tuple[dict, dict]] = []
+    for key in sorted(groups):
+        members = [groups[key][j] for j in rng.permutation(len(groups[key])).tolist()]
+        candidates += list(zip(members[0::2], members[1::2]))
+    keep = min(len(candidates), round(fraction * len(rows)))
+    chosen = sorted(rng.choice(len(candidates), size=keep, replace=False).tolist()) if keep else []
+    return [{"id": f"{a['id']}+{b['id']}", "speaker": a["speaker"], "style": a["style"],
+             "text": f"{a['text']} {b['text']}", "frames": a["frames"] + b["frames"],
+             "segments": [(a["offset"], a["frames"]), (b["offset"], b["frames"])]}
+            for a, b in (candidates[j] for j in chosen)]
 
 
 def bucket_length(tokens: np.ndarray | int) -> np.ndarray | int:

@@ -58,6 +58,7 @@ class TrainSettings:
     warmup: int = 500
     batch_frames: int = 60_000    # padded audio tokens per batch
     max_frames: int = 1_500       # longer utterances (20 s) are skipped
+    pair_fraction: float = 0.0    # extra train rows of two sentences back to back (data.pair_rows)
     seed: int = 0
     vocab_size: int = VOCAB_SIZE
 
@@ -82,10 +83,14 @@ def _log(run: Path, entry: dict) -> None:
 
 
 def batch_loss(model: LinaModel, batch: Batch, use_fla: bool) -> torch.Tensor:
-    """Mean next-token cross-entropy of ``batch`` (as `lina.ist.clip_loss`, with training positions)."""
+    """Mean next-token cross-entropy of ``batch`` (as `lina.ist.clip_loss`).
+
+    Each row's text positions are those it has alone, as at inference: with positions over the padded
+    width, rows saw position embeddings past their text's end that generation never shows, and lina-mini
+    v2's alignment stalled before the end of the text."""
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if batch.audio.is_cuda else nullcontext()
     with amp:
-        ctx = model.encode_text(batch.text, batch.text_len, training_positions=True)
+        ctx = model.encode_text(batch.text, batch.text_len)
         out = model(ctx, batch.audio[:, :-1], model.init_state(batch.audio.shape[0]), use_fla=use_fla)
     return teacher_forcing_loss(out.logits, batch.audio[:, 1:], batch.audio_len)
 
@@ -122,6 +127,8 @@ def resolve_settings(given: dict, stored: dict | None) -> TrainSettings:
     only change ``steps`` (to extend the schedule); any other difference is an error."""
     if stored is None:
         return TrainSettings(**given)
+    defaults = dataclasses.asdict(TrainSettings())
+    stored = {**defaults, **stored}  # a run stored before a setting existed ran with its default
     diff = {k: (stored[k], v) for k, v in given.items() if k != "steps" and stored[k] != v}
     if diff:
         raise ValueError(f"the run was started with other settings (stored, given): {diff}")
@@ -189,7 +196,8 @@ def train(codes: str | Path, run: str | Path, given: dict, options: RunOptions =
         _set_rng_state(ckpt["rng"])
         step, elapsed_before = ckpt["step"], ckpt["elapsed"]
         position, timing = DataPosition(**ckpt["data"]), ckpt["timing"]
-    train_split = CodesSplit(codes, "train", tokenizer, settings.max_frames, cfg.n_codebook, cfg.max_text_len)
+    train_split = CodesSplit(codes, "train", tokenizer, settings.max_frames, cfg.n_codebook, cfg.max_text_len,
+                             settings.pair_fraction, settings.seed)
     val_split = CodesSplit(codes, "validation", tokenizer, settings.max_frames, cfg.n_codebook, cfg.max_text_len)
     loader = EpochLoader(train_split, settings.batch_frames, settings.seed, position)
 
