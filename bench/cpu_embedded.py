@@ -1,6 +1,7 @@
 """The embedded model on this CPU: real-time factor at batch 1 and time to first streamed audio.
 
     python -m bench.cpu_embedded [--model assets/lina-mini] [--threads 1] [--repeats 3]
+    python -m bench.cpu_embedded --smoke     # one short sentence, one repeat, few step blocks (tests)
 
 Prints a table and writes `$OUT/cpu_embedded.json`. Audio length is counted from the generated tokens
 (75 per second), so the factor covers text encoding, generation and codec decoding. Each sentence runs
@@ -40,7 +41,7 @@ def fused(model):
     return lambda ctx, token, state: ModelOutput(*fused_step.model_step(model._packed(), ctx, token, state))
 
 
-def step_ms(tts: LinaTTS, step) -> tuple[float, float]:
+def step_ms(tts: LinaTTS, step, blocks: int = STEP_BLOCKS) -> tuple[float, float]:
     """``(min, median)`` ms of ``step(ctx, token, state)`` at batch 1 over blocks of steps."""
     model = tts.model
     ids, lengths, _ = tts._texts([SENTENCES[0]])
@@ -50,7 +51,7 @@ def step_ms(tts: LinaTTS, step) -> tuple[float, float]:
         for _ in range(20):
             state = step(ctx, token, state).state
         times = []
-        for _ in range(STEP_BLOCKS):
+        for _ in range(blocks):
             start = time.perf_counter()
             for _ in range(STEPS_PER_BLOCK):
                 state = step(ctx, token, state).state
@@ -79,12 +80,16 @@ def sentence_row(tts: LinaTTS, text: str, repeats: int) -> dict:
             "stream_rtf": round(min(stream_rtf), 3)}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default="assets/lina-mini")
     parser.add_argument("--threads", default="1", help="comma-separated thread counts (torch.set_num_threads)")
     parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
+    parser.add_argument("--smoke", action="store_true", help="the shortest sentence once, 2 step blocks")
+    args = parser.parse_args(argv)
+    sentences, blocks = (SENTENCES[-1:], 2) if args.smoke else (SENTENCES, STEP_BLOCKS)
+    if args.smoke:
+        args.repeats = 1
     tts = LinaTTS.from_pretrained(args.model)
     native.load(wait=True)  # the C step is built in the background on first use: time it built
     runs = []
@@ -92,9 +97,9 @@ def main() -> None:
         torch.set_num_threads(threads)
         load_before = os.getloadavg()[0]
         tts.synthesize("warm up.", seed=0)
-        steps = {"step": step_ms(tts, tts.model.step), "fused": step_ms(tts, fused(tts.model)),
-                 "reference": step_ms(tts, tts.model.step_reference)}
-        rows = [sentence_row(tts, text, args.repeats) for text in SENTENCES]
+        steps = {"step": step_ms(tts, tts.model.step, blocks), "fused": step_ms(tts, fused(tts.model), blocks),
+                 "reference": step_ms(tts, tts.model.step_reference, blocks)}
+        rows = [sentence_row(tts, text, args.repeats) for text in sentences]
         runs.append({"threads": threads, "step_ms_min_median": steps, "rows": rows,
                      "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)]})
         print(f"\nthreads {threads}, load {runs[-1]['load_average']}: step ms min / median: "
@@ -105,12 +110,14 @@ def main() -> None:
                   f"{r['first_audio_ms']} ms ({r['first_audio_ms_median']} ms) | {r['stream_rtf']} |")
     packed = tts.model._packed()
     int8 = packed is not None and bool(getattr(packed.cache.get("native"), "int8", None))
-    path = write_result("cpu_embedded", {"model": args.model, "model_id": tts.model_id,
-                                         "step": ("C, int8-form matrices" if int8 else "C") if native.load(wait=True)
-                                         else "fused PyTorch (no C compiler)",
-                                         "cpu": platform.processor() or platform.machine(),
-                                         "cores": os.cpu_count(), "repeats": args.repeats, "runs": runs})
+    result = {"model": args.model, "model_id": tts.model_id, "smoke": args.smoke,
+              "step": ("C, int8-form matrices" if int8 else "C") if native.load(wait=True)
+              else "fused PyTorch (no C compiler)",
+              "cpu": platform.processor() or platform.machine(),
+              "cores": os.cpu_count(), "repeats": args.repeats, "runs": runs}
+    path = write_result("cpu_embedded", result)
     print(f"written {path}")
+    return result
 
 
 if __name__ == "__main__":

@@ -1,47 +1,94 @@
 """Batch-1 latency and its floor, time to first audio, prompt prefill, and voice-tuning time (CUDA).
 
     python -m bench.latency [--parts decode prefill ist] [--compile]
+    python -m bench.latency --parts decode --dtypes bfloat16 float32 --modes compile graph eager
+    python -m bench.latency --parts prefill ist --fla      # also the rows with fla's chunked kernels
+    python -m bench.latency --smoke                        # tiny model on the CPU, seconds (tests)
 
-Random weights of the released size. Prints markdown tables last; writes ``$OUT/latency.json``.
-Each part runs alone if asked (fla compiles and autotunes its kernels per shape on first use: minutes).
+Random weights of the released size. Decoding rows (``--modes``): ``eager`` (`lina.generate.decode`),
+``graph`` (`GraphDecoder`: the step in one CUDA graph), ``compile`` (`GraphDecoder(compile_step=True)`:
+the step fused by torch.compile, then captured), for each of ``--dtypes``, in the order given.
+Prefill: a 10 s prompt (750 tokens) in one parallel pass vs token by token. IST: 100 tuning steps at
+batch 8 on 10 s clips (fp32 model, TF32 matmuls), first 3 steps timed apart.
+
+fla: sequences (prefill, tuning, the BOS prefill inside the decoders) run in PyTorch by default, since
+fla's chunked kernels compile and autotune for minutes per dtype and shape in a fresh process; the
+decoding step never uses fla here. ``--fla`` adds the parallel prefill and IST rows with fla's kernels
+(their first call, which autotunes, is timed apart; ``--ist-backends fla`` leaves out the PyTorch IST row).
+``--ist-fla`` is the old name of ``--fla``.
+
+``$OUT/latency.json`` is rewritten after every row (a run cut by a time limit keeps its rows); markdown
+tables last.
 """
 from __future__ import annotations
 
 import argparse
 import itertools
 import time
+import traceback
+from dataclasses import asdict, dataclass
 
 import torch
 
-from bench.common import write_result
+from bench.common import (
+    Results,
+    allow_many_recompiles,
+    device_name,
+    fla_installed,
+    fla_mode,
+    free_memory,
+    peak_mib,
+    released_size,
+    reset_peak,
+    set_fla,
+    sync,
+    tiny_size,
+)
 from lina.codec import Codec, CodecConfig
-from lina.config import LinaConfig
 from lina.cuda_graphs import GraphDecoder
 from lina.generate import decode, prefill
 from lina.ist import Clip, TuningConfig, tune_voice
 from lina.model import LinaModel
 from lina.sampling import SamplingConfig
 
-STEPS = 500
-FIRST_CHUNK = 15      # codec frames decoded for the first audio (0.2 s)
-PROMPT = 750          # a 10 s prompt at 75 tokens/s
 SAMPLING = SamplingConfig(top_k=100)
+MODES = {"eager": (False, False), "graph": (True, False), "compile": (True, True)}  # graphs, compiled step
 
 
-def _sync_time(fn):
-    torch.cuda.synchronize()
+@dataclass(frozen=True)
+class Sizes:
+    steps: int = 500          # timed decoding steps at batch 1
+    first_chunk: int = 15     # codec frames decoded for the first audio (0.2 s)
+    text: int = 120           # text tokens of the decoded sentence
+    prompt: int = 750         # a 10 s prompt at 75 tokens/s
+    prompt_text: int = 150
+    ist_steps: int = 100
+    ist_batch: int = 8
+    ist_clips: int = 16
+    ist_warmup_steps: int = 3
+
+
+FULL = Sizes()
+SMOKE = Sizes(steps=8, first_chunk=3, text=12, prompt=16, prompt_text=10, ist_steps=1, ist_batch=2, ist_clips=3,
+              ist_warmup_steps=1)
+
+
+def _sync_time(fn, device):
+    sync(device)
     t = time.perf_counter()
     out = fn()
-    torch.cuda.synchronize()
+    sync(device)
     return time.perf_counter() - t, out
 
 
-def bandwidth_gbs() -> float:
+def bandwidth_gbs() -> float | None:
+    if not torch.cuda.is_available():
+        return None
     x = torch.empty(2**30, dtype=torch.uint8, device="cuda")
     y = torch.empty_like(x)
     y.copy_(x)
-    sec, _ = _sync_time(lambda: [y.copy_(x) for _ in range(10)])
-    return 2 * 10 * x.numel() / sec / 1e9  # read + write
+    sec, _ = _sync_time(lambda: [y.copy_(x) for _ in range(10)], "cuda")
+    return 2 * 10 * 2**30 / sec / 1e9  # read + write
 
 
 def step_bytes(model: LinaModel) -> int:
@@ -50,120 +97,233 @@ def step_bytes(model: LinaModel) -> int:
     return sum(p.numel() * p.element_size() for m in per_step for p in m.parameters())
 
 
+def _ctx(model: LinaModel, n: int):
+    dev = model.device
+    text = torch.randint(3, model.cfg.n_text_vocab, (1, n), device=dev)
+    return model.encode_text(text, torch.tensor([n], device=dev))
+
+
 @torch.inference_mode()
-def per_token_ms(model: LinaModel, graphs: bool, compile_step: bool = False) -> float:
-    text = torch.randint(3, 256, (1, 120), device="cuda")
-    ctx = model.encode_text(text, torch.tensor([120], device="cuda"))
+def per_token_ms(model: LinaModel, graphs: bool, compile_step: bool, sizes: Sizes) -> float:
+    ctx, dev = _ctx(model, sizes.text), model.device
     if graphs:
-        dec = GraphDecoder(model, ctx, model.init_state(1), None, SAMPLING, block=STEPS, compile_step=compile_step)
+        dec = GraphDecoder(model, ctx, model.init_state(1), None, SAMPLING, block=sizes.steps,
+                           compile_step=compile_step)
         dec.run(4)
-        sec, _ = _sync_time(lambda: dec.run(STEPS - 4))
-        return 1000 * sec / (STEPS - 4)
+        sec, _ = _sync_time(lambda: dec.run(sizes.steps - 4), dev)
+        return 1000 * sec / (sizes.steps - 4)
     steps = decode(model, ctx, model.init_state(1), None, SAMPLING)
     list(itertools.islice(steps, 4))
-    sec, _ = _sync_time(lambda: list(itertools.islice(steps, STEPS)))
-    return 1000 * sec / STEPS
+    sec, _ = _sync_time(lambda: list(itertools.islice(steps, sizes.steps)), dev)
+    return 1000 * sec / sizes.steps
 
 
 @torch.inference_mode()
-def first_audio_s(model: LinaModel, codec: Codec, graphs: bool, compile_step: bool = False) -> float:
-    text = torch.randint(3, 256, (1, 120), device="cuda")
+def first_audio_s(model: LinaModel, codec: Codec, graphs: bool, compile_step: bool, sizes: Sizes) -> float:
+    """Text encoding + prefill (+ capture) + the first chunk of tokens + its codec decode; best of 3."""
+    dev = model.device
+    text = torch.randint(3, model.cfg.n_text_vocab, (1, sizes.text), device=dev)
 
     def run():
-        ctx = model.encode_text(text, torch.tensor([120], device="cuda"))
+        ctx = model.encode_text(text, torch.tensor([sizes.text], device=dev))
         if graphs:
             tokens = GraphDecoder(model, ctx, model.init_state(1), None, SAMPLING, block=64,
-                                  compile_step=compile_step).run(FIRST_CHUNK)
+                                  compile_step=compile_step).run(sizes.first_chunk)
         else:
             tokens = torch.stack([s.tokens for s in itertools.islice(
-                decode(model, ctx, model.init_state(1), None, SAMPLING), FIRST_CHUNK)], 1)
+                decode(model, ctx, model.init_state(1), None, SAMPLING), sizes.first_chunk)], 1)
         return codec.decode((tokens - 3).clamp(0, codec.config.quantizer.bins - 1))
     run()
-    return min(_sync_time(run)[0] for _ in range(3))
+    return min(_sync_time(run, dev)[0] for _ in range(3))
 
 
 @torch.inference_mode()
-def prefill_s(model: LinaModel) -> dict:
-    text = torch.randint(3, 256, (1, 150), device="cuda")
-    ctx = model.encode_text(text, torch.tensor([150], device="cuda"))
-    prompt = torch.randint(0, 4096, (1, PROMPT), device="cuda")
-    prefill(model, ctx, model.init_state(1), prompt)
-    parallel, _ = _sync_time(lambda: prefill(model, ctx, model.init_state(1), prompt))
+def prefill_s(model: LinaModel, sizes: Sizes, with_fla: bool) -> dict:
+    """A prompt of ``sizes.prompt`` tokens: one parallel pass (PyTorch; fla too if asked) vs one step per token."""
+    dev = model.device
+    ctx = _ctx(model, sizes.prompt_text)
+    prompt = torch.randint(0, model.cfg.n_codebook, (1, sizes.prompt), device=dev)
+    once = lambda: prefill(model, ctx, model.init_state(1), prompt)  # noqa: E731
+    out = {"prompt_tokens": sizes.prompt, "dtype": str(model.dtype)}
+    with fla_mode("none"):
+        once()
+        out["parallel_s"], _ = _sync_time(once, dev)
+    if with_fla:
+        with fla_mode("all"):
+            out["parallel_fla_first_call_s"], _ = _sync_time(once, dev)  # compiles and autotunes
+            out["parallel_fla_s"], _ = _sync_time(once, dev)
 
-    def stepwise():
-        out = model.step(ctx, torch.tensor([1], device="cuda"), model.init_state(1))
-        for t in range(PROMPT):
-            out = model.step(ctx, prompt[:, t] + 3, out.state)
-    serial, _ = _sync_time(stepwise)
-    return {"parallel_s": parallel, "token_by_token_s": serial}
+    def stepwise(n: int):
+        o = model.step(ctx, torch.tensor([1], device=dev), model.init_state(1))
+        for t in range(n):
+            o = model.step(ctx, prompt[:, t] + 3, o.state)
+    stepwise(min(8, sizes.prompt))  # warm-up (the decoding rows warmed the step already, if they ran)
+    out["token_by_token_s"], _ = _sync_time(lambda: stepwise(sizes.prompt), dev)
+    return out
 
 
-def ist_s(model: LinaModel, use_fla: bool) -> dict:
-    """100 tuning steps at batch 8 on 10 s clips; the first (warm-up) call's time is kept too, since
-    with fla it is mostly kernel compilation and autotuning."""
+def ist_s(model: LinaModel, use_fla: bool, sizes: Sizes) -> dict:
+    """``sizes.ist_steps`` tuning steps at batch ``sizes.ist_batch`` on clips of ``sizes.prompt`` tokens;
+    the first (warm-up) call's time is kept too, since with fla it is mostly compilation and autotuning."""
+    dev = model.device
     g = torch.Generator().manual_seed(0)
-    clips = [Clip(torch.randint(0, 4096, (PROMPT,), generator=g), torch.randint(3, 256, (150,), generator=g))
-             for _ in range(16)]
-    warm, _ = _sync_time(lambda: tune_voice(model, clips, TuningConfig(steps=3, batch_size=8), use_fla=use_fla))
-    sec, _ = _sync_time(lambda: tune_voice(model, clips, TuningConfig(steps=100, batch_size=8), use_fla=use_fla))
-    return {"use_fla": use_fla, "warmup_3_steps_s": warm, "steps_100_s": sec}
+    clips = [Clip(torch.randint(0, model.cfg.n_codebook, (sizes.prompt,), generator=g),
+                  torch.randint(3, model.cfg.n_text_vocab, (sizes.prompt_text,), generator=g))
+             for _ in range(sizes.ist_clips)]
+    with fla_mode("all" if use_fla else "none"):
+        warm, _ = _sync_time(lambda: tune_voice(model, clips, TuningConfig(steps=sizes.ist_warmup_steps,
+                                                                           batch_size=sizes.ist_batch),
+                                                use_fla=use_fla), dev)
+        reset_peak(dev)
+        sec, _ = _sync_time(lambda: tune_voice(model, clips, TuningConfig(steps=sizes.ist_steps,
+                                                                          batch_size=sizes.ist_batch),
+                                               use_fla=use_fla), dev)
+    return {"use_fla": use_fla, "dtype": str(model.dtype), "steps": sizes.ist_steps, "batch": sizes.ist_batch,
+            "clip_tokens": sizes.prompt, "warmup_steps": sizes.ist_warmup_steps, "warmup_s": warm, "total_s": sec,
+            "ms_per_step": 1000 * sec / sizes.ist_steps, "peak_mib": peak_mib(dev)}
 
 
-def decode_rows(model32: LinaModel, codec: Codec, bw: float, compile_step: bool) -> list[dict]:
-    rows = []
-    for dtype in (torch.float32, torch.bfloat16):
-        model = model32.to(dtype)
-        floor_ms = 1000 * step_bytes(model) / (bw * 1e9)
-        variants = [(False, False), (True, False)] + ([(True, True)] if compile_step else [])
-        for graphs, compiled in variants:
+def decode_rows(res: Results, model: LinaModel, codec: Codec, bw: float | None, dtypes: list[str],
+                modes: list[str], sizes: Sizes) -> None:
+    """One row per dtype x mode, written as each ends; ``model`` is left in float32."""
+    for dtype_name in dtypes:
+        dtype = getattr(torch, dtype_name)
+        model.to(dtype)
+        floor_ms = None if bw is None else 1000 * step_bytes(model) / (bw * 1e9)
+        for mode in modes:
+            graphs, compiled = MODES[mode]
+            row = {"dtype": str(dtype), "mode": mode, "cuda_graphs": graphs, "compiled": compiled}
+            res.log(f"decode {dtype_name} {mode} ...")
             t0 = time.perf_counter()
-            ms = per_token_ms(model, graphs, compiled)
-            rows.append({"dtype": str(dtype), "cuda_graphs": graphs, "compiled": compiled, "ms_per_token": ms,
-                         "tokens_per_s": 1000 / ms, "floor_ms": floor_ms, "setup_s": time.perf_counter() - t0,
-                         "first_audio_s": first_audio_s(model, codec, graphs, compiled)})
-            print(rows[-1], flush=True)
-    model32.to(torch.float32)
-    return rows
+            try:
+                ms = per_token_ms(model, graphs, compiled, sizes)
+                row.update(ms_per_token=ms, tokens_per_s=1000 / ms, floor_ms=floor_ms,
+                           setup_s=time.perf_counter() - t0)
+                row["first_audio_s"] = first_audio_s(model, codec, graphs, compiled, sizes)
+            except Exception as error:  # noqa: BLE001 - a failing mode must not cost the other rows
+                traceback.print_exc()
+                row["error"] = f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+            free_memory(model.device)
+            res.add("steps", row)
+            res.log(row)
+    model.to(torch.float32)
 
 
-def main() -> None:
+def guarded(res: Results, key: str, fn) -> None:
+    try:
+        row = fn()
+    except Exception as error:  # noqa: BLE001
+        traceback.print_exc()
+        row = {"error": f"{type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"}
+    free_memory(res.data.get("device_type", "cpu"))
+    res.add(key, row)
+    res.log(key, row)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--parts", nargs="+", default=["decode", "prefill", "ist"],
                         choices=["decode", "prefill", "ist"])
+    parser.add_argument("--dtypes", nargs="+", choices=["float32", "bfloat16", "float16"],
+                        help="dtypes of the decoding rows, in this order (default float32 bfloat16; smoke float32)")
+    parser.add_argument("--modes", nargs="+", choices=sorted(MODES),
+                        help="decoders timed (default eager graph, + compile with --compile; smoke: eager)")
     parser.add_argument("--compile", action="store_true", help="also time the torch.compile'd step in the graph")
-    parser.add_argument("--ist-fla", action="store_true", help="also time IST with fla's kernels (autotuning)")
-    args = parser.parse_args()
+    parser.add_argument("--fla", "--ist-fla", dest="fla", action="store_true",
+                        help="also the prefill and IST rows with fla's chunked kernels (they autotune: minutes)")
+    parser.add_argument("--ist-backends", nargs="+", choices=["torch", "fla"],
+                        help="IST rows (default torch, + fla with --fla)")
+    parser.add_argument("--name", default="latency", help="result file $OUT/<name>.json")
+    parser.add_argument("--device", help="(default cuda; smoke cpu)")
+    parser.add_argument("--smoke", action="store_true", help="tiny model, few steps, CPU: checks the code paths")
+    parser.add_argument("--dry-run", action="store_true", help="print what would be measured, measure nothing")
+    args = parser.parse_args(argv)
+    args.device = args.device or ("cpu" if args.smoke else "cuda")
+    args.dtypes = args.dtypes or (["float32"] if args.smoke else ["float32", "bfloat16"])
+    if args.modes is None:
+        args.modes = ["eager"] if args.smoke else ["eager", "graph"] + (["compile"] if args.compile else [])
+    args.ist_backends = args.ist_backends or (["torch", "fla"] if args.fla else ["torch"])
+    if torch.device(args.device).type == "cuda" and not torch.cuda.is_available() and not args.dry_run:
+        parser.error("CUDA is not available here; use --smoke or --device cpu")
+    return args
+
+
+def main(argv: list[str] | None = None) -> dict:
+    args = parse_args(argv)
+    if args.dry_run:
+        plan = {k: getattr(args, k) for k in ("device", "smoke", "parts", "dtypes", "modes", "fla", "ist_backends",
+                                              "name")}
+        print("dry run, would measure:", plan, flush=True)
+        return plan
+    sizes = SMOKE if args.smoke else FULL
     torch.manual_seed(0)
+    if args.smoke:
+        torch.set_num_threads(1)  # tiny ops on a shared CPU: a second thread only waits
     torch.backends.cuda.matmul.allow_tf32 = True
-    cfg = LinaConfig(model_id="random-released-size")
-    model32 = LinaModel(cfg).cuda().eval()
-    codec = Codec(CodecConfig()).cuda().eval()
-    bw = bandwidth_gbs()
-    res = {"device": torch.cuda.get_device_name(), "bandwidth_gbs": bw, "steps": [], "ist": []}
+    set_fla("none")
+    allow_many_recompiles()
+    dev = torch.device(args.device)
+    model = LinaModel(tiny_size() if args.smoke else released_size()).to(dev).eval()
+    if args.smoke:
+        from lina.training.codec.configs import TINY
+        codec = Codec(TINY).to(dev).eval()
+    else:
+        codec = Codec(CodecConfig()).to(dev).eval()
+    bw = bandwidth_gbs() if dev.type == "cuda" else None
+    free_memory(dev)  # the 2 GiB of the bandwidth test
+    res = Results(args.name, device=device_name(dev), device_type=dev.type, torch=torch.__version__,
+                  smoke=args.smoke, sizes=asdict(sizes), fla_installed=fla_installed(), bandwidth_gbs=bw,
+                  steps=[], ist=[])
+    res.log(f"{res.data['device']}, copy bandwidth {bw} GB/s, fla installed {res.data['fla_installed']}")
+    with_fla = args.fla and res.data["fla_installed"]
+    if args.fla and not with_fla:
+        res.log("--fla: fla is not installed (or no CUDA); its rows are skipped")
     if "decode" in args.parts:
-        res["steps"] = decode_rows(model32, codec, bw, args.compile)
+        decode_rows(res, model, codec, bw, args.dtypes, args.modes, sizes)
     if "prefill" in args.parts:
-        res["prefill"] = prefill_s(model32)
-        print(res["prefill"], flush=True)
+        res.log("prefill ...")
+        guarded(res, "prefill_rows", lambda: prefill_s(model, sizes, with_fla))
+        res.data["prefill"] = res.data["prefill_rows"][-1]
+        res.save()
     if "ist" in args.parts:
-        for use_fla in (False, True) if args.ist_fla else (False,):
-            res["ist"].append(ist_s(model32, use_fla))
-            print(res["ist"][-1], flush=True)
-    write_result("latency", res)
-    print(f"\n{res['device']}: measured copy bandwidth {bw:.0f} GB/s")
+        for use_fla in [b == "fla" for b in args.ist_backends if b == "torch" or with_fla]:
+            res.log(f"IST (fla {use_fla}) ...")
+            guarded(res, "ist", lambda use_fla=use_fla: ist_s(model, use_fla, sizes))
+    res.done()
+    print(tables(res.data))
+    return res.data
+
+
+def tables(res: dict) -> str:
+    bw = res.get("bandwidth_gbs")
+    lines = [f"\n{res['device']}: measured copy bandwidth " + (f"{bw:.0f} GB/s" if bw else "-")]
     if res["steps"]:
-        print("| dtype | CUDA graph | compiled | ms/token | tokens/s | floor ms (weights/bandwidth) | first audio (s) |")
-        print("|---|---|---|---|---|---|---|")
+        lines += [("| dtype | decoder | ms/token | tokens/s | floor ms (weights/bandwidth) | first audio (s) "
+                   "| setup s |"),
+                  "|---|---|---|---|---|---|---|"]
         for r in res["steps"]:
-            print(f"| {r['dtype']} | {r['cuda_graphs']} | {r['compiled']} | {r['ms_per_token']:.2f} | "
-                  f"{r['tokens_per_s']:.0f} | {r['floor_ms']:.3f} | {r['first_audio_s']:.3f} |")
-    if "prefill" in res:
-        p = res["prefill"]
-        print(f"\nprefill of a 10 s prompt ({PROMPT} tokens): parallel {p['parallel_s'] * 1000:.1f} ms, "
-              f"token by token {p['token_by_token_s'] * 1000:.0f} ms")
+            if "error" in r:
+                lines.append(f"| {r['dtype']} | {r['mode']} | failed: {r['error']} | | | | |")
+                continue
+            floor = f"{r['floor_ms']:.3f}" if r.get("floor_ms") is not None else "-"
+            lines.append(f"| {r['dtype']} | {r['mode']} | {r['ms_per_token']:.2f} | {r['tokens_per_s']:.0f} | "
+                         f"{floor} | {r['first_audio_s']:.3f} | {r['setup_s']:.1f} |")
+    p = res.get("prefill")
+    if p and "error" not in p:
+        fla = (f", fla {p['parallel_fla_s'] * 1000:.1f} ms (first call {p['parallel_fla_first_call_s']:.1f} s)"
+               if "parallel_fla_s" in p else "")
+        lines.append(f"\nprefill of a {p['prompt_tokens']}-token prompt ({p['dtype']}): parallel "
+                     f"{p['parallel_s'] * 1000:.1f} ms{fla}, token by token {p['token_by_token_s'] * 1000:.0f} ms")
+    elif p:
+        lines.append(f"\nprefill failed: {p['error']}")
     for r in res["ist"]:
-        print(f"IST (fla {r['use_fla']}), 100 steps, batch 8, 10 s clips: {r['steps_100_s']:.2f} s "
-              f"(first 3 steps incl. compilation {r['warmup_3_steps_s']:.1f} s)")
+        if "error" in r:
+            lines.append(f"IST failed: {r['error']}")
+            continue
+        lines.append(f"IST (fla {r['use_fla']}), {r['steps']} steps, batch {r['batch']}, {r['clip_tokens']}-token "
+                     f"clips: {r['total_s']:.2f} s ({r['ms_per_step']:.0f} ms/step; first {r['warmup_s']:.1f} s "
+                     f"for the warm-up call incl. compilation)")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
     python -m bench.lm_speed --device cpu --batch 1 --tokens 100
     python -m bench.lm_speed --device cuda --batch 1 64 --tokens 1500 --dtype bfloat16
+    python -m bench.lm_speed --smoke        # tiny model on the CPU, a second (tests)
 
 Prints a markdown table last and writes JSON to ``$OUT/lm_speed.json`` (default ./out).
 """
@@ -13,6 +14,7 @@ import time
 
 import torch
 
+from bench import common
 from bench.common import write_result
 from lina.config import LinaConfig
 from lina.generate import decode
@@ -23,7 +25,7 @@ TEXT_TOKENS = 120  # a sentence of ~20 words through a 256-token BPE
 
 
 def released_size() -> LinaConfig:
-    return LinaConfig(model_id="random-released-size")
+    return common.released_size()
 
 
 def _sync(device: torch.device) -> None:
@@ -59,18 +61,22 @@ def measure(model: LinaModel, batch: int, tokens: int, warmup: int = 5) -> dict:
             "ms_per_step": 1000 * elapsed / tokens, "first_token_s": first, "peak_mib": peak}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser()
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--batch", type=int, nargs="+", default=[1])
     ap.add_argument("--tokens", type=int, default=200)
     ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     ap.add_argument("--threads", type=int, default=0)
-    args = ap.parse_args()
+    ap.add_argument("--smoke", action="store_true", help="tiny model, 5 tokens, CPU, 1 thread")
+    args = ap.parse_args(argv)
+    if args.smoke:
+        args.device, args.batch, args.tokens, args.threads = "cpu", [1, 2], 5, 1
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    model = LinaModel(released_size()).to(args.device, getattr(torch, args.dtype)).eval()
+    cfg = common.tiny_size() if args.smoke else released_size()
+    model = LinaModel(cfg).to(args.device, getattr(torch, args.dtype)).eval()
     rows = [measure(model, b, args.tokens) | {"device": args.device, "dtype": args.dtype} for b in args.batch]
     result = {"parameters": count_parameters(model), "config": model.cfg.to_dict(), "rows": rows}
     write_result("lm_speed", result)
@@ -81,6 +87,7 @@ def main() -> None:
         peak = f"{r['peak_mib']:.0f}" if r["peak_mib"] is not None else "-"
         print(f"| {r['device']} | {r['dtype']} | {r['batch']} | {r['tokens']} | {r['tokens_per_s']:.0f} | "
               f"{r['ms_per_step']:.2f} | {r['first_token_s']:.3f} | {peak} |")
+    return result
 
 
 if __name__ == "__main__":

@@ -1,0 +1,163 @@
+"""The benchmarks' smoke paths on the CPU (tiny model, a few steps): every entry point runs, writes its
+JSON, and the CUDA-graph / compiled-step rows are wired as `GraphDecoder` expects (a CPU stand-in)."""
+import inspect
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+import torch
+
+from bench import codec_speed, common, latency, lm_speed, throughput
+from lina.cuda_graphs import GraphDecoder
+from lina.generate import decode
+from lina.ops import dispatch
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def _isolated(tmp_path, monkeypatch):
+    """Results under tmp_path; the process-wide switches the benchmarks flip are put back."""
+    monkeypatch.setenv("OUT", str(tmp_path))
+    monkeypatch.setattr(dispatch, "_fla_ops", dispatch._fla_ops)
+    threads = torch.get_num_threads()
+    yield tmp_path
+    torch.set_num_threads(threads)
+
+
+class StandIn:
+    """`GraphDecoder` on the CPU: checks the call against the real signature, decodes eagerly."""
+
+    calls: ClassVar[list] = []
+
+    def __init__(self, *args, **kwargs):
+        inspect.signature(GraphDecoder).bind(*args, **kwargs)
+        StandIn.calls.append(kwargs)
+        if kwargs.get("compile_step") and StandIn.fail_compiled:
+            raise RuntimeError("compile failed (test)")
+        model, ctx, state, prompt, sampling = args[:5]
+        self.steps = decode(model, ctx, state, prompt, sampling)
+
+    def run(self, n):
+        with torch.inference_mode():
+            return torch.stack([next(self.steps).tokens for _ in range(n)], 1)
+
+    fail_compiled = False
+
+
+@pytest.fixture
+def stand_in(monkeypatch):
+    StandIn.calls, StandIn.fail_compiled = [], False
+    monkeypatch.setattr(throughput, "GraphDecoder", StandIn)
+    monkeypatch.setattr(latency, "GraphDecoder", StandIn)
+    return StandIn
+
+
+def _json(tmp_path, name):
+    return json.loads((tmp_path / f"{name}.json").read_text())
+
+
+def test_throughput_smoke(tmp_path):
+    data = throughput.main(["--smoke"])
+    assert data == _json(tmp_path, "throughput") and data["complete"]
+    for entry in data["batches"] + data["lengths"]:
+        assert entry["gla_eager"]["tokens_per_s"] > 0 and entry["sa_eager"]["tokens_per_s"] > 0
+    assert [e["tokens"] for e in data["lengths"]] == [4, 6] and data["lengths"][1]["from_batch_table"]
+    assert "| batch |" in throughput.tables(data)
+
+
+def test_throughput_graph_rows(tmp_path, stand_in, monkeypatch):
+    """Compiled-step rows reach GraphDecoder with compile_step=True (and use_fla for the fla ones); a row
+    that fails is recorded and the others still run; the length table uses the best decoder."""
+    monkeypatch.setattr(throughput, "fla_installed", lambda: True)
+    stand_in.fail_compiled = True
+    data = throughput.main(["--smoke", "--no-sa", "--name", "tp", "--batches", "2", "--lengths", "3",
+                            "--gla", "gla_graph", "gla_graph_fla", "gla_graph_compile", "gla_graph_compile_fla"])
+    kinds = {(c["use_fla"], c["compile_step"]) for c in stand_in.calls}
+    assert kinds == {(False, False), (True, False), (False, True), (True, True)}
+    row = data["batches"][0]
+    assert row["gla_graph"]["tokens_per_s"] > 0 and row["gla_graph_fla"]["tokens_per_s"] > 0
+    assert "error" in row["gla_graph_compile"] and "error" in row["gla_graph_compile_fla"]
+    assert data["length_gla"] == [throughput.best_gla(row)]
+    assert data["lengths"][0][data["length_gla"][0]]["tokens_per_s"] > 0
+    assert _json(tmp_path, "tp")["complete"]
+
+
+def test_throughput_time_budget_skips_rows(tmp_path):
+    data = throughput.main(["--smoke", "--max-seconds", "0", "--lengths"])
+    assert all("skipped" in e["gla_eager"] and "skipped" in e["sa_eager"] for e in data["batches"])
+    assert data["complete"]
+
+
+def test_latency_smoke_with_graph_modes(tmp_path, stand_in):
+    data = latency.main(["--smoke", "--modes", "eager", "graph", "compile"])
+    assert data == _json(tmp_path, "latency") and data["complete"]
+    assert [r["mode"] for r in data["steps"]] == ["eager", "graph", "compile"]
+    assert all(r["ms_per_token"] > 0 and r["first_audio_s"] > 0 for r in data["steps"])
+    assert any(c["compile_step"] for c in stand_in.calls)
+    assert data["prefill"]["parallel_s"] > 0 and data["prefill"]["token_by_token_s"] > 0
+    assert [r["use_fla"] for r in data["ist"]] == [False] and data["ist"][0]["total_s"] > 0
+    assert "IST" in latency.tables(data)
+
+
+def test_codec_and_lm_speed_smoke(tmp_path):
+    report = codec_speed.main(["--smoke"])
+    assert report["config"]["dim"] == 32 and (tmp_path / "codec_gpu.json").exists()
+    assert all(r.get("audio_seconds_per_second", 1) > 0 for r in report["results"])
+    result = lm_speed.main(["--smoke"])
+    assert [r["batch"] for r in result["rows"]] == [1, 2] and (tmp_path / "lm_speed.json").exists()
+
+
+def test_fla_modes():
+    """``step`` keeps fla's step kernel and computes sequences with the PyTorch chunked form."""
+    fake_step = object()
+    original = lambda: ("fla chunk", fake_step)  # noqa: E731
+    saved = list(common._ORIGINAL_FLA_OPS)
+    common._ORIGINAL_FLA_OPS[:] = [original]
+    try:
+        common.set_fla("step")
+        chunk, step = dispatch._fla_ops()
+        assert step is fake_step and chunk is common._chunk_in_torch
+        with common.fla_mode("none"):
+            assert dispatch._fla_ops() is None
+        assert dispatch._fla_ops()[1] is fake_step
+        common.set_fla("all")
+        assert dispatch._fla_ops() == ("fla chunk", fake_step)
+    finally:
+        common._ORIGINAL_FLA_OPS[:] = saved
+    from lina.ops.gla import gla_chunked
+    q, k, g = (torch.randn(1, 9, 2, 4) for _ in range(3))
+    v, s0 = torch.randn(1, 9, 2, 8), torch.randn(1, 2, 4, 8)
+    g = torch.nn.functional.logsigmoid(g)
+    o1, s1 = common._chunk_in_torch(q, k, v, g, scale=0.5, initial_state=s0, output_final_state=True)
+    o2, s2 = gla_chunked(q, k, v, g, s0, 0.5)
+    assert torch.equal(o1, o2) and torch.equal(s1, s2)
+
+
+def test_gpu_bench_script(tmp_path):
+    """Parses, lists its phases, and a DRY run of a phase hands the bench valid arguments."""
+    script = ROOT / "scripts" / "gpu_bench.sh"
+    subprocess.run(["bash", "-n", str(script)], check=True)
+    out = subprocess.run(["bash", str(script), "help"], capture_output=True, text=True, check=True).stdout
+    for phase in ("check", "latency", "latency_fla", "throughput1", "throughput2", "codec"):
+        assert phase in out
+    path = f"{Path(sys.executable).parent}:{os.environ['PATH']}"  # python3 of this interpreter
+    env = {**os.environ, "DRY": "1", "OUT": str(tmp_path), "PATH": path}
+    run = subprocess.run(["bash", str(script), "throughput2"], capture_output=True, text=True, env=env, timeout=120,
+                         check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "'batches': [64, 256]" in run.stdout and "'lengths': [500, 1500, 3000]" in run.stdout
+    assert (tmp_path / "throughput2.log").exists()
+
+
+@pytest.mark.slow
+def test_cpu_embedded_smoke(tmp_path):
+    if not (ROOT / "assets" / "lina-mini").is_dir():
+        pytest.skip("assets/lina-mini is absent")
+    from bench import cpu_embedded
+    result = cpu_embedded.main(["--smoke", "--model", str(ROOT / "assets" / "lina-mini")])
+    assert result["smoke"] and result["runs"][0]["rows"][0]["rtf"] > 0
