@@ -30,7 +30,7 @@ if [[ ! -d /data/codes && "${1:-}" =~ ^(start|presets)$ ]]; then
 fi
 case "${1:-}" in
   start)
-    rm -rf /data/codes /data/lmcodec
+    rm -rf /data/lmrun /data/lmcodec
     cp -r assets/lina-mini/codec /data/lmcodec
     setsid nohup python3 -m lina.training.lm train --codes /data/codes --run /data/lmrun --config mini \
       --steps "${LM_STEPS:-1800}" --warmup 150 --val-every 600 --val-batches 10 --no-initial-val \
