@@ -1,6 +1,7 @@
 """What every benchmark shares: where results go, incremental writing, devices, fla switches, sizes."""
 from __future__ import annotations
 
+import argparse
 import contextlib
 import json
 import os
@@ -8,6 +9,31 @@ import time
 from pathlib import Path
 
 import torch
+
+from lina.ist import Clip
+
+
+def require_cuda_unless_dry(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Stops with a usage error when ``args.device`` is CUDA but none is here (a dry run needs none)."""
+    if torch.device(args.device).type == "cuda" and not torch.cuda.is_available() and not args.dry_run:
+        parser.error("CUDA is not available here; use --smoke or --device cpu")
+
+
+def dry_run_plan(args: argparse.Namespace, keys: tuple[str, ...]) -> dict:
+    """What a run with ``args`` would measure (``keys`` of ``args``), printed and returned."""
+    plan = {k: getattr(args, k) for k in keys}
+    print("dry run, would measure:", plan, flush=True)
+    return plan
+
+
+def random_clips(count: int, frames: int, text_len: int, n_codebook: int, n_text_vocab: int,
+                 seed: int = 0, vary: bool = False) -> list[Clip]:
+    """``count`` IST clips of random codec ids ``[frames]`` and text ids ``[text_len]`` (never the special
+    ids below 3). ``vary``: lengths differ a little from clip to clip, as real clips do."""
+    g = torch.Generator().manual_seed(seed)
+    return [Clip(torch.randint(0, n_codebook, (frames - (10 * (i % 3) if vary else 0),), generator=g),
+                 torch.randint(3, n_text_vocab, (text_len - (2 * (i % 2) if vary else 0),), generator=g))
+            for i in range(count)]
 
 
 def write_result(name: str, result: dict) -> Path:

@@ -5,7 +5,7 @@
 
 Random codes and text (``lina.ist.Clip``), a rank-1 voice as ``tune_voice`` builds it. Times
 ``clip_loss`` (minimum and median over repeats, ms), then profiles one forward+backward with
-``torch.profiler`` (top 15 ops by self CPU time). Prints a table last.
+``torch.profiler`` (top 15 ops by self CPU time). Prints a table last; writes ``$OUT/ist_cpu.json``.
 """
 from __future__ import annotations
 
@@ -15,20 +15,10 @@ import time
 
 import torch
 
-from lina.ist import Clip, clip_loss
+from bench.common import random_clips, write_result
+from lina.ist import clip_loss
 from lina.tts import LinaTTS
 from lina.voice import RELEASED_SCALE, Voice
-
-
-def make_clips(batch: int, frames: int, text_len: int, n_codebook: int, n_text: int, seed: int = 0) -> list[Clip]:
-    g = torch.Generator().manual_seed(seed)
-    clips = []
-    for i in range(batch):
-        t = frames - 10 * (i % 3)  # slightly varied lengths, as real clips are
-        codes = torch.randint(0, n_codebook, (t,), generator=g)
-        text = torch.randint(4, n_text, (text_len - 2 * (i % 2),), generator=g)
-        clips.append(Clip(codes, text))
-    return clips
 
 
 def main(argv=None) -> None:
@@ -49,7 +39,7 @@ def main(argv=None) -> None:
     for p in model.parameters():
         p.requires_grad_(False)
     c = model.cfg
-    clips = make_clips(args.batch, args.frames, args.text, c.n_codebook, c.n_text_vocab)
+    clips = random_clips(args.batch, args.frames, args.text, c.n_codebook, c.n_text_vocab, vary=True)
     gen = torch.Generator().manual_seed(0)
     shape = (c.n_tunable_layers, 1, c.n_heads)
     k = torch.randn(*shape, c.head_k_dim, generator=gen).requires_grad_()
@@ -83,6 +73,9 @@ def main(argv=None) -> None:
             fwd_bwd()
         print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15))
 
+    write_result("ist_cpu", {"model": args.model, "batch": args.batch, "frames": args.frames, "text": args.text,
+                             "threads": args.threads, "loss": loss.item(),
+                             "rows": [{"part": n, "min_ms": lo, "median_ms": med} for n, lo, med in rows]})
     print(f"loss {loss.item():.5f}  grad|k| {k.grad.norm().item():.6g}  grad|v| {v.grad.norm().item():.6g}")
     print(f"\nIST step, {args.model}, batch {args.batch} x {args.frames} frames, text {args.text}, "
           f"{args.threads} threads")

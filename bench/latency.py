@@ -34,11 +34,14 @@ from bench.common import (
     Results,
     allow_many_recompiles,
     device_name,
+    dry_run_plan,
     fla_installed,
     fla_mode,
     free_memory,
     peak_mib,
+    random_clips,
     released_size,
+    require_cuda_unless_dry,
     reset_peak,
     set_fla,
     sync,
@@ -47,7 +50,7 @@ from bench.common import (
 from lina.codec import Codec, CodecConfig
 from lina.cuda_graphs import GraphDecoder
 from lina.generate import decode, prefill
-from lina.ist import Clip, TuningConfig, tune_voice
+from lina.ist import TuningConfig, tune_voice
 from lina.model import LinaModel
 from lina.sampling import SamplingConfig
 
@@ -166,10 +169,8 @@ def ist_s(model: LinaModel, use_fla: bool, sizes: Sizes) -> dict:
     """``sizes.ist_steps`` tuning steps at batch ``sizes.ist_batch`` on clips of ``sizes.prompt`` tokens;
     the first (warm-up) call's time is kept too, since with fla it is mostly compilation and autotuning."""
     dev = model.device
-    g = torch.Generator().manual_seed(0)
-    clips = [Clip(torch.randint(0, model.cfg.n_codebook, (sizes.prompt,), generator=g),
-                  torch.randint(3, model.cfg.n_text_vocab, (sizes.prompt_text,), generator=g))
-             for _ in range(sizes.ist_clips)]
+    clips = random_clips(sizes.ist_clips, sizes.prompt, sizes.prompt_text, model.cfg.n_codebook,
+                         model.cfg.n_text_vocab)
     with fla_mode("all" if use_fla else "none"):
         warm, _ = _sync_time(lambda: tune_voice(model, clips, TuningConfig(steps=sizes.ist_warmup_steps,
                                                                            batch_size=sizes.ist_batch),
@@ -243,18 +244,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.modes is None:
         args.modes = ["eager"] if args.smoke else ["eager", "graph"] + (["compile"] if args.compile else [])
     args.ist_backends = args.ist_backends or (["torch", "fla"] if args.fla else ["torch"])
-    if torch.device(args.device).type == "cuda" and not torch.cuda.is_available() and not args.dry_run:
-        parser.error("CUDA is not available here; use --smoke or --device cpu")
+    require_cuda_unless_dry(parser, args)
     return args
 
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     if args.dry_run:
-        plan = {k: getattr(args, k) for k in ("device", "smoke", "parts", "dtypes", "modes", "fla", "ist_backends",
-                                              "name")}
-        print("dry run, would measure:", plan, flush=True)
-        return plan
+        return dry_run_plan(args, ("device", "smoke", "parts", "dtypes", "modes", "fla", "ist_backends", "name"))
     sizes = SMOKE if args.smoke else FULL
     torch.manual_seed(0)
     if args.smoke:

@@ -35,9 +35,11 @@ from bench.common import (
     Results,
     allow_many_recompiles,
     device_name,
+    dry_run_plan,
     fla_installed,
     free_memory,
     released_size,
+    require_cuda_unless_dry,
     set_fla,
     sync,
     timed,
@@ -173,18 +175,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args.dtype = pick(args.dtype, "bfloat16", "float32")
     args.device = pick(args.device, "cuda", "cpu")
     args.gla = pick(args.gla, DEFAULT_GLA, ["gla_eager"])
-    if torch.device(args.device).type == "cuda" and not torch.cuda.is_available() and not args.dry_run:
-        ap.error("CUDA is not available here; use --smoke or --device cpu")
+    require_cuda_unless_dry(ap, args)
     return args
 
 
 def main(argv: list[str] | None = None) -> dict:
     args = parse_args(argv)
     if args.dry_run:
-        plan = {k: getattr(args, k) for k in ("device", "dtype", "smoke", "batches", "tokens", "gla", "eager_batches",
-                                              "no_sa", "lengths", "length_batch", "max_seconds", "name")}
-        print("dry run, would measure:", plan, flush=True)
-        return plan
+        return dry_run_plan(args, ("device", "dtype", "smoke", "batches", "tokens", "gla", "eager_batches", "no_sa",
+                                   "lengths", "length_batch", "max_seconds", "name"))
     torch.manual_seed(0)
     if args.smoke:
         torch.set_num_threads(1)  # tiny ops on a shared CPU: a second thread only waits
