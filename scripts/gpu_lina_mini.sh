@@ -10,7 +10,7 @@
 #   finish  wait for training to end, export, put in $OUT the fp16 weight shards and the log
 #   presets tune the preset voices (+ samples) without fla (its kernels autotune per clip shape) of the
 #           model just exported, or else of the shipped assets/lina-mini (a later machine); $OUT/presets.tar
-#   bench   the issue-8 latency parts (decode with the compiled step, prefill, IST) into $OUT
+# (issue-8 speed measurements: scripts/gpu_bench.sh)
 # .whl_lm holds fla and its pure-Python needs, num2words, and soundfile/soxr (+ cffi) for the samples.
 #
 # The code that runs is the committed HEAD (`.src/src.tgz`, made by `git archive` before `start`), not the
@@ -51,6 +51,4 @@ case "${1:-}" in
       --out /data/presets --steps "${IST_STEPS:-100}" --clips-seconds 60 --device cuda --samples --no-fla --resume \
       2>&1 | tee -a /data/presets.log | tail -n 12
     cp /data/presets.log /data/presets/; tar -C /data -cf "$OUT/presets.tar" presets ;;
-  bench)
-    python3 -m bench.latency --parts ${BENCH_PARTS:-decode prefill ist} --compile 2>&1 | tail -n 25 ;;
 esac

@@ -2,10 +2,11 @@
 by length under a frame budget, collated the way `lina.ist.collate` / `teacher_forcing_loss` expect.
 
 A manifest row has at least ``id speaker style text offset frames``; its codec ids are
-``codes[offset : offset + frames]`` (uint16, each < n_codebook). Training may add *paired* rows
-(`pair_rows`): two readings of one speaker in one style, back to back, so the model sees a sentence
-boundary followed by more text (prompt continuation is exactly that: a clip, then the new sentence). The model reads one audio row per
+``codes[offset : offset + frames]`` (uint16, each < n_codebook). The model reads one audio row per
 utterance, ``[BOS] + (codes + N_SPECIAL_TOKENS) + [EOS]``, and its text as ``[BOS] text [EOS]`` ids.
+Training may add *paired* rows (`pair_rows`): two readings of one speaker in one style, back to back,
+so the model sees a sentence end followed by more text (prompt continuation is exactly that: a clip,
+then the new sentence).
 """
 from __future__ import annotations
 
