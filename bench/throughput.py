@@ -167,7 +167,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--dry-run", action="store_true", help="print what would be measured, measure nothing")
     args = ap.parse_args(argv)
     smoke = args.smoke
-    pick = lambda value, full, small: value if value is not None else (small if smoke else full)  # noqa: E731
+
+    def pick(value, full, small):
+        return value if value is not None else (small if smoke else full)
     args.batches = pick(args.batches, [1, 4, 16, 64, 256], [1, 2])
     args.tokens = pick(args.tokens, 1500, 6)
     args.lengths = pick(args.lengths, [500, 1500, 3000], [4, 6])
@@ -248,6 +250,10 @@ def _rate(r: dict | None) -> str:
                                                                            "skip" if "skipped" in r else "error")
 
 
+def _peak(r: dict | None) -> str:
+    return f"{r['peak_mib']:.0f}" if r and r.get("peak_mib") is not None else "-"
+
+
 def tables(data: dict) -> str:
     variants = [v for v in VARIANTS if any(v in e for e in data["batches"] + data["lengths"])]
     lines = [f"\n{data['device']}, {data['dtype']}, GLA {data['gla_parameters'] / 1e6:.0f} M params"
@@ -265,13 +271,12 @@ def tables(data: dict) -> str:
             sa = e.get("sa_eager")
             ratio = (f"{e[best]['tokens_per_s'] / sa['tokens_per_s']:.2f}"
                      if best and sa and "tokens_per_s" in sa else "-")
-            peak = lambda r: f"{r['peak_mib']:.0f}" if r and r.get("peak_mib") is not None else "-"  # noqa: E731
             compile_setup = [e[v]["setup_s"] for v in e if v in VARIANTS and VARIANTS[v][2] and "setup_s" in e[v]]
             label = e[title if title == "batch" else "tokens"]
             if key == "lengths":
                 label = f"{label} (batch {e['batch']})"
             cells = [str(label)] + [_rate(e.get(v)) for v in variants] + [
-                _rate(sa), ratio + (f" ({best})" if best else ""), peak(e.get(best)) if best else "-", peak(sa),
+                _rate(sa), ratio + (f" ({best})" if best else ""), _peak(e.get(best)) if best else "-", _peak(sa),
                 "/".join(f"{s:.0f}" for s in compile_setup) or "-"]
             lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)

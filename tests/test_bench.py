@@ -11,7 +11,7 @@ from typing import ClassVar
 import pytest
 import torch
 
-from bench import codec_speed, common, latency, lm_speed, throughput
+from bench import codec_speed, common, latency, latency_timing, lm_speed, throughput
 from lina.cuda_graphs import GraphDecoder
 from lina.generate import decode
 from lina.ops import dispatch
@@ -53,7 +53,7 @@ class StandIn:
 def stand_in(monkeypatch):
     StandIn.calls, StandIn.fail_compiled = [], False
     monkeypatch.setattr(throughput, "GraphDecoder", StandIn)
-    monkeypatch.setattr(latency, "GraphDecoder", StandIn)
+    monkeypatch.setattr(latency_timing, "GraphDecoder", StandIn)
     return StandIn
 
 
@@ -115,7 +115,9 @@ def test_codec_and_lm_speed_smoke(tmp_path):
 def test_fla_modes():
     """``step`` keeps fla's step kernel and computes sequences with the PyTorch chunked form."""
     fake_step = object()
-    original = lambda: ("fla chunk", fake_step)  # noqa: E731
+
+    def original():
+        return "fla chunk", fake_step
     saved = list(common._ORIGINAL_FLA_OPS)
     common._ORIGINAL_FLA_OPS[:] = [original]
     try:
