@@ -163,3 +163,41 @@ def test_cpu_embedded_smoke(tmp_path):
     from bench import cpu_embedded
     result = cpu_embedded.main(["--smoke", "--model", str(ROOT / "assets" / "lina-mini")])
     assert result["smoke"] and result["runs"][0]["rows"][0]["rtf"] > 0
+
+
+def test_report_tables_and_plot(tmp_path, stand_in):
+    """bench.report reads what the smoke runs write (and the CPU results file), prints every table, marks
+    what was not measured, judges the targets, and draws a small PNG."""
+    from bench import report
+    throughput.main(["--smoke", "--no-sa", "--name", "throughput1", "--batches", "1", "--lengths"])
+    throughput.main(["--smoke", "--name", "throughput2", "--batches", "2", "--lengths", "4", "6"])
+    latency.main(["--smoke", "--parts", "decode", "ist"])
+    stand_in.fail_compiled = True
+    latency.main(["--smoke", "--parts", "decode", "--modes", "eager", "compile", "--name", "check_latency"])
+    codec_speed.main(["--smoke"])
+    cpu = ROOT / "bench" / "results" / "cpu_embedded.json"
+    if cpu.exists():
+        (tmp_path / "cpu_embedded.json").write_text(cpu.read_text())
+    (tmp_path / "latency_fla.json").write_text("{not json")  # a broken file is reported and skipped
+    png, md = tmp_path / "plots" / "speed.png", tmp_path / "report.md"
+    text = report.main(["--results", str(tmp_path), "--out-md", str(md), "--plot", str(png)])
+    assert md.read_text() == text + "\n"
+    for title in ("Throughput vs batch", "Length at batch 64", "Batch-1 latency", "Time to first audio",
+                  "Prefill", "IST", "Codec decode speed", "GPU check", "Targets"):
+        assert f"### {title}" in text
+    assert "| 256 | not measured |" in text and "| 3000 | 64 | not measured |" in text  # rows the smoke runs lack
+    assert "| 2 | 6 | " in text and "| 4 | 2 | gla_eager |" in text  # throughput2 rows, merged with throughput1
+    assert "not measured (no prefill row in latency{,_fla}.json)" in text  # latency ran without its prefill part
+    assert "failed: RuntimeError: compile failed (test)" in text
+    assert "| IST 100 steps <= 5 s |" in text and "(smoke run)" in text
+    assert all(len({line.count("|") for line in block.splitlines() if line.startswith("|")}) <= 1
+               for block in text.split("\n\n"))  # every table row has its header's columns
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size < 150_000
+    if cpu.exists():
+        assert "| CPU real-time factor <= 0.5 | 0." in text and "### Embedded model on the CPU" in text
+
+
+def test_report_without_results(tmp_path):
+    from bench import report
+    text = report.main(["--results", str(tmp_path), "--plot", str(tmp_path / "p.png")])
+    assert text.count("| not measured |") == 7 and (tmp_path / "p.png").exists()
