@@ -104,7 +104,8 @@ def latency_rows(lat: dict) -> list[str]:
     bw = lat.get("bandwidth_gbs")
     return table(["dtype", "decoder", "ms/token", "tok/s", "x vs eager", "x vs previous step",
                   "floor ms (weights / bandwidth)", "floor % of step"], rows) + [
-        "", f"copy bandwidth {num(bw, '.0f')} GB/s; steps measured in the order eager, graph, compile."]
+        "", (f"copy bandwidth {num(bw, '.0f')} GB/s; x vs previous step: each decoder against the row above "
+             "(eager -> CUDA graph -> compiled step in the graph), same dtype.")]
 
 
 def first_audio(lat: dict | None, cpu: dict | None) -> list[str]:
