@@ -10,6 +10,8 @@
 #   finish  wait for training to end, export, put in $OUT the fp16 weight shards and the log
 #   presets tune the preset voices (+ samples) without fla (its kernels autotune per clip shape) of the
 #           model just exported, or else of the shipped assets/lina-mini (a later machine); $OUT/presets.tar
+#           (PRESETS_DIR names another folder/tar, PRESETS_ARGS adds make_presets.py options, e.g.
+#           "--only-test --test-speakers a,b" for held-out-clean voices of evaluation speakers)
 # (issue-8 speed measurements: scripts/gpu_bench.sh)
 # .whl_lm holds fla and its pure-Python needs, num2words, and soundfile/soxr (+ cffi) for the samples.
 #
@@ -47,8 +49,10 @@ case "${1:-}" in
     ls -la "$OUT" "$OUT/ckpt" ;;
   presets)
     model=/data/lina-mini; [[ -d $model ]] || model=assets/lina-mini
+    dir=${PRESETS_DIR:-presets}
+    # shellcheck disable=SC2086
     timeout "${PRESETS_SECONDS:-540}" python3 scripts/make_presets.py --model "$model" --codes /data/codes \
-      --out /data/presets --steps "${IST_STEPS:-100}" --clips-seconds 60 --device cuda --samples --no-fla --resume \
-      2>&1 | tee -a /data/presets.log | tail -n 12
-    cp /data/presets.log /data/presets/; tar -C /data -cf "$OUT/presets.tar" presets ;;
+      --out "/data/$dir" --steps "${IST_STEPS:-100}" --clips-seconds 60 --device cuda --samples --no-fla --resume \
+      ${PRESETS_ARGS:-} 2>&1 | tee -a "/data/$dir.log" | tail -n 12
+    cp "/data/$dir.log" "/data/$dir/"; tar -C /data -cf "$OUT/$dir.tar" "$dir" ;;
 esac

@@ -7,8 +7,10 @@ No audio is needed: the clips come from the codes folder the model was trained o
 * every (speaker, style) of the *styled* speakers: train speakers with rows in all six styles,
   tuned from their train clips;
 * a neutral voice of ``TEST_VOICES`` speakers of the test split (none of them in train), one engine
-  after another, tuned from their test clips: the ids used are in the voice metadata
-  (``extra.clip_ids``) so that an evaluation can leave them out.
+  after another (or those of ``--test-speakers``), tuned from their test clips but never from their
+  first ``--held-out`` neutral rows: those are the evaluation's test sentences
+  (``scripts/corpus_testlist.py`` takes each speaker's first neutral rows). The ids used are in the
+  voice metadata (``extra.clip_ids``); ``lina.evaluate --ist-voices`` checks them.
 
 Clips: sorted by id, taken while their total stays within ``--clips-seconds`` (at least one).
 
@@ -45,6 +47,7 @@ from lina.voice import Voice, VoiceError
 
 STYLES = ("neutral", "happy", "sad", "angry", "whisper", "calm")
 TEST_VOICES = 4
+HELD_OUT_TEST_ROWS = 6  # scripts/corpus_testlist.py --tests: a test speaker's first neutral rows are test sentences
 PREFERRED_TEST_SPEAKERS = ("piper-joe-d54",)  # the test speaker of the piper engine family: always wanted
 # Friendly first names, handed out in speaker order (styled speakers first, then the test speakers).
 NAMES = ("Ava", "Leo", "Mia", "Noah", "Zoe", "Finn", "Iris", "Owen", "Lucy", "Theo", "Nora", "Jack")
@@ -89,10 +92,12 @@ def pick_test_speakers(test_rows: list[dict], train_speakers: set[str], n: int) 
     return picked
 
 
-def choose_clips(rows: list[dict], speaker: str, style: str, seconds: float) -> list[dict]:
-    """That speaker's rows of that style, sorted by id, while their total stays within ``seconds``."""
+def choose_clips(rows: list[dict], speaker: str, style: str, seconds: float, skip: int = 0) -> list[dict]:
+    """That speaker's rows of that style, sorted by id, past the first ``skip``, while their total stays
+    within ``seconds``."""
     budget, total, chosen = seconds * FRAME_RATE, 0, []
-    for row in sorted((r for r in rows if r["speaker"] == speaker and r["style"] == style), key=lambda r: r["id"]):
+    mine = sorted((r for r in rows if r["speaker"] == speaker and r["style"] == style), key=lambda r: r["id"])
+    for row in mine[skip:]:
         if not 0 < row["frames"] <= MAX_CLIP_FRAMES:
             continue
         if chosen and total + row["frames"] > budget:
@@ -121,15 +126,22 @@ def describe(speaker: str, engine: str, style: str, test: bool) -> str:
     return f"{ENGINE_WORDS.get(engine, engine or 'synthetic voice')} '{speaker}', {STYLE_WORDS.get(style, style)}; {where}"
 
 
-def plan(train_rows: list[dict], test_rows: list[dict]) -> list[dict]:
-    """Every voice to make: slug, name, style, speaker, engine, split."""
+def plan(train_rows: list[dict], test_rows: list[dict], test_speakers: list[str] | None = None,
+         only_test: bool = False) -> list[dict]:
+    """Every voice to make: slug, name, style, speaker, engine, split. ``test_speakers`` replaces the
+    automatic pick; ``only_test`` leaves the styled speakers out (their names are still counted)."""
     engines = {r["speaker"]: r.get("engine", "") for r in train_rows + test_rows}
     styled = styled_speakers(train_rows)
-    unseen = pick_test_speakers(test_rows, {r["speaker"] for r in train_rows}, TEST_VOICES)
+    unseen = test_speakers or pick_test_speakers(test_rows, {r["speaker"] for r in train_rows}, TEST_VOICES)
+    unknown = sorted(set(unseen) - {r["speaker"] for r in test_rows})
+    if unknown:
+        raise SystemExit(f"not speakers of the test split: {', '.join(unknown)}")
     jobs = []
     for i, speaker in enumerate(styled + unseen):
         first = NAMES[i % len(NAMES)] + (str(i // len(NAMES) + 1) if i >= len(NAMES) else "")
         split = "train" if speaker in styled else "test"
+        if only_test and split == "train":
+            continue
         for style in (STYLES if split == "train" else ("neutral",)):
             jobs.append({"slug": f"{first.lower()}_{style}", "name": f"{first} — {style}", "style": style,
                          "speaker": speaker, "engine": engines[speaker], "split": split,
@@ -157,6 +169,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--resume", action="store_true", help="keep voices already in OUT/voices for this model")
     p.add_argument("--no-fla", action="store_true",
                    help="pure-PyTorch GLA on CUDA: fla autotunes every new clip shape (minutes each)")
+    p.add_argument("--test-speakers", default="", help="comma-separated test-split speakers (default: pick 4)")
+    p.add_argument("--only-test", action="store_true", help="only the test speakers' neutral voices")
+    p.add_argument("--held-out", type=int, default=HELD_OUT_TEST_ROWS,
+                   help="never tune on a test speaker's first N neutral rows (the evaluation's test sentences)")
     args = p.parse_args(argv)
 
     start = time.perf_counter()
@@ -167,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     tts = LinaTTS.from_pretrained(args.model, device=args.device)
     rows = {s: read_manifest(args.codes, s) for s in ("train", "test")}
     codes = {s: np.load(codes_path(Path(args.codes), s), mmap_mode="r") for s in rows}
-    jobs = plan(rows["train"], rows["test"])
+    jobs = plan(rows["train"], rows["test"], [s for s in args.test_speakers.split(",") if s], args.only_test)
     print(f"model {tts.model_id} on {tts.device}: {len(jobs)} voices, {args.steps} steps, "
           f"<= {args.clips_seconds:g} s of clips each", flush=True)
     cfg = TuningConfig(steps=args.steps, seed=TUNING_SEED)
@@ -183,7 +199,8 @@ def main(argv: list[str] | None = None) -> int:
             except VoiceError:
                 voice = None  # another model's or a broken file: tune it again
         if voice is None:
-            chosen = choose_clips(rows[job["split"]], job["speaker"], job["style"], args.clips_seconds)
+            skip = args.held_out if job["split"] == "test" else 0
+            chosen = choose_clips(rows[job["split"]], job["speaker"], job["style"], args.clips_seconds, skip)
             clips, used = make_clips(tts, chosen, codes[job["split"]])
             if not clips:
                 print(f"[{n}/{len(jobs)}] {job['slug']}: no usable clip, skipped", flush=True)

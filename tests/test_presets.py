@@ -86,7 +86,7 @@ def test_make_presets_end_to_end(model_and_codes, tmp_path):
     spec.loader.exec_module(script)
     out = tmp_path / "out"
     argv = ["--model", str(model), "--codes", str(codes), "--out", str(out), "--steps", "2",
-            "--clips-seconds", "2", "--device", "cpu", "--samples"]
+            "--clips-seconds", "2", "--device", "cpu", "--held-out", "1", "--samples"]
     assert script.main(argv) == 0
 
     presets = json.loads((out / "presets.json").read_text())
@@ -109,6 +109,8 @@ def test_make_presets_end_to_end(model_and_codes, tmp_path):
         assert voice.extra["steps"] == 2 and voice.extra["clip_ids"] and np.isfinite(voice.extra["final_loss"])
         assert voice.extra["clip_seconds"] <= 2 or len(voice.extra["clip_ids"]) == 1
         assert (set(voice.extra["clip_ids"]) <= test_ids) == (p["split"] == "test")
+        if p["split"] == "test":  # its first neutral row is a test sentence of the evaluation: never tuned on
+            assert f"{p['speaker']}_neutral_test000" not in voice.extra["clip_ids"]
         audio, rate = soundfile.read(str(out / p["sample"]), dtype="int16")
         assert rate == 24_000 and 0 < len(audio) <= 4 * rate
     assert presets[0]["name"] == "Ava — neutral" and "Flite" in presets[0]["description"]
@@ -126,3 +128,20 @@ def test_make_presets_end_to_end(model_and_codes, tmp_path):
     assert script.main(argv[:-1] + ["--resume"]) == 0
     assert [p["final_loss"] for p in json.loads((out / "presets.json").read_text())] == \
         [p["final_loss"] for p in presets]
+
+
+def test_make_presets_only_named_test_speakers(model_and_codes, tmp_path):
+    model, codes = model_and_codes
+    spec = importlib.util.spec_from_file_location("make_presets", SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out = tmp_path / "out"
+    argv = ["--model", str(model), "--codes", str(codes), "--out", str(out), "--steps", "1", "--device", "cpu",
+            "--only-test", "--test-speakers", "piper-joe-d60,espeak-en-r3", "--held-out", "3"]
+    assert script.main(argv) == 0
+    presets = json.loads((out / "presets.json").read_text())
+    assert [p["speaker"] for p in presets] == ["piper-joe-d60", "espeak-en-r3"]
+    for p in presets:  # 4 neutral rows each, the first 3 held out
+        assert p["clip_ids"] == [f"{p['speaker']}_neutral_test003"] and p["split"] == "test"
+    with pytest.raises(SystemExit, match="not speakers of the test split"):
+        script.main(argv[:-4] + ["--test-speakers", "nobody", "--held-out", "3"])
