@@ -80,15 +80,17 @@ class GatedLinearAttention(nn.Module):
                             self.scale, use_fla=use_fla)
         return self._output(o, x), GLAState(cq, ck, cv, s)
 
-    def step(self, x: Tensor, state: GLAState, use_fla: bool = False) -> tuple[Tensor, GLAState]:
+    def step(self, x: Tensor, state: GLAState, use_fla: bool = False,
+             inplace: bool = False) -> tuple[Tensor, GLAState]:
         """One step: ``x: [B, d]`` -> ``(y [B, d], state)``. ``use_fla``: fla's fused kernel on CUDA (one
-        pass over the state: worth it at large batch; the plain ops win at batch 1)."""
+        pass over the state: worth it at large batch; the plain ops win at batch 1). ``inplace``: the
+        recurrent matrix may be updated in place (see :func:`lina.ops.dispatch.gla_single_step`)."""
         q, cq = self.q_conv.step(self.q_proj(x), state.conv_q)
         k, ck = self.k_conv.step(self.k_proj(x), state.conv_k)
         v, cv = self.v_conv.step(self.v_proj(x), state.conv_v)
         heads = lambda t: t.unflatten(-1, (self.n_heads, -1))  # noqa: E731  [B, H, D]
         o, s = gla_single_step(heads(q), heads(k), heads(v), heads(self._gate(x)), state.recurrent, self.scale,
-                                use_fla=use_fla)
+                                use_fla=use_fla, inplace=inplace)
         return self._output(o, x), GLAState(cq, ck, cv, s)
 
 
@@ -121,8 +123,9 @@ class GLABlock(nn.Module):
         x = x + h
         return x + self.ffn(self.norm2(x)), state
 
-    def step(self, x: Tensor, state: GLAState, use_fla: bool = False) -> tuple[Tensor, GLAState]:
+    def step(self, x: Tensor, state: GLAState, use_fla: bool = False,
+             inplace: bool = False) -> tuple[Tensor, GLAState]:
         """``x: [B, d]`` -> ``(y [B, d], state)``."""
-        h, state = self.mixer.step(self.norm1(x), state, use_fla=use_fla)
+        h, state = self.mixer.step(self.norm1(x), state, use_fla=use_fla, inplace=inplace)
         x = x + h
         return x + self.ffn(self.norm2(x)), state

@@ -85,31 +85,38 @@ class LinaModel(nn.Module):
             dec_states.append(s)
         return ModelOutput(self.head(x), LinaState(enc_states, dec_states, pos_state), alignment)
 
-    def step(self, ctx: TextContext, token: Tensor, state: LinaState, use_fla: bool = False) -> ModelOutput:
+    def step(self, ctx: TextContext, token: Tensor, state: LinaState, use_fla: bool = False,
+             inplace: bool = False) -> ModelOutput:
         """One decoding step: ``token: [B]`` -> logits ``[B, V]`` for the next token.
 
         ``use_fla`` selects fla's fused recurrent kernel on CUDA (faster at large batch). On CPU in
         float32 without autograd, the step is one C call (:mod:`lina.ops.native`), or where that is not
         built, the fused PyTorch step (:mod:`lina.ops.fused_step`), the same numbers up to float
-        rounding; elsewhere, and as the reference of their tests, :meth:`step_reference`."""
+        rounding; elsewhere, and as the reference of their tests, :meth:`step_reference`.
+
+        ``inplace``: the recurrent matrices may be updated in place, the returned state then holding
+        the input's tensors (no autograd; what a CUDA graph's static buffers want). A permission, not a
+        promise: the CPU fused steps return new tensors."""
         packed = self._packed() if self._fused(token) else None
         if packed is not None:
             lib = native.load()
             out = None if lib is None else native.model_step(lib, packed, ctx, token, state)
             return ModelOutput(*(out or fused_model_step(packed, ctx, token, state)))
-        return self.step_reference(ctx, token, state, use_fla=use_fla)
+        return self.step_reference(ctx, token, state, use_fla=use_fla, inplace=inplace)
 
-    def step_reference(self, ctx: TextContext, token: Tensor, state: LinaState, use_fla: bool = False) -> ModelOutput:
+    def step_reference(self, ctx: TextContext, token: Tensor, state: LinaState, use_fla: bool = False,
+                       inplace: bool = False) -> ModelOutput:
         """:meth:`step` through the modules' own ``step`` methods (every device, dtype and autograd)."""
         x = self.audio_embed(token)
         enc_states, dec_states = [], []
         for block, s in zip(self.encoder, state.encoder):
-            x, s = block.step(x, s, use_fla=use_fla)
+            x, s = block.step(x, s, use_fla=use_fla, inplace=inplace)
             enc_states.append(s)
-        v, pos_state, alignment = self.cross_attention.step(x, ctx, state.pos_net, use_fla=use_fla)
+        v, pos_state, alignment = self.cross_attention.step(x, ctx, state.pos_net, use_fla=use_fla,
+                                                             inplace=inplace)
         x = x + v
         for block, s in zip(self.decoder, state.decoder):
-            x, s = block.step(x, s, use_fla=use_fla)
+            x, s = block.step(x, s, use_fla=use_fla, inplace=inplace)
             dec_states.append(s)
         return ModelOutput(self.head(x), LinaState(enc_states, dec_states, pos_state), alignment)
 

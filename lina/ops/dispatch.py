@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import functools
 
+import torch
 from torch import Tensor
 
-from lina.ops.gla import gla_chunked, gla_step
+from lina.ops.gla import _acc, gla_chunked, gla_step, gla_step_inplace
 
 
 @functools.lru_cache(maxsize=1)
@@ -38,16 +39,26 @@ def gla_sequence(q: Tensor, k: Tensor, v: Tensor, g: Tensor, initial_state: Tens
 
 
 def gla_single_step(q: Tensor, k: Tensor, v: Tensor, g: Tensor, state: Tensor, scale: float,
-                    use_fla: bool = False) -> tuple[Tensor, Tensor]:
+                    use_fla: bool = False, inplace: bool = False) -> tuple[Tensor, Tensor]:
     """One step: ``q, k, g: [B, H, Dk]``, ``v: [B, H, Dv]``, ``state: [B, H, Dk, Dv]``.
 
     The PyTorch step is the default on every device: at batch 1 a fused kernel launch costs more than
     the arithmetic, and the plain ops can be captured in a CUDA graph.
+
+    ``inplace``: the new state may be written into ``state`` and returned as that same tensor (without
+    autograd, for a float32 state): the PyTorch step then makes no state-sized temporaries
+    (:func:`gla_step_inplace`). fla's kernel always writes a new tensor (no API to alias its final state
+    with the initial one), so there the result is copied into ``state``: the same traffic as a caller's copy.
     """
     ops = _fla_ops() if (use_fla and q.is_cuda) else None
+    inplace = inplace and not torch.is_grad_enabled() and state.dtype == _acc(q) and state.is_contiguous()
     if ops is None:
+        if inplace:
+            return gla_step_inplace(q, k, v, g, state, scale), state
         return gla_step(q, k, v, g, state, scale)
     _, fused_recurrent_gla = ops
-    o, state = fused_recurrent_gla(q[:, None], k[:, None], v[:, None], g[:, None], scale=scale,
-                                   initial_state=state.float().contiguous(), output_final_state=True)
-    return o[:, 0], state
+    o, new = fused_recurrent_gla(q[:, None], k[:, None], v[:, None], g[:, None], scale=scale,
+                                 initial_state=state.float().contiguous(), output_final_state=True)
+    if inplace:
+        return o[:, 0], state.copy_(new)
+    return o[:, 0], new

@@ -42,6 +42,19 @@ def gla_step(q: Tensor, k: Tensor, v: Tensor, g: Tensor, state: Tensor, scale: f
     return o.to(v.dtype), state
 
 
+def gla_step_inplace(q: Tensor, k: Tensor, v: Tensor, g: Tensor, state: Tensor, scale: float) -> Tensor:
+    """:func:`gla_step` writing the new state into ``state`` (float32; float64 for float64 inputs) and
+    returning ``o [B, H, Dv]``; no autograd. The same operations in the same order as :func:`gla_step`,
+    so the same numbers bit for bit, without a second state-sized result for a caller to copy back
+    (a CUDA graph's static buffer stays the state). Eagerly: decay in place, add the ``k^T v`` product,
+    read for ``o``; under torch.compile the update fuses into one read-modify-write of ``state``.
+    """
+    acc = state.dtype
+    state.mul_(g.to(acc).exp().unsqueeze(-1)).add_(k.to(acc).unsqueeze(-1) * v.to(acc).unsqueeze(-2))
+    o = torch.einsum("bhk,bhkv->bhv", q.to(acc) * scale, state)
+    return o.to(v.dtype)
+
+
 def gla_recurrent(q: Tensor, k: Tensor, v: Tensor, g: Tensor, initial_state: Tensor | None = None,
                   scale: float | None = None) -> tuple[Tensor, Tensor]:
     """Naive token-by-token recurrence: slow, obviously right; the reference of the tests."""
