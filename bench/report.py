@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bench.floor import bandwidth_of, config_of, floor
 from bench.report_data import (
     NM,
     best_gla,
@@ -46,7 +47,22 @@ def sources(found: dict) -> list[str]:
     return table(["file", "device", "dtype", "smoke", "complete", "elapsed s"], rows or [["none"] + [""] * 5])
 
 
-def throughput_batches(tp: dict) -> list[str]:
+def _floors(tp: dict, e: dict, bw: float, best: str | None) -> list[str]:
+    """Floor tok/s (bench.floor: bytes per step / bandwidth) and % of it reached, GLA (best) and SA."""
+    cfg, dtype = config_of(tp), tp.get("dtype", "bfloat16")
+    tt = tp.get("text_tokens", 120)
+    cells = []
+    for model, r in (("gla", e.get(best) if best else None), ("sa", e.get("sa_eager"))):
+        f = floor(cfg, dtype, e["batch"], e["tokens"], model, bw, tt)["tokens_per_s"]
+        got = rate(r)
+        cells += [num(f), num(100 * got / f if got else None, ".0f")]
+    return cells
+
+
+FLOOR_HEAD = ["GLA floor tok/s", "best GLA % of floor", "SA floor tok/s", "SA % of floor"]
+
+
+def throughput_batches(tp: dict, bw: float | None = None) -> list[str]:
     entries = tp["batches"]
     variants = gla_variants(entries)
     rows = []
@@ -54,15 +70,15 @@ def throughput_batches(tp: dict) -> list[str]:
         best = best_gla(e)
         rows.append([str(e["batch"]), str(e["tokens"])] + [rate_cell(e.get(v)) for v in variants]
                     + [rate_cell(e.get("sa_eager")), num(ratio(e), ".2f"), num(peak(e.get(best)) if best else None),
-                       num(peak(e.get("sa_eager")))])
-    width = len(variants) + 4
+                       num(peak(e.get("sa_eager")))] + (_floors(tp, e, bw, best) if bw else []))
+    width = len(variants) + 4 + (len(FLOOR_HEAD) if bw else 0)
     rows += [[str(b), NM] + [""] * width for b in BATCHES if b not in {e["batch"] for e in entries}]
     head = ["batch", "tokens"] + [f"{v} tok/s" for v in variants] + ["SA+KV tok/s", "best GLA / SA",
                                                                     "best GLA peak MiB", "SA peak MiB"]
-    return table(head, rows)
+    return table(head + (FLOOR_HEAD if bw else []), rows)
 
 
-def throughput_lengths(tp: dict) -> list[str]:
+def throughput_lengths(tp: dict, bw: float | None = None) -> list[str]:
     entries, state = tp["lengths"], tp.get("gla_state_mib_per_row")
     rows = []
     for e in entries:
@@ -73,11 +89,13 @@ def throughput_lengths(tp: dict) -> list[str]:
         rows.append([str(e["tokens"]), str(b), best or "-", rate_cell(e.get(best)) if best else status(None),
                      rate_cell(sa), num(ratio(e), ".2f"), num(g_peak), num(s_peak),
                      num(g_peak / b if g_peak else None, ".1f"), num(s_peak / b if s_peak else None, ".1f"),
-                     num(state, ".1f"), num(kv, ".1f")])
+                     num(state, ".1f"), num(kv, ".1f")] + (_floors(tp, e, bw, best) if bw else []))
     have = {(e["batch"], e["tokens"]) for e in entries}
-    rows += [[str(n), str(LENGTH_BATCH), NM] + [""] * 9 for n in LENGTHS if (LENGTH_BATCH, n) not in have]
+    rows += [[str(n), str(LENGTH_BATCH), NM] + [""] * (9 + (len(FLOOR_HEAD) if bw else 0))
+             for n in LENGTHS if (LENGTH_BATCH, n) not in have]
     head = ["tokens", "batch", "GLA decoder", "GLA tok/s", "SA+KV tok/s", "GLA / SA", "GLA peak MiB",
-            "SA peak MiB", "GLA peak MiB/row", "SA peak MiB/row", "GLA state MiB/row", "SA KV MiB/row"]
+            "SA peak MiB", "GLA peak MiB/row", "SA peak MiB/row", "GLA state MiB/row", "SA KV MiB/row"] + (
+                FLOOR_HEAD if bw else [])
     return table(head, rows) + ["", ("MiB/row = peak / batch (both models' weights included); state and KV: "
                                      "what one row keeps, growing with length only for SA.")]
 
@@ -212,9 +230,13 @@ def report(found: dict) -> str:
     if tp:
         meta = (f"{tp.get('device', '-')}, {dtype_name(tp.get('dtype', '-'))}, "
                 f"GLA {num(tp.get('gla_parameters', 0) / 1e6, '.0f')} M params")
+    bw, bw_from = bandwidth_of(found)
+    note = ["", (f"Floor: bytes a step must move (bench.floor: weights in the run's dtype, float32 GLA states "
+                 f"read + written, conv windows, text context; SA: KV cache read at the mean position + append) / "
+                 f"{bw / 1e12:.2f} TB/s ({bw_from}; rows from another GPU are held to the same bandwidth).")]
     section("Throughput vs batch" + (f" ({meta})" if tp else ""), tp and tp["batches"] and tp,
-            lambda: throughput_batches(tp), "no batch rows in throughput{,1,2}.json")
-    section("Length at batch 64", tp and tp["lengths"] and tp, lambda: throughput_lengths(tp),
+            lambda: throughput_batches(tp, bw) + note, "no batch rows in throughput{,1,2}.json")
+    section("Length at batch 64", tp and tp["lengths"] and tp, lambda: throughput_lengths(tp, bw) + note,
             "no length rows in throughput{,1,2}.json")
     section("Batch-1 latency", lat and lat.get("steps") and lat, lambda: latency_rows(lat), "no latency.json steps")
     section("Time to first audio", lat or cpu, lambda: first_audio(lat, cpu), "no latency.json, cpu_embedded.json")

@@ -203,7 +203,8 @@ def main(argv: list[str] | None = None) -> dict:
     res = Results(args.name, device=device_name(dev), torch=torch.__version__, dtype=str(dtype), smoke=args.smoke,
                   fla_installed=has_fla, gla_variants=args.gla, gla_parameters=count_parameters(model),
                   sa_parameters=None if sa is None else count_parameters(sa),
-                  gla_state_mib_per_row=state_bytes / 2**20, tokens_per_s="batch * tokens / seconds",
+                  gla_state_mib_per_row=state_bytes / 2**20, config=cfg.to_dict(), text_tokens=TEXT_TOKENS,
+                  tokens_per_s="batch * tokens / seconds",
                   peak_mib="max allocated during the timed run: both models' weights (GLA and SA) are resident",
                   batches=[], lengths=[])
     res.log(f"{res.data['device']}, {dtype}, GLA {res.data['gla_parameters'] / 1e6:.1f} M params; fla {has_fla}")

@@ -201,3 +201,38 @@ def test_report_without_results(tmp_path):
     from bench import report
     text = report.main(["--results", str(tmp_path), "--plot", str(tmp_path / "p.png")])
     assert text.count("| not measured |") == 7 and (tmp_path / "p.png").exists()
+
+
+def test_floor_bytes_by_hand():
+    """bench.floor on a tiny config, every byte counted by hand (and the weights against the modules)."""
+    from bench import floor
+    from bench.sa_baseline import SADecoder
+    from lina.config import LinaConfig
+    from lina.model import LinaModel
+
+    cfg = LinaConfig(d_model=8, n_layer=1, n_heads=2, gate_low_rank=2, n_codebook=5, text_layers=1, text_heads=2)
+    # GLA block: norms 4*8, q k 2*8*8, v g 2*8*16, gate 8*2 + 2*8+8, o 16*8, convs 32*4, out norm 8,
+    # SwiGLU 8*20+20 + 10*8+8 = 988; 3 blocks + cross q 8*8+8, ln_q 16, head 8*8 = 3116 params
+    assert floor.gla_block_params(cfg) == 988 and floor.gla_weight_params(cfg) == 3116
+    model = LinaModel(cfg)
+    ca = model.cross_attention
+    read = [*model.encoder, *model.decoder, ca.pos_net, ca.q, ca.ln_q, model.head]
+    assert sum(p.numel() for m in read for p in m.parameters()) == 3116
+    sa = SADecoder(cfg)
+    assert floor.sa_weight_params(cfg) == 1860 == sum(p.numel() for p in sa.parameters()) - sa.embed.weight.numel()
+    # per row: recurrent 3 layers * 2 heads * 4 * 8 * 4 B, read + written = 1536; conv windows
+    # 3 * (8+8+16) * 3 * 2 B, twice = 1152; text 4 * 5 tokens * 8 * 2 B = 320; embedding row 16
+    gla = floor.step_bytes(cfg, "torch.bfloat16", batch=2, tokens=3, text_tokens=5)
+    assert (gla["recurrent"], gla["conv"], gla["text"], gla["embedding"]) == (1536, 1152, 320, 16)
+    assert gla["weights"] == 6232 and gla["total"] == 6232 + 2 * 3024
+    # SA, 3 tokens: a position is 3 blocks * K,V * 8 * 2 B = 96; read (3+1)/2 positions on average, append one;
+    # text K, V 2 * 5 * 8 * 2 = 160
+    sa_b = floor.step_bytes(cfg, "bfloat16", batch=2, tokens=3, model="sa", text_tokens=5)
+    assert (sa_b["kv_read"], sa_b["kv_append"], sa_b["text"]) == (192, 96, 160)
+    assert sa_b["total"] == 3720 + 2 * 464
+    f = floor.floor(cfg, "bfloat16", 2, 3, "gla", bandwidth=1e6, text_tokens=5)
+    assert f["ms_per_step"] == pytest.approx(12.28) and f["tokens_per_s"] == pytest.approx(2 / 0.01228)
+    assert floor.floor(cfg, "bfloat16", 1, 3)["bandwidth"] == floor.FALLBACK_BANDWIDTH
+    assert floor.bandwidth_of({"latency": {"bandwidth_gbs": 2000.0}})[0] == 2e12
+    assert floor.config_of({"config": cfg.to_dict()}) == cfg and floor.config_of(None).d_model == 1024
+    assert "| 256 | 3000 |" in floor.main([])
