@@ -58,6 +58,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (0: torch's default). 1 gives the same samples on every machine and "
                         "is the fastest on a busy 2-core machine")
+    p.add_argument("--ist-voices", type=Path, help="score pre-tuned voices of this folder in the ist case "
+                   "(one per test speaker, metadata extra.speaker; e.g. scripts/make_presets.py --only-test) "
+                   "instead of tuning here")
     p.add_argument("--no-audio", action="store_true", help="do not write the generated audio under OUT/audio")
     g = p.add_argument_group("thresholds (exit 1 when a model case misses one)")
     g.add_argument("--max-wer", type=float)
@@ -114,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
                      ist_seconds=args.ist_seconds or defaults["ist_seconds"],
                      ist_speakers=args.ist_speakers or defaults["ist_speakers"],
                      max_seconds=args.max_seconds, voices_dir=args.voices, cache_dir=args.cache,
+                     ist_voices_dir=args.ist_voices,
                      audio_dir=None if args.no_audio else args.out / "audio")
     tts = LinaTTS.from_pretrained(args.model, device=args.device)
     result = evaluate(tts, tests, cfg)
@@ -121,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     run_info = {"model": args.model, "model_id": tts.model_id, "model_description": tts.description,
                 "testlist": tests.name, "testlist_description": tests.description, "seed": args.seed,
                 "cases": list(cfg.cases), "metrics": list(cfg.metrics), "ist_steps": cfg.ist_steps,
-                "ist_seconds": cfg.ist_seconds, "ist_speakers": cfg.ist_speakers, "max_seconds": cfg.max_seconds, "device": args.device, "torch_threads": torch.get_num_threads(),
+                "ist_seconds": cfg.ist_seconds, "ist_speakers": cfg.ist_speakers, "ist_voices": str(args.ist_voices or ""), "max_seconds": cfg.max_seconds, "device": args.device, "torch_threads": torch.get_num_threads(),
                 "git_commit": git_commit(), "tools": tool_versions()}
     data = report.build(result, run_info, limits, total_seconds=time.perf_counter() - start)
     js, md = report.write(data, args.out)

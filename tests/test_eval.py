@@ -333,3 +333,31 @@ def test_preset_voices_that_fit_are_spoken_and_others_skipped(tmp_path, flite, e
     assert [i.case for i in result.items] == ["preset:mine"]
     assert result.items[0].speaker is None and result.items[0].similarity is None
     assert any("foreign" in n and "skipped" in n for n in result.notes)
+
+
+def test_ist_case_scores_pretuned_voices_and_refuses_leaks(tmp_path, flite, eval_cache):
+    from lina.eval.runner import EvalConfig, evaluate
+    from lina.eval.testlist import QUICK
+    from lina.eval.tuned import LeakError
+    from lina.tts import LinaTTS
+
+    tts = LinaTTS.from_pretrained("tiny-random", device="cpu")
+    tests = QUICK.limited(max_speakers=1, max_tests=1)
+    spk = tests.speakers[0]
+    audio, sr = flite("slt", 0)
+    voice, _ = tts.tune_voice([((sr, audio), SENTENCES[0])], steps=1, name="pretuned")
+    voices = tmp_path / "voices"
+    voices.mkdir()
+    voice.extra = {"speaker": spk, "clip_ids": ["elsewhere-1"], "clip_seconds": 1.5, "steps": 1,
+                   "first_loss": 5.0, "final_loss": 4.0, "tuning_seconds": 0.1}
+    voice.save(voices / "a.safetensors")
+    cfg = EvalConfig(cases=("ist",), metrics=(), ist_voices_dir=voices, cache_dir=eval_cache, max_seconds=2.0,
+                     log=lambda msg: None)
+    result = evaluate(tts, tests, cfg)
+    assert [i.case for i in result.items] == ["ist"] and result.items[0].speaker == spk
+    assert result.tuning[spk]["pretuned"] == "a.safetensors" and result.tuning[spk]["last_loss"] == 4.0
+    # A voice tuned on the very clip being scored is a leak: the run stops rather than score it.
+    voice.extra["clip_ids"] = [tests.tests(spk)[0].id]
+    voice.save(voices / "a.safetensors")
+    with pytest.raises(LeakError):
+        evaluate(tts, tests, cfg)

@@ -37,7 +37,7 @@ def test_voices_per_candidate_share_a_batch(tts, tmp_path):
     assert len(losses) == 3 and v.model_id == "tiny-random"
     v.save(tmp_path / "v.safetensors")
     v = Voice.load(tmp_path / "v.safetensors")
-    greedy = dict(top_k=1, max_seconds=2)  # random draws depend on the batch size; argmax does not
+    greedy = {"top_k": 1, "max_seconds": 2}  # random draws depend on the batch size; argmax does not
     mixed = tts.synthesize("Two voices.", voice=[v, None], candidates=2, **greedy)
     voiced = tts.synthesize("Two voices.", voice=v, **greedy)
     plain = tts.synthesize("Two voices.", **greedy)
@@ -158,3 +158,13 @@ def test_save_and_reload_folder(tts, tmp_path):
     a = tts.synthesize("Same model.", max_seconds=1).audio[0]
     b = again.synthesize("Same model.", max_seconds=1).audio[0]
     np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_package_exports_the_public_api():
+    import lina
+    from lina.tts import LinaTTS
+    from lina.voice import Voice
+
+    assert lina.LinaTTS is LinaTTS and lina.Voice is Voice and sorted(lina.__all__) == ["LinaTTS", "Voice"]
+    with pytest.raises(AttributeError):
+        lina.NotThere  # noqa: B018

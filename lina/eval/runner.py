@@ -7,7 +7,8 @@ Cases (each test utterance of each target speaker, fixed seeds):
   PESQ-wb / STOI / MCD against the clip);
 - ``plain``: ``synthesize(text)`` with no voice (its speaker similarity is the no-cloning baseline);
 - ``prompt``: ``clone(text, prompt, transcript)`` with the enrollment clip closest to 4 s (3-5 s);
-- ``ist``: ``synthesize(text, voice=tune_voice(enrollment clips up to ist_seconds))``;
+- ``ist``: ``synthesize(text, voice=tune_voice(enrollment clips up to ist_seconds))``, or with the
+  speaker's pre-tuned voice of ``ist_voices_dir`` (`lina.eval.tuned`: never one tuned on a scored clip);
 - ``preset:<name>``: each voice file of ``voices/`` that fits the model, on the distinct test texts
   (no real clips of those speakers: no similarity).
 
@@ -51,6 +52,7 @@ class EvalConfig:
     prompt_seconds: float = PROMPT_TARGET_SECONDS
     max_seconds: float | None = None          # cap of one generated sentence (None: the API's own)
     voices_dir: str | Path | None = "voices"
+    ist_voices_dir: str | Path | None = None  # pre-tuned voices for the ist case (lina.eval.tuned); None: tune here
     cache_dir: str | Path | None = None
     audio_dir: str | Path | None = None      # where generated audio is written (None: nowhere)
     log: Callable[[str], None] | None = None
@@ -224,7 +226,20 @@ def evaluate(tts, tests: TestList, cfg: EvalConfig | None = None) -> RunResult:
                     seed = utterance_seed(cfg.seed, u.id)
                     syn = tts.clone(u.text, (SAMPLE_RATE, clips[p.id]), p.text, seed=seed, **cap)
                     record("prompt", u, syn.audio[0], syn.seconds, syn.finished[0], seed)
-        if "ist" in cfg.cases and (cfg.ist_speakers is None or k < cfg.ist_speakers):
+        if "ist" in cfg.cases and cfg.ist_voices_dir and (cfg.ist_speakers is None or k < cfg.ist_speakers):
+            from lina.eval.tuned import find_tuned_voice, tuning_record
+
+            found = find_tuned_voice(cfg.ist_voices_dir, spk, tts.model.cfg, {u.id for u in utts})
+            if found is None:
+                result.notes.append(f"ist: no pre-tuned voice of {spk} in {cfg.ist_voices_dir}, skipped")
+            else:
+                result.tuning[spk] = tuning_record(*found)
+                log(f"[eval] ist {spk}: pre-tuned {found[1].name}")
+                for u in utts:
+                    seed = utterance_seed(cfg.seed, u.id)
+                    syn = tts.synthesize(u.text, voice=found[0], seed=seed, **cap)
+                    record("ist", u, syn.audio[0], syn.seconds, syn.finished[0], seed)
+        elif "ist" in cfg.cases and (cfg.ist_speakers is None or k < cfg.ist_speakers):
             if not enroll:
                 result.notes.append(f"ist: {spk} has no enrollment clip, skipped")
             else:
