@@ -24,15 +24,20 @@ class Clip:
 
 @dataclass(frozen=True)
 class TuningConfig:
+    """``anchor_weight``: weight of `anchor_penalty` (distance to a ``start`` voice's state) in the loss
+    `tune_voice` minimizes; 0 = none. It needs a ``start`` voice."""
+
     steps: int = 100
     batch_size: int = 8
     rank: int = 1
     learning_rate: float = 0.05
     scale: float = RELEASED_SCALE
     seed: int = 0
+    anchor_weight: float = 0.0
 
     def __post_init__(self) -> None:
-        if self.steps < 1 or self.batch_size < 1 or self.rank < 1 or not self.learning_rate > 0:
+        if self.steps < 1 or self.batch_size < 1 or self.rank < 1 or not self.learning_rate > 0 \
+                or not 0 <= self.anchor_weight < math.inf:  # (also refuses NaN)
             raise ValueError(f"invalid tuning settings: {self}")
 
 
@@ -60,6 +65,32 @@ def clip_loss(model: LinaModel, clips: Sequence[Clip], initial: list[Tensor] | N
     return teacher_forcing_loss(out.logits, audio[:, 1:], audio_len)
 
 
+def anchor_penalty(states: Tensor, anchor: Tensor) -> Tensor:
+    """Mean over layers of ``||S_l - A_l||_F^2 / ||A_l||_F^2``; ``states``, ``anchor``: ``[L, H, Dk, Dv]``.
+
+    Relative per layer, so every layer counts alike whatever the size of its state (tuned states differ
+    in norm from layer to layer), and the weight means the same for any voice: 1 = a layer's state moved
+    by its own size. A zero layer of ``anchor`` has no relative distance: ValueError."""
+    norms = anchor.flatten(1).pow(2).sum(1)
+    if not bool((norms > 0).all()):
+        raise ValueError("the anchor state is zero in some layer: its relative distance is undefined")
+    return ((states - anchor).flatten(1).pow(2).sum(1) / norms).mean()
+
+
+def voice_distance(voice: Voice, anchor: Voice) -> float:
+    """`anchor_penalty` between two voices' initial states (any ranks and scales): how far ``voice`` is
+    from ``anchor``, e.g. a styled voice from the speaker's neutral one."""
+    with torch.no_grad():
+        return anchor_penalty(_states(voice.k, voice.v, voice.scale),
+                              _states(anchor.k, anchor.v, anchor.scale).to(voice.k.device)).item()
+
+
+def _states(k: Tensor, v: Tensor, scale: float) -> Tensor:
+    """Every layer's initial state ``[L, H, Dk, Dv]`` from ``k: [L, R, H, Dk]``, ``v: [L, R, H, Dv]``
+    (as `Voice.initial_states`, unbatched)."""
+    return scale * torch.einsum("lrhk,lrhv->lhkv", k.float(), v.float())
+
+
 def _batches(n_clips: int, batch_size: int, gen: torch.Generator):
     """Endless batches drawn without replacement within each pass over the clips."""
     order: list[int] = []
@@ -73,21 +104,44 @@ def _batches(n_clips: int, batch_size: int, gen: torch.Generator):
 
 
 def tune_voice(model: LinaModel, clips: Sequence[Clip], cfg: TuningConfig = TuningConfig(),
-               on_step: Callable[[int, float], None] | None = None, use_fla: bool = True,
-               **meta: str) -> tuple[Voice, list[float]]:
+               on_step: Callable[[int, float], None] | None = None, use_fla: bool = True, *,
+               start: Voice | None = None, **meta: str) -> tuple[Voice, list[float]]:
     """Learns a rank-``cfg.rank`` voice from any number and length of clips; returns it and the losses.
 
-    ``on_step(step, loss)`` reports progress. The model's weights receive no gradient (asserted).
+    ``start``: a voice of rank ``cfg.rank`` for this model (e.g. the speaker's neutral voice, to tune a
+    style as an offset from it) that ``k [L, R, H, Dk]``, ``v [L, R, H, Dv]`` start from instead of the
+    random init; its state is kept exactly (``v`` is rescaled if its scale is not ``cfg.scale``).
+    ``cfg.anchor_weight`` > 0 (needs ``start``) adds ``anchor_weight * anchor_penalty(S, S_start)`` to the
+    minimized loss, ``S``/``S_start``: ``[L, H, Dk, Dv]`` of the current and the start voice (detached).
+    The losses returned and given to ``on_step(step, loss)`` are the clip loss alone (`clip_loss` of the
+    step's batch, before its update), with or without the penalty: comparable between runs; measure the
+    distance of the result with `voice_distance`. The model's weights receive no gradient (asserted).
     ``use_fla``: as in `clip_loss`.
     """
     if not clips:
         raise ValueError("tune_voice needs at least one clip")
+    if cfg.anchor_weight > 0 and start is None:
+        raise ValueError("anchor_weight > 0 needs a start voice to anchor to")
     c = model.cfg
     gen = torch.Generator().manual_seed(cfg.seed)
     shape = (c.n_tunable_layers, cfg.rank, c.n_heads)
-    # As released: k ~ N(0, 1), v ~ N(0, scale^2), so the starting state is small but not zero.
-    k = torch.randn(*shape, c.head_k_dim, generator=gen).to(model.device).requires_grad_()
-    v = (torch.randn(*shape, c.head_v_dim, generator=gen) * cfg.scale).to(model.device).requires_grad_()
+    # As released: k ~ N(0, 1), v ~ N(0, scale^2), so the starting state is small but not zero. Drawn with a
+    # start too: the generator then draws the same batches as a run from random init, so the two compare.
+    k = torch.randn(*shape, c.head_k_dim, generator=gen)
+    v = torch.randn(*shape, c.head_v_dim, generator=gen) * cfg.scale
+    anchor = None
+    if start is not None:
+        start.check(c)  # VoiceError (a ValueError): another model's layers/heads/dims or model_id
+        if start.rank != cfg.rank:
+            raise ValueError(f"start voice has rank {start.rank}, the tuning rank is {cfg.rank}: "
+                             "a start voice must have the rank being tuned")
+        # Same state S = scale * k v^T under cfg.scale: the factor goes to v, whose init is scale-sized too.
+        k, v = start.k.float().clone(), start.v.float() * (start.scale / cfg.scale)
+        if cfg.anchor_weight > 0:  # S_start from these very k, v: exactly zero penalty and gradient at step 0
+            anchor = _states(k, v, cfg.scale).to(model.device)
+            anchor_penalty(anchor, anchor)  # a zero layer fails here, not after a step
+    k = k.to(model.device).requires_grad_()
+    v = v.to(model.device).requires_grad_()
     opt = torch.optim.AdamW([k, v], lr=cfg.learning_rate, weight_decay=0.0)
     frozen = [p for p in model.parameters() if p.requires_grad]
     for p in frozen:
@@ -100,7 +154,10 @@ def tune_voice(model: LinaModel, clips: Sequence[Clip], cfg: TuningConfig = Tuni
             voice = Voice(k, v, cfg.scale)
             loss = clip_loss(model, [clips[i] for i in idx], voice.initial_states(len(idx)), use_fla=use_fla)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            if anchor is None:
+                loss.backward()
+            else:  # styles as offsets from the start voice: pull the state back towards it
+                (loss + cfg.anchor_weight * anchor_penalty(_states(k, v, cfg.scale), anchor)).backward()
             assert all(p.grad is None for p in model.parameters()), "a gradient reached the frozen model"
             opt.step()
             losses.append(loss.item())

@@ -278,10 +278,11 @@ class LinaTTS:
 
     # ---- voices -------------------------------------------------------------------------------
     def tune_voice(self, clips: Sequence[tuple[AudioSource, str]], *, steps: int = 100, rank: int = 1,
-                   learning_rate: float = 0.05, batch_size: int = 8, seed: int = 0,
+                   learning_rate: float = 0.05, batch_size: int = 8, seed: int = 0, anchor_weight: float = 0.0,
                    on_step: Callable[[int, float], None] | None = None, name: str = "", description: str = "",
-                   style: str = "") -> tuple[Voice, list[float]]:
-        """Initial-State Tuning from any number of ``(audio, transcript)`` clips; the model stays frozen."""
+                   style: str = "", start: Voice | None = None) -> tuple[Voice, list[float]]:
+        """Initial-State Tuning from any number of ``(audio, transcript)`` clips; the model stays frozen.
+        ``start``, ``anchor_weight``: start from that voice, kept near it (`lina.ist.tune_voice`)."""
         if not clips:
             raise ValueError("give at least one clip with its transcript")
         examples = []
@@ -294,5 +295,6 @@ class LinaTTS:
             except AudioError as exc:
                 raise AudioError(f"clip {i + 1}: {exc}") from None
             examples.append(Clip(codes.cpu(), torch.tensor(ids)))
-        cfg = TuningConfig(steps=steps, batch_size=batch_size, rank=rank, learning_rate=learning_rate, seed=seed)
-        return tune_voice(self.model, examples, cfg, on_step, name=name, description=description, style=style)
+        cfg = TuningConfig(steps, batch_size, rank, learning_rate, seed=seed, anchor_weight=anchor_weight)
+        return tune_voice(self.model, examples, cfg, on_step, start=start, name=name, description=description,
+                          style=style)

@@ -1,0 +1,131 @@
+"""Initial-State Tuning from a start voice, with an anchor penalty towards it (issue 7: styles as offsets
+from the speaker's neutral voice), on a tiny random model."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from lina.config import LinaConfig
+from lina.constants import SAMPLE_RATE
+from lina.ist import (
+    Clip,
+    TuningConfig,
+    anchor_penalty,
+    clip_loss,
+    tune_voice,
+    voice_distance,
+)
+from lina.model import LinaModel
+from lina.tokenizer import prepare_text
+from lina.tts import MAX_ROW_SECONDS, LinaTTS
+from lina.voice import Voice, VoiceError
+
+CFG = LinaConfig(d_model=32, n_layer=2, n_heads=2, text_layers=1, text_heads=2, n_text_vocab=40, n_codebook=64)
+L, H, DK, DV = CFG.n_tunable_layers, CFG.n_heads, CFG.head_k_dim, CFG.head_v_dim
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return LinaModel(CFG).eval()
+
+
+@pytest.fixture(scope="module")
+def clips():
+    g = torch.Generator().manual_seed(1)
+    return [Clip(torch.randint(0, CFG.n_codebook, (12 + 3 * i,), generator=g),
+                 torch.cat([torch.tensor([1]), torch.randint(3, 40, (6 + i,), generator=g), torch.tensor([2])]))
+            for i in range(4)]
+
+
+def _voice(rank=1, scale=0.3, seed=2, **kw):
+    g = torch.Generator().manual_seed(seed)
+    return Voice(torch.randn(L, rank, H, DK, generator=g), torch.randn(L, rank, H, DV, generator=g), scale, **kw)
+
+
+@pytest.mark.parametrize("anchor_weight", [0.0, 5.0])
+def test_first_loss_is_the_clip_loss_of_the_start_voice(model, clips, anchor_weight):
+    start = _voice(scale=0.3)  # another scale than the tuning's: the state is kept, v rescaled
+    cfg = TuningConfig(steps=1, batch_size=len(clips), anchor_weight=anchor_weight)
+    voice, losses = tune_voice(model, clips, cfg, start=start)
+    with torch.no_grad():
+        want = clip_loss(model, clips, start.initial_states(len(clips))).item()
+        zero_state = clip_loss(model, clips, None).item()
+    assert losses[0] == pytest.approx(want, abs=1e-5)  # the reported loss is the clip loss alone
+    assert abs(want - zero_state) > 1e-3               # (the start voice matters here)
+    assert voice.scale == cfg.scale and voice.rank == 1 and 0 < voice_distance(voice, start) < 1
+    assert torch.equal(start.k, _voice(scale=0.3).k)   # the start voice is left as it was
+
+
+def test_anchor_penalty_is_zero_at_the_start_and_grows_away_from_it():
+    start = _voice()
+    s0 = torch.stack(start.initial_states(1))[:, 0]
+    assert anchor_penalty(s0, s0).item() == 0 and voice_distance(start, start) == 0
+    g = torch.Generator().manual_seed(3)
+    direction = torch.randn(s0.shape, generator=g)
+    distances = [anchor_penalty(s0 + eps * direction, s0).item() for eps in (0.01, 0.1, 1.0)]
+    assert 0 < distances[0] < distances[1] < distances[2]
+    moved = Voice(start.k, start.v * 2, start.scale)  # every layer's state doubled: relative distance 1
+    assert voice_distance(moved, start) == pytest.approx(1.0)
+    assert voice_distance(Voice(start.k, start.v * 4, start.scale / 2), start) == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="zero"):
+        anchor_penalty(s0, torch.cat([s0[:1], torch.zeros_like(s0[1:])]))
+
+
+def test_anchor_has_no_pull_on_the_first_step(model, clips):
+    """At the start state the penalty and its gradient are zero: one step moves alike with any weight."""
+    start = _voice()
+    free, _ = tune_voice(model, clips, TuningConfig(steps=1, batch_size=2), start=start)
+    anchored, _ = tune_voice(model, clips, TuningConfig(steps=1, batch_size=2, anchor_weight=1e6), start=start)
+    assert torch.allclose(free.k, anchored.k) and torch.allclose(free.v, anchored.v)
+    assert voice_distance(free, start) > 0
+
+
+def test_a_heavy_anchor_keeps_the_voice_near_its_start(model, clips):
+    start = _voice()
+    distance = {}
+    for weight in (0.0, 1e4):
+        cfg = TuningConfig(steps=25, batch_size=2, learning_rate=0.05, anchor_weight=weight)
+        voice, losses = tune_voice(model, clips, cfg, start=start)
+        distance[weight] = voice_distance(voice, start)
+        assert len(losses) == 25 and all(math.isfinite(x) for x in losses)
+    print(f"relative squared distance to the start: free {distance[0.0]:.4f}, anchored {distance[1e4]:.2e}")
+    assert distance[0.0] > 0.01 and distance[1e4] < 1e-3 and distance[1e4] < distance[0.0] / 100
+    assert all(p.grad is None and p.requires_grad for p in model.parameters())
+
+
+def test_start_and_anchor_errors(model, clips):
+    with pytest.raises(ValueError, match="start voice"):
+        tune_voice(model, clips, TuningConfig(steps=1, anchor_weight=1.0))
+    for bad in (-1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="invalid tuning settings"):
+            TuningConfig(anchor_weight=bad)
+    with pytest.raises(ValueError, match="rank 2.*rank is 1"):
+        tune_voice(model, clips, TuningConfig(steps=1), start=_voice(rank=2))
+    tune_voice(model, clips, TuningConfig(steps=1, rank=2), start=_voice(rank=2))  # equal ranks: fine
+    wrong = Voice(torch.randn(L, 1, H, DK + 1), torch.randn(L, 1, H, DV))
+    with pytest.raises(VoiceError, match="layers, heads"):
+        tune_voice(model, clips, TuningConfig(steps=1), start=wrong)
+    with pytest.raises(VoiceError, match="tuned for model"):
+        tune_voice(LinaModel(LinaConfig(**{**CFG.__dict__, "model_id": "this-one"})).eval(), clips,
+                   TuningConfig(steps=1), start=_voice(model_id="another-one"))
+    zero = Voice(torch.zeros(L, 1, H, DK), torch.zeros(L, 1, H, DV))
+    with pytest.raises(ValueError, match="zero"):
+        tune_voice(model, clips, TuningConfig(steps=1, anchor_weight=1.0), start=zero)
+    tune_voice(model, clips, TuningConfig(steps=1), start=zero)  # no anchor: a zero start is a start like any
+
+
+def test_tts_passes_start_and_anchor_through():
+    tts = LinaTTS.from_pretrained("tiny-random", device="cpu")
+    t = np.arange(int(1.5 * SAMPLE_RATE)) / SAMPLE_RATE
+    clip = ((SAMPLE_RATE, (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32)), "a tone")
+    base, _ = tts.tune_voice([clip], steps=2)
+    voice, losses = tts.tune_voice([clip], steps=1, start=base, anchor_weight=1.0, style="happy")
+    ids = prepare_text("a tone", tts.tokenizer, tts.model.cfg.max_text_len).ids  # the clip as tts.tune_voice makes it
+    example = Clip(tts.encode_audio(clip[0], max_seconds=MAX_ROW_SECONDS).cpu(), torch.tensor(ids))
+    with torch.no_grad():
+        want = clip_loss(tts.model, [example], base.initial_states(1)).item()
+    assert losses[0] == pytest.approx(want, abs=1e-5) and voice.style == "happy" and voice.model_id == tts.model_id
+    with pytest.raises(ValueError, match="start voice"):
+        tts.tune_voice([clip], steps=1, anchor_weight=1.0)
