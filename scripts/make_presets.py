@@ -14,6 +14,12 @@ No audio is needed: the clips come from the codes folder the model was trained o
 
 Clips: sorted by id, taken while their total stays within ``--clips-seconds`` (at least one).
 
+``--styles-from-neutral`` (issue 7): a styled speaker's neutral voice is tuned first (as always), then its
+other styles start from it instead of a random init, ``--anchor W`` adding W x the relative distance of
+their state to the neutral one to the loss (`lina.ist.tune_voice`), so a style is an offset from the
+speaker. Those voices record ``extra.start`` (the neutral slug), ``anchor_weight`` and ``start_distance``
+(`lina.ist.voice_distance`); ``--resume`` keeps a voice only if it was made with the same start and weight.
+
     python3 scripts/make_presets.py --model out/lina-mini --codes data/codes --out out/presets --samples
 
 Writes ``OUT/voices/<slug>.safetensors`` (`lina.voice.Voice`, metadata name/style/description/model_id
@@ -39,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from lina.audio import to_int16
 from lina.constants import FRAME_RATE
-from lina.ist import Clip, TuningConfig, tune_voice
+from lina.ist import Clip, TuningConfig, tune_voice, voice_distance
 from lina.tokenizer import TextError, prepare_text
 from lina.training.lm.data import codes_path, read_manifest
 from lina.tts import MAX_ROW_SECONDS, LinaTTS
@@ -173,7 +179,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--only-test", action="store_true", help="only the test speakers' neutral voices")
     p.add_argument("--held-out", type=int, default=HELD_OUT_TEST_ROWS,
                    help="never tune on a test speaker's first N neutral rows (the evaluation's test sentences)")
+    p.add_argument("--styles-from-neutral", action="store_true",
+                   help="tune a styled speaker's other styles starting from its neutral voice")
+    p.add_argument("--anchor", type=float, default=0.0,
+                   help="with --styles-from-neutral: weight of the styled state's distance to the neutral one")
     args = p.parse_args(argv)
+    if args.anchor and not args.styles_from_neutral:
+        p.error("--anchor needs --styles-from-neutral (the neutral voice is what it anchors to)")
 
     start = time.perf_counter()
     out = Path(args.out)
@@ -187,17 +199,28 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model {tts.model_id} on {tts.device}: {len(jobs)} voices, {args.steps} steps, "
           f"<= {args.clips_seconds:g} s of clips each", flush=True)
     cfg = TuningConfig(steps=args.steps, seed=TUNING_SEED)
+    styled_cfg = TuningConfig(steps=args.steps, seed=TUNING_SEED, anchor_weight=args.anchor)  # (validates it)
+    neutral: dict[str, tuple[str, Voice, bool]] = {}  # styled speaker -> its neutral (slug, voice, tuned now)
     done: list[dict] = []
     for n, job in enumerate(jobs, 1):
         path = out / "voices" / f"{job['slug']}.safetensors"
+        from_neutral = args.styles_from_neutral and job["split"] == "train" and job["style"] != "neutral"
+        origin = neutral.get(job["speaker"]) if from_neutral else None
+        if from_neutral and origin is None:
+            print(f"[{n}/{len(jobs)}] {job['slug']}: no neutral voice of {job['speaker']}, tuned from random init",
+                  flush=True)
+        want = {"start": origin[0], "anchor_weight": args.anchor} if origin else {}
         voice = None
-        if args.resume and path.exists():
+        if args.resume and path.exists() and not (origin and origin[2]):  # a re-tuned neutral: re-tune its styles
             try:
                 voice = Voice.load(path)
                 voice.check(tts.model.cfg)
+                if any(voice.extra.get(key) != want.get(key) for key in ("start", "anchor_weight")):
+                    raise VoiceError("made from another start or anchor weight")
                 print(f"[{n}/{len(jobs)}] {job['slug']}: kept", flush=True)
             except VoiceError:
-                voice = None  # another model's or a broken file: tune it again
+                voice = None  # another model's, another start's or a broken file: tune it again
+        tuned = voice is None
         if voice is None:
             skip = args.held_out if job["split"] == "test" else 0
             chosen = choose_clips(rows[job["split"]], job["speaker"], job["style"], args.clips_seconds, skip)
@@ -206,7 +229,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"[{n}/{len(jobs)}] {job['slug']}: no usable clip, skipped", flush=True)
                 continue
             t0 = time.perf_counter()
-            voice, losses = tune_voice(tts.model, clips, cfg, name=job["name"], style=job["style"],
+            voice, losses = tune_voice(tts.model, clips, styled_cfg if origin else cfg,
+                                       start=origin[1] if origin else None, name=job["name"], style=job["style"],
                                        description=job["description"], use_fla=not args.no_fla)
             if tts.device.type == "cuda":
                 torch.cuda.synchronize()
@@ -216,11 +240,15 @@ def main(argv: list[str] | None = None) -> int:
                            "clip_seconds": round(sum(r["frames"] for r in used) / FRAME_RATE, 2),
                            "steps": args.steps, "rank": cfg.rank, "learning_rate": cfg.learning_rate,
                            "first_loss": round(losses[0], 4), "final_loss": round(losses[-1], 4),
-                           "tuning_seconds": round(seconds, 2)}
+                           "tuning_seconds": round(seconds, 2), **want}
+            if origin:
+                voice.extra["start_distance"] = round(voice_distance(voice, origin[1]), 4)
             voice.save(path)
             print(f"[{n}/{len(jobs)}] {job['slug']} ({job['speaker']}, {job['style']}): {len(clips)} clips "
-                  f"{voice.extra['clip_seconds']:.0f} s, loss {losses[0]:.3f} -> {losses[-1]:.3f}, {seconds:.1f} s",
-                  flush=True)
+                  f"{voice.extra['clip_seconds']:.0f} s, loss {losses[0]:.3f} -> {losses[-1]:.3f}, {seconds:.1f} s"
+                  + (f", from {origin[0]}: distance {voice.extra['start_distance']:.3f}" if origin else ""), flush=True)
+        if args.styles_from_neutral and job["split"] == "train" and job["style"] == "neutral":
+            neutral[job["speaker"]] = (job["slug"], voice, tuned)
         if args.samples:
             text = SAMPLE_TEXT.get(job["style"], SAMPLE_TEXT["neutral"])
             speech = tts.synthesize(text, voice=voice, seed=SAMPLE_SEED, max_seconds=SAMPLE_SECONDS)

@@ -17,6 +17,7 @@ import pytest
 import soundfile
 import torch
 
+from lina.ist import voice_distance
 from lina.pretrained import tiny_random
 from lina.training.corpus.texts import ALPHABET
 from lina.training.lm.configs import TINY
@@ -145,3 +146,41 @@ def test_make_presets_only_named_test_speakers(model_and_codes, tmp_path):
         assert p["clip_ids"] == [f"{p['speaker']}_neutral_test003"] and p["split"] == "test"
     with pytest.raises(SystemExit, match="not speakers of the test split"):
         script.main(argv[:-4] + ["--test-speakers", "nobody", "--held-out", "3"])
+
+
+def test_make_presets_styles_from_neutral(model_and_codes, tmp_path):
+    """--styles-from-neutral --anchor: a styled speaker's non-neutral voices start from its neutral one."""
+    model, codes = model_and_codes
+    spec = importlib.util.spec_from_file_location("make_presets", SCRIPT)
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    out = tmp_path / "out"
+    argv = ["--model", str(model), "--codes", str(codes), "--out", str(out), "--steps", "2", "--clips-seconds", "2",
+            "--device", "cpu", "--held-out", "1", "--styles-from-neutral", "--anchor", "1"]
+    assert script.main(argv) == 0
+    presets = json.loads((out / "presets.json").read_text())
+    assert len(presets) == 16
+    for p in presets:
+        voice = Voice.load(out / p["file"])
+        if p["split"] == "train" and p["style"] != "neutral":
+            slug = p["id"].split("_")[0] + "_neutral"
+            assert voice.extra["start"] == p["start"] == slug and voice.extra["anchor_weight"] == 1.0
+            assert voice.extra["start_distance"] == pytest.approx(
+                voice_distance(voice, Voice.load(out / "voices" / f"{slug}.safetensors")), abs=1e-4)
+            assert voice.extra["start_distance"] > 0
+        else:  # neutral and test voices: tuned from random init as before
+            assert "start" not in voice.extra and "anchor_weight" not in voice.extra
+
+    # --resume keeps them all, another anchor weight re-tunes the styled ones only.
+    assert script.main(argv + ["--resume"]) == 0
+    assert json.loads((out / "presets.json").read_text()) == presets
+    assert script.main(argv[:-1] + ["0", "--resume"]) == 0
+    again = json.loads((out / "presets.json").read_text())
+    assert [q["id"] for q in again] == [p["id"] for p in presets]
+    for p, q in zip(presets, again):
+        if "start" in p:
+            assert q["anchor_weight"] == 0.0 and q["start"] == p["start"]
+        else:
+            assert q == p
+    with pytest.raises(SystemExit):
+        script.main(argv[:-3] + ["--anchor", "1"])  # --anchor without --styles-from-neutral
