@@ -80,11 +80,17 @@ def model_and_codes(tmp_path_factory) -> tuple[Path, Path]:
     return root / "lina-mini", codes
 
 
-def test_make_presets_end_to_end(model_and_codes, tmp_path):
-    model, codes = model_and_codes
+def load_script():
+    """scripts/make_presets.py as a module (it is a script, not part of the package)."""
     spec = importlib.util.spec_from_file_location("make_presets", SCRIPT)
     script = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(script)
+    return script
+
+
+def test_make_presets_end_to_end(model_and_codes, tmp_path):
+    model, codes = model_and_codes
+    script = load_script()
     out = tmp_path / "out"
     argv = ["--model", str(model), "--codes", str(codes), "--out", str(out), "--steps", "2",
             "--clips-seconds", "2", "--device", "cpu", "--held-out", "1", "--samples"]
@@ -133,9 +139,7 @@ def test_make_presets_end_to_end(model_and_codes, tmp_path):
 
 def test_make_presets_only_named_test_speakers(model_and_codes, tmp_path):
     model, codes = model_and_codes
-    spec = importlib.util.spec_from_file_location("make_presets", SCRIPT)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script()
     out = tmp_path / "out"
     argv = ["--model", str(model), "--codes", str(codes), "--out", str(out), "--steps", "1", "--device", "cpu",
             "--only-test", "--test-speakers", "piper-joe-d60,espeak-en-r3", "--held-out", "3"]
@@ -151,9 +155,7 @@ def test_make_presets_only_named_test_speakers(model_and_codes, tmp_path):
 def test_make_presets_styles_from_neutral(model_and_codes, tmp_path):
     """--styles-from-neutral --anchor: a styled speaker's non-neutral voices start from its neutral one."""
     model, codes = model_and_codes
-    spec = importlib.util.spec_from_file_location("make_presets", SCRIPT)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
+    script = load_script()
     out = tmp_path / "out"
     argv = ["--model", str(model), "--codes", str(codes), "--out", str(out), "--steps", "2", "--clips-seconds", "2",
             "--device", "cpu", "--held-out", "1", "--styles-from-neutral", "--anchor", "1"]
