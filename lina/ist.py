@@ -81,14 +81,7 @@ def voice_distance(voice: Voice, anchor: Voice) -> float:
     """`anchor_penalty` between two voices' initial states (any ranks and scales): how far ``voice`` is
     from ``anchor``, e.g. a styled voice from the speaker's neutral one."""
     with torch.no_grad():
-        return anchor_penalty(_states(voice.k, voice.v, voice.scale),
-                              _states(anchor.k, anchor.v, anchor.scale).to(voice.k.device)).item()
-
-
-def _states(k: Tensor, v: Tensor, scale: float) -> Tensor:
-    """Every layer's initial state ``[L, H, Dk, Dv]`` from ``k: [L, R, H, Dk]``, ``v: [L, R, H, Dv]``
-    (as `Voice.initial_states`, unbatched)."""
-    return scale * torch.einsum("lrhk,lrhv->lhkv", k.float(), v.float())
+        return anchor_penalty(voice.layer_states(), anchor.layer_states().to(voice.k.device)).item()
 
 
 def _batches(n_clips: int, batch_size: int, gen: torch.Generator):
@@ -138,7 +131,7 @@ def tune_voice(model: LinaModel, clips: Sequence[Clip], cfg: TuningConfig = Tuni
         # Same state S = scale * k v^T under cfg.scale: the factor goes to v, whose init is scale-sized too.
         k, v = start.k.float().clone(), start.v.float() * (start.scale / cfg.scale)
         if cfg.anchor_weight > 0:  # S_start from these very k, v: exactly zero penalty and gradient at step 0
-            anchor = _states(k, v, cfg.scale).to(model.device)
+            anchor = Voice(k, v, cfg.scale).layer_states().to(model.device)
             anchor_penalty(anchor, anchor)  # a zero layer fails here, not after a step
     k = k.to(model.device).requires_grad_()
     v = v.to(model.device).requires_grad_()
@@ -157,7 +150,7 @@ def tune_voice(model: LinaModel, clips: Sequence[Clip], cfg: TuningConfig = Tuni
             if anchor is None:
                 loss.backward()
             else:  # styles as offsets from the start voice: pull the state back towards it
-                (loss + cfg.anchor_weight * anchor_penalty(_states(k, v, cfg.scale), anchor)).backward()
+                (loss + cfg.anchor_weight * anchor_penalty(voice.layer_states(), anchor)).backward()
             assert all(p.grad is None for p in model.parameters()), "a gradient reached the frozen model"
             opt.step()
             losses.append(loss.item())

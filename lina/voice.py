@@ -53,10 +53,13 @@ class Voice:
     def n_layers(self) -> int:
         return self.k.shape[0]
 
+    def layer_states(self) -> Tensor:
+        """Every tunable layer's initial state ``[L, H, Dk, Dv]`` (float32): ``scale * sum_r k_r v_r^T``."""
+        return self.scale * torch.einsum("lrhk,lrhv->lhkv", self.k.float(), self.v.float())
+
     def initial_states(self, batch: int = 1) -> list[Tensor]:
         """Per tunable layer the matrix ``[batch, H, Dk, Dv]`` (float32)."""
-        s0 = self.scale * torch.einsum("lrhk,lrhv->lhkv", self.k.float(), self.v.float())
-        return [s.unsqueeze(0).expand(batch, -1, -1, -1) for s in s0]
+        return [s.unsqueeze(0).expand(batch, -1, -1, -1) for s in self.layer_states()]
 
     def check(self, cfg: LinaConfig) -> None:
         """Raises :class:`VoiceError` unless this voice fits the model ``cfg`` describes."""

@@ -226,44 +226,51 @@ def evaluate(tts, tests: TestList, cfg: EvalConfig | None = None) -> RunResult:
                     seed = utterance_seed(cfg.seed, u.id)
                     syn = tts.clone(u.text, (SAMPLE_RATE, clips[p.id]), p.text, seed=seed, **cap)
                     record("prompt", u, syn.audio[0], syn.seconds, syn.finished[0], seed)
-        if "ist" in cfg.cases and cfg.ist_voices_dir and (cfg.ist_speakers is None or k < cfg.ist_speakers):
-            from lina.eval.tuned import find_tuned_voice, tuning_record
-
-            found = find_tuned_voice(cfg.ist_voices_dir, spk, tts.model.cfg, {u.id for u in utts})
-            if found is None:
-                result.notes.append(f"ist: no pre-tuned voice of {spk} in {cfg.ist_voices_dir}, skipped")
-            else:
-                result.tuning[spk] = tuning_record(*found)
-                log(f"[eval] ist {spk}: pre-tuned {found[1].name}")
-                for u in utts:
-                    seed = utterance_seed(cfg.seed, u.id)
-                    syn = tts.synthesize(u.text, voice=found[0], seed=seed, **cap)
-                    record("ist", u, syn.audio[0], syn.seconds, syn.finished[0], seed)
-        elif "ist" in cfg.cases and (cfg.ist_speakers is None or k < cfg.ist_speakers):
-            if not enroll:
-                result.notes.append(f"ist: {spk} has no enrollment clip, skipped")
-            else:
-                chosen, total = [], 0.0
-                for e in enroll:
-                    if chosen and total >= cfg.ist_seconds:
-                        break
-                    chosen.append(e)
-                    total += len(clips[e.id]) / SAMPLE_RATE
-                start = time.perf_counter()
-                voice, losses = tts.tune_voice([((SAMPLE_RATE, clips[e.id]), e.text) for e in chosen],
-                                               steps=cfg.ist_steps, rank=cfg.ist_rank,
-                                               learning_rate=cfg.ist_learning_rate, seed=cfg.seed, name=spk)
-                result.tuning[spk] = {"clips": len(chosen), "audio_seconds": round(total, 2), "steps": cfg.ist_steps,
-                                      "first_loss": round(losses[0], 4), "last_loss": round(losses[-1], 4),
-                                      "seconds": round(time.perf_counter() - start, 2)}
-                log(f"[eval] ist {spk}: {len(chosen)} clips, {total:.1f} s, loss {losses[0]:.3f} -> {losses[-1]:.3f}")
-                for u in utts:
-                    seed = utterance_seed(cfg.seed, u.id)
-                    syn = tts.synthesize(u.text, voice=voice, seed=seed, **cap)
-                    record("ist", u, syn.audio[0], syn.seconds, syn.finished[0], seed)
+        if "ist" in cfg.cases and (cfg.ist_speakers is None or k < cfg.ist_speakers):
+            voice = (_pretuned_voice(tts, spk, utts, cfg, result, log) if cfg.ist_voices_dir
+                     else _voice_tuned_here(tts, spk, enroll, clips, cfg, result, log))
+            for u in utts if voice is not None else ():
+                seed = utterance_seed(cfg.seed, u.id)
+                syn = tts.synthesize(u.text, voice=voice, seed=seed, **cap)
+                record("ist", u, syn.audio[0], syn.seconds, syn.finished[0], seed)
     if "preset" in cfg.cases:
         _presets(tts, tests, cfg, result, record)
     return result
+
+
+def _pretuned_voice(tts, spk: str, utts: list[Utterance], cfg: EvalConfig, result: RunResult, log):
+    """The ist case's voice of ``spk`` from ``cfg.ist_voices_dir`` (None, noted, if it has none)."""
+    from lina.eval.tuned import find_tuned_voice, tuning_record
+
+    found = find_tuned_voice(cfg.ist_voices_dir, spk, tts.model.cfg, {u.id for u in utts})
+    if found is None:
+        result.notes.append(f"ist: no pre-tuned voice of {spk} in {cfg.ist_voices_dir}, skipped")
+        return None
+    result.tuning[spk] = tuning_record(*found)
+    log(f"[eval] ist {spk}: pre-tuned {found[1].name}")
+    return found[0]
+
+
+def _voice_tuned_here(tts, spk: str, enroll: list[Utterance], clips: dict, cfg: EvalConfig, result: RunResult, log):
+    """The ist case's voice of ``spk``, tuned on its enrollment clips up to ``cfg.ist_seconds`` (None if none)."""
+    if not enroll:
+        result.notes.append(f"ist: {spk} has no enrollment clip, skipped")
+        return None
+    chosen, total = [], 0.0
+    for e in enroll:
+        if chosen and total >= cfg.ist_seconds:
+            break
+        chosen.append(e)
+        total += len(clips[e.id]) / SAMPLE_RATE
+    start = time.perf_counter()
+    voice, losses = tts.tune_voice([((SAMPLE_RATE, clips[e.id]), e.text) for e in chosen],
+                                   steps=cfg.ist_steps, rank=cfg.ist_rank,
+                                   learning_rate=cfg.ist_learning_rate, seed=cfg.seed, name=spk)
+    result.tuning[spk] = {"clips": len(chosen), "audio_seconds": round(total, 2), "steps": cfg.ist_steps,
+                          "first_loss": round(losses[0], 4), "last_loss": round(losses[-1], 4),
+                          "seconds": round(time.perf_counter() - start, 2)}
+    log(f"[eval] ist {spk}: {len(chosen)} clips, {total:.1f} s, loss {losses[0]:.3f} -> {losses[-1]:.3f}")
+    return voice
 
 
 def _presets(tts, tests: TestList, cfg: EvalConfig, result: RunResult, record) -> None:
