@@ -30,6 +30,11 @@ export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
 if [[ ! -d /data/codes && "${1:-}" =~ ^(start|presets)$ ]]; then
   tar -xzf "$OLDPWD/.carry_codes/codes2.tgz" -C /data && mv /data/codes2 /data/codes || exit 1
 fi
+# Fresh enrollment clips of the styled speakers (scripts/render_enroll.py), when carried:
+#   tar -C data/enroll -czf .carry_codes/enroll.tgz codes  ->  PRESETS_ARGS="--enroll /data/enroll/codes"
+if [[ -f "$OLDPWD/.carry_codes/enroll.tgz" && ! -d /data/enroll/codes ]]; then
+  mkdir -p /data/enroll && tar -xzf "$OLDPWD/.carry_codes/enroll.tgz" -C /data/enroll || exit 1
+fi
 case "${1:-}" in
   start)
     rm -rf /data/lmrun /data/lmcodec

@@ -5,7 +5,9 @@ No audio is needed: the clips come from the codes folder the model was trained o
 (``{split}.jsonl.gz`` + ``{split}.codes.npy``, see `lina.training.lm.data`). Voices made:
 
 * every (speaker, style) of the *styled* speakers: train speakers with rows in all six styles,
-  tuned from their train clips;
+  tuned from their train clips, or with ``--enroll DIR`` from DIR's ``enroll`` split: fresh clips of
+  sentences the model never trained on (``scripts/render_enroll.py``). Prefer those: voices tuned on
+  clips the model has partly memorized learn those clips, not the speaker and style;
 * a neutral voice of ``TEST_VOICES`` speakers of the test split (none of them in train), one engine
   after another (or those of ``--test-speakers``), tuned from their test clips but never from their
   first ``--held-out`` neutral rows: those are the evaluation's test sentences
@@ -53,6 +55,7 @@ from lina.voice import Voice, VoiceError
 
 STYLES = ("neutral", "happy", "sad", "angry", "whisper", "calm")
 TEST_VOICES = 4
+ENROLL = "enroll"  # split of scripts/render_enroll.py's codes folder
 HELD_OUT_TEST_ROWS = 6  # scripts/corpus_testlist.py --tests: a test speaker's first neutral rows are test sentences
 PREFERRED_TEST_SPEAKERS = ("piper-joe-d54",)  # the test speaker of the piper engine family: always wanted
 # Friendly first names, handed out in speaker order (styled speakers first, then the test speakers).
@@ -181,6 +184,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="never tune on a test speaker's first N neutral rows (the evaluation's test sentences)")
     p.add_argument("--styles-from-neutral", action="store_true",
                    help="tune a styled speaker's other styles starting from its neutral voice")
+    p.add_argument("--enroll", default="",
+                   help="codes folder with an enroll split (scripts/render_enroll.py): the styled speakers' clips")
     p.add_argument("--anchor", type=float, default=0.0,
                    help="with --styles-from-neutral: weight of the styled state's distance to the neutral one")
     args = p.parse_args(argv)
@@ -195,6 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     tts = LinaTTS.from_pretrained(args.model, device=args.device)
     rows = {s: read_manifest(args.codes, s) for s in ("train", "test")}
     codes = {s: np.load(codes_path(Path(args.codes), s), mmap_mode="r") for s in rows}
+    if args.enroll:
+        rows[ENROLL] = read_manifest(args.enroll, ENROLL)
+        codes[ENROLL] = np.load(codes_path(Path(args.enroll), ENROLL), mmap_mode="r")
     jobs = plan(rows["train"], rows["test"], [s for s in args.test_speakers.split(",") if s], args.only_test)
     print(f"model {tts.model_id} on {tts.device}: {len(jobs)} voices, {args.steps} steps, "
           f"<= {args.clips_seconds:g} s of clips each", flush=True)
@@ -209,22 +217,24 @@ def main(argv: list[str] | None = None) -> int:
         if from_neutral and origin is None:
             print(f"[{n}/{len(jobs)}] {job['slug']}: no neutral voice of {job['speaker']}, tuned from random init",
                   flush=True)
+        source = ENROLL if args.enroll and job["split"] == "train" else job["split"]
         want = {"start": origin[0], "anchor_weight": args.anchor} if origin else {}
         voice = None
         if args.resume and path.exists() and not (origin and origin[2]):  # a re-tuned neutral: re-tune its styles
             try:
                 voice = Voice.load(path)
                 voice.check(tts.model.cfg)
-                if any(voice.extra.get(key) != want.get(key) for key in ("start", "anchor_weight")):
-                    raise VoiceError("made from another start or anchor weight")
+                if any(voice.extra.get(key) != want.get(key) for key in ("start", "anchor_weight")) \
+                        or voice.extra.get("clips_from", job["split"]) != source:
+                    raise VoiceError("made from another start, anchor weight or clip source")
                 print(f"[{n}/{len(jobs)}] {job['slug']}: kept", flush=True)
             except VoiceError:
-                voice = None  # another model's, another start's or a broken file: tune it again
+                voice = None  # another model's, start's or clips' or a broken file: tune it again
         tuned = voice is None
         if voice is None:
             skip = args.held_out if job["split"] == "test" else 0
-            chosen = choose_clips(rows[job["split"]], job["speaker"], job["style"], args.clips_seconds, skip)
-            clips, used = make_clips(tts, chosen, codes[job["split"]])
+            chosen = choose_clips(rows[source], job["speaker"], job["style"], args.clips_seconds, skip)
+            clips, used = make_clips(tts, chosen, codes[source])
             if not clips:
                 print(f"[{n}/{len(jobs)}] {job['slug']}: no usable clip, skipped", flush=True)
                 continue
@@ -235,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
             if tts.device.type == "cuda":
                 torch.cuda.synchronize()
             seconds = time.perf_counter() - t0
-            voice.extra = {"speaker": job["speaker"], "engine": job["engine"], "split": job["split"],
+            voice.extra = {"speaker": job["speaker"], "engine": job["engine"], "split": job["split"], "clips_from": source,
                            "clip_ids": [r["id"] for r in used],
                            "clip_seconds": round(sum(r["frames"] for r in used) / FRAME_RATE, 2),
                            "steps": args.steps, "rank": cfg.rank, "learning_rate": cfg.learning_rate,

@@ -186,3 +186,47 @@ def test_make_presets_styles_from_neutral(model_and_codes, tmp_path):
             assert q == p
     with pytest.raises(SystemExit):
         script.main(argv[:-3] + ["--anchor", "1"])  # --anchor without --styles-from-neutral
+
+
+def test_make_presets_enroll(model_and_codes, tmp_path):
+    """--enroll DIR: the styled speakers' voices come from DIR's enroll split (fresh clips), test voices
+    from the test split as before; --resume re-tunes a voice whose clips came from elsewhere. Then
+    scripts/voice_fit.py scores the enroll clips those voices were not tuned on."""
+    model, codes = model_and_codes
+    script = load_script()
+    enroll, out, styled = tmp_path / "enroll", tmp_path / "out", tmp_path / "styled"
+    enroll.mkdir()
+    styled.mkdir()
+    write_split(enroll, "enroll", TRAIN_SPEAKERS[:2], 3)
+    argv = ["--model", str(model), "--codes", str(codes), "--out", str(out), "--steps", "1", "--clips-seconds", "1",
+            "--device", "cpu", "--held-out", "1"]
+    assert script.main(argv + ["--enroll", str(enroll)]) == 0
+    presets = json.loads((out / "presets.json").read_text())
+    assert len(presets) == 16
+    for p in presets:
+        voice = Voice.load(out / p["file"])
+        source = "enroll" if p["split"] == "train" else "test"
+        assert voice.extra["clips_from"] == source
+        assert all(f"_{source}" in cid for cid in voice.extra["clip_ids"]), voice.extra["clip_ids"]
+        if p["split"] == "train":
+            voice.save(styled / Path(p["file"]).name)
+    assert script.main(argv + ["--enroll", str(enroll), "--resume"]) == 0
+    assert json.loads((out / "presets.json").read_text()) == presets
+    assert script.main(argv + ["--resume"]) == 0  # train clips now: the styled voices are tuned again
+    again = {q["id"]: q for q in json.loads((out / "presets.json").read_text())}
+    for p in presets:
+        assert (again[p["id"]]["clip_ids"] != p["clip_ids"]) == (p["split"] == "train"), p["id"]
+
+    spec = importlib.util.spec_from_file_location("voice_fit", SCRIPT.with_name("voice_fit.py"))
+    fit = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fit)
+    assert fit.main(["--model", str(model), "--codes", str(enroll), "--split", "enroll", "--voices", str(styled),
+                     "--out", str(tmp_path / "fit.json")]) == 0
+    report = json.loads((tmp_path / "fit.json").read_text())
+    summary, results = report["summary"], report["results"]
+    assert summary["speakers"] == 2 and summary["cases"] == len(results) == 12
+    for r in results:  # 3 rows per style, the voice took the first (1 s): two held out
+        assert r["clips"] == 2 and set(r["losses"]) == {"none", *STYLES}
+        assert all(np.isfinite(list(r["losses"].values())))
+        assert r["gain"] == pytest.approx(r["losses"]["none"] - r["losses"][r["style"]])
+    assert sum(map(sum, summary["confusion"]["matrix"])) == 12
