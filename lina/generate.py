@@ -19,6 +19,7 @@ from lina.sampling import SamplingConfig, block_token, sample_top_k
 from lina.state import LinaState
 
 DEFAULT_MAX_SECONDS = 30.0
+MAX_VOICE_GUIDANCE = 10.0  # beyond this the guided distribution is all voice difference, no speech model
 
 
 @dataclass(frozen=True)
@@ -32,8 +33,11 @@ class GenerationConfig:
     max_tokens: int = int(DEFAULT_MAX_SECONDS * FRAME_RATE)
     seed: int | None = 0
     min_tokens: int | tuple[int, ...] = 0
+    voice_guidance: float = 0.0  # see `guide`; used when `generate`/`stream` get a ``guide_state``
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.voice_guidance <= MAX_VOICE_GUIDANCE:  # (also refuses NaN)
+            raise ValueError(f"voice_guidance must be in [0, {MAX_VOICE_GUIDANCE:g}], got {self.voice_guidance}")
         if self.max_tokens < 1:
             raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
         floors = (self.min_tokens,) if isinstance(self.min_tokens, int) else tuple(self.min_tokens)
@@ -85,16 +89,37 @@ def prefill(model: LinaModel, ctx: TextContext, state: LinaState, prompt: Tensor
     return out.logits, out.state, out.alignment
 
 
+def guide(logits: Tensor, weight: float) -> Tensor:
+    """Voice guidance: ``logits [2B, V]`` = a batch with its voices, then the same rows without ->
+    ``log p_voice + weight * (log p_voice - log p_none)`` ``[B, V]``: the next-token distribution moved
+    further in the direction the voice (its initial state) moves it, i.e. more of its speaker and style.
+    ``weight`` 0 gives ``log p_voice``, the unguided distribution."""
+    logp = logits.float().log_softmax(dim=-1)
+    with_voice, without = logp.chunk(2)
+    return with_voice + weight * (with_voice - without)
+
+
 def decode(model: LinaModel, ctx: TextContext, state: LinaState, prompt: Tensor | None,
            sampling: SamplingConfig, generator: torch.Generator | None = None,
-           min_tokens: Tensor | Sequence[int] | int = 0) -> Iterator[Step]:
+           min_tokens: Tensor | Sequence[int] | int = 0, guide_state: LinaState | None = None,
+           guidance: float = 0.0) -> Iterator[Step]:
     """Endless iterator of sampled tokens, EOS included (the caller decides when to stop).
 
     ``min_tokens`` (one for all rows, or ``[B]``): a row cannot sample EOS at steps ``< min_tokens``
     (steps count from the first token after the prompt).
+    ``guide_state``: the same rows' state without their voices (``model.init_state(B)``). With it, every
+    row also runs as its no-voice twin, fed the same tokens, and tokens are sampled from
+    ``guide(logits, guidance)``: twice the work per step.
     """
+    batch = ctx.keys.shape[0]
+    if guide_state is not None:
+        twins = torch.arange(batch, device=ctx.keys.device).repeat(2)
+        ctx, state = ctx.index(twins), state.cat(guide_state)
+        if prompt is not None and prompt.dim() == 2 and prompt.shape[0] == batch:
+            prompt = prompt.repeat(2, 1)
+    combine = (lambda x: guide(x, guidance)) if guide_state is not None else (lambda x: x)  # noqa: E731
     logits, state, alignment = prefill(model, ctx, state, prompt)
-    logits, alignment = logits[:, -1], alignment[:, :, -1]
+    logits, alignment = combine(logits[:, -1]), alignment[:batch, :, -1]
     floors = torch.as_tensor(min_tokens, dtype=torch.long, device=logits.device).expand(logits.shape[0])
     last_floor = int(floors.max())
     step = 0
@@ -103,8 +128,8 @@ def decode(model: LinaModel, ctx: TextContext, state: LinaState, prompt: Tensor 
             logits = block_token(logits, EOS_ID, step < floors)
         tokens = sample_top_k(logits, sampling, generator)
         yield Step(tokens, alignment)
-        out = model.step(ctx, tokens, state)
-        logits, state, alignment = out.logits, out.state, out.alignment
+        out = model.step(ctx, tokens if guide_state is None else tokens.repeat(2), state)
+        logits, state, alignment = combine(out.logits), out.state, out.alignment[:batch]
         step += 1
 
 
@@ -117,7 +142,8 @@ def _generator(model: LinaModel, seed: int | None) -> torch.Generator | None:
 
 
 def stream(model: LinaModel, ctx: TextContext, state: LinaState, cfg: GenerationConfig,
-           prompt: Tensor | None = None, chunk_tokens: int = 25) -> Iterator[tuple[list[Tensor], Tensor]]:
+           prompt: Tensor | None = None, chunk_tokens: int = 25,
+           guide_state: LinaState | None = None) -> Iterator[tuple[list[Tensor], Tensor]]:
     """Yields ``(codes per row for this chunk, finished [B])`` every ``chunk_tokens`` steps and at the end.
 
     A row's chunk is empty once it has finished; the iterator ends when every row has finished or at
@@ -127,7 +153,7 @@ def stream(model: LinaModel, ctx: TextContext, state: LinaState, cfg: Generation
     finished = torch.zeros(batch, dtype=torch.bool, device=model.device)
     pending: list[Tensor] = []
     steps = decode(model, ctx, state, prompt, cfg.sampling, _generator(model, cfg.seed),
-                   cfg.floors(batch, model.device))
+                   cfg.floors(batch, model.device), guide_state, cfg.voice_guidance)
     for i, step in zip(range(cfg.max_tokens), steps):
         keep = ~finished & (step.tokens != EOS_ID)
         pending.append(torch.where(keep, step.tokens - N_SPECIAL_TOKENS, -1))
@@ -143,14 +169,15 @@ def stream(model: LinaModel, ctx: TextContext, state: LinaState, cfg: Generation
 
 @torch.inference_mode()
 def generate(model: LinaModel, ctx: TextContext, state: LinaState, cfg: GenerationConfig,
-             prompt: Tensor | None = None) -> Generation:
-    """Generates until every row has emitted EOS or ``max_tokens`` steps; codes exclude the prompt."""
+             prompt: Tensor | None = None, guide_state: LinaState | None = None) -> Generation:
+    """Generates until every row has emitted EOS or ``max_tokens`` steps; codes exclude the prompt.
+    ``guide_state``: the rows' state without voices, for voice guidance (`decode`)."""
     batch = ctx.keys.shape[0]
     finished = torch.zeros(batch, dtype=torch.bool, device=model.device)
     lengths = torch.full((batch,), cfg.max_tokens, dtype=torch.long, device=model.device)
     tokens, alignments = [], []
     steps = decode(model, ctx, state, prompt, cfg.sampling, _generator(model, cfg.seed),
-                   cfg.floors(batch, model.device))
+                   cfg.floors(batch, model.device), guide_state, cfg.voice_guidance)
     for i, step in zip(range(cfg.max_tokens), steps):
         tokens.append(step.tokens)
         alignments.append(step.alignment)

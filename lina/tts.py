@@ -175,15 +175,19 @@ class LinaTTS:
     # ---- synthesis ----------------------------------------------------------------------------
     def synthesize(self, text: str, voice: Voice | Sequence[Voice | None] | None = None, *,
                    top_k: int = DEFAULT_TOP_K, temperature: float = 1.0, seed: int | None = 0,
-                   candidates: int = 1, max_seconds: float = MAX_ROW_SECONDS) -> Synthesis:
+                   candidates: int = 1, max_seconds: float = MAX_ROW_SECONDS,
+                   voice_guidance: float = 0.0) -> Synthesis:
         """Speaks ``text`` (split into sentences, all generated as one batch) with a tuned voice or none.
 
         ``voice`` may be a list with one voice per candidate: different voices share one batch.
+        ``voice_guidance`` > 0 samples from ``log p_voice + w (log p_voice - log p_no_voice)``: more of the
+        voice's speaker and style, at twice the decoding work (`lina.generate.guide`); 0 = off.
         """
         voices = list(voice) if isinstance(voice, (list, tuple)) else [voice] * candidates
         if len(voices) != candidates:
             raise ValueError(f"{len(voices)} voices for {candidates} candidates")
-        return self._run(self.sentences(text), voices, None, "", top_k, temperature, seed, max_seconds)
+        return self._run(self.sentences(text), voices, None, "", top_k, temperature, seed, max_seconds,
+                         voice_guidance)
 
     def clone(self, text: str, prompt_audio: AudioSource, prompt_transcript: str, *, top_k: int = DEFAULT_TOP_K,
               temperature: float = 1.0, seed: int | None = 0, candidates: int = 1,
@@ -196,7 +200,8 @@ class LinaTTS:
                          seed, max_seconds)
 
     def _run(self, sentences: list[str], voices: list[Voice | None], prompt: torch.Tensor | None, prefix: str,
-             top_k: int, temperature: float, seed: int | None, max_seconds: float) -> Synthesis:
+             top_k: int, temperature: float, seed: int | None, max_seconds: float,
+             voice_guidance: float = 0.0) -> Synthesis:
         start = time.perf_counter()
         rows = [s for _ in voices for s in sentences]
         if len(rows) > MAX_SENTENCES:
@@ -208,10 +213,12 @@ class LinaTTS:
         # The floor counts the sentence to speak, not the prompt's transcript: the prompt is given.
         floors = tuple(min_row_tokens(s, int(lim * FRAME_RATE)) for s, lim in zip(rows, limits))
         cfg = GenerationConfig(SamplingConfig(top_k=top_k, temperature=temperature),
-                               max_tokens=max_tokens, seed=seed, min_tokens=floors)
+                               max_tokens=max_tokens, seed=seed, min_tokens=floors, voice_guidance=voice_guidance)
         with torch.inference_mode():
             ctx = self.model.encode_text(text, lengths)
-            out = generate(self.model, ctx, self.model.init_state(len(rows), initial), cfg, prompt)
+            # No voice, nothing to guide by: the guided distribution would equal the plain one.
+            guide_state = self.model.init_state(len(rows)) if voice_guidance and initial is not None else None
+            out = generate(self.model, ctx, self.model.init_state(len(rows), initial), cfg, prompt, guide_state)
             codes = [c[: int(lim * FRAME_RATE)] for c, lim in zip(out.codes, limits)]
             finished = [bool(f) and len(c) == len(o) for f, c, o in zip(out.finished.tolist(), codes, out.codes)]
             waves = self._decode(codes)
@@ -248,20 +255,24 @@ class LinaTTS:
         return [w.float().cpu().numpy()[: len(c) * self.codec.hop_length] for w, c in zip(waves, codes)]
 
     def stream(self, text: str, voice: Voice | None = None, *, top_k: int = DEFAULT_TOP_K, temperature: float = 1.0,
-               seed: int | None = 0, chunk_tokens: int = 15) -> Iterator[np.ndarray]:
-        """Yields float32 audio chunks as tokens come, sentence after sentence (first audio early)."""
+               seed: int | None = 0, chunk_tokens: int = 15, voice_guidance: float = 0.0) -> Iterator[np.ndarray]:
+        """Yields float32 audio chunks as tokens come, sentence after sentence (first audio early).
+        ``voice_guidance``: as in `synthesize`."""
         for sentence in self.sentences(text):
             text_ids, lengths, _ = self._texts([sentence])
             max_tokens = int(row_seconds(sentence) * FRAME_RATE)
             cfg = GenerationConfig(SamplingConfig(top_k=top_k, temperature=temperature), max_tokens=max_tokens,
-                                   seed=seed, min_tokens=min_row_tokens(sentence, max_tokens))
+                                   seed=seed, min_tokens=min_row_tokens(sentence, max_tokens),
+                                   voice_guidance=voice_guidance)
             decoder = self.codec.streaming_decoder()
             # Inference mode is per thread and a server may resume this generator on another thread:
             # enter it around each step rather than holding it across a `yield`.
             with torch.inference_mode():
                 ctx = self.model.encode_text(text_ids, lengths)
-                state = self.model.init_state(1, self._initial_states([voice]))
-                chunks = stream(self.model, ctx, state, cfg, None, chunk_tokens)
+                initial = self._initial_states([voice])
+                state = self.model.init_state(1, initial)
+                guide_state = self.model.init_state(1) if voice_guidance and initial is not None else None
+                chunks = stream(self.model, ctx, state, cfg, None, chunk_tokens, guide_state)
             while True:
                 with torch.inference_mode():
                     item = next(chunks, None)

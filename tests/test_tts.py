@@ -45,6 +45,19 @@ def test_voices_per_candidate_share_a_batch(tts, tmp_path):
         assert got.shape == want.shape
         np.testing.assert_allclose(got, want, atol=1e-4)  # batched codec decode: within 2e-5 per row
 
+    # Voice guidance: the voiced candidate changes, the voiceless one has nothing to guide by; streaming too.
+    c, gen = tts.model.cfg, torch.Generator().manual_seed(0)  # a state far from zero: tones tuned 3 steps are not
+    strong = Voice(torch.randn(c.n_tunable_layers, 1, c.n_heads, c.head_k_dim, generator=gen),
+                   3 * torch.randn(c.n_tunable_layers, 1, c.n_heads, c.head_v_dim, generator=gen), 1.0,
+                   model_id=tts.model_id)
+    unguided = tts.synthesize("Two voices.", voice=[strong, None], candidates=2, **greedy)
+    guided = tts.synthesize("Two voices.", voice=[strong, None], candidates=2, voice_guidance=3.0, **greedy)
+    assert not (guided.audio[0].shape == unguided.audio[0].shape and np.allclose(guided.audio[0], unguided.audio[0]))
+    np.testing.assert_allclose(guided.audio[1], unguided.audio[1], atol=1e-4)
+    assert sum(len(c) for c in tts.stream("Two voices.", voice=v, top_k=1, voice_guidance=3.0)) > 0
+    with pytest.raises(ValueError, match="voice_guidance"):
+        tts.synthesize("Two voices.", voice=v, voice_guidance=-1.0)
+
 
 def test_clone_from_stereo_44k(tts):
     rate, mono = _tone(3, 44_100)
@@ -60,9 +73,9 @@ def test_clone_prompt_ends_where_its_speech_ends(tts, monkeypatch):
     prompts = []
     real = lina.tts.generate
 
-    def spy(model, ctx, state, cfg, prompt=None):
+    def spy(model, ctx, state, cfg, prompt=None, guide_state=None):
         prompts.append(prompt)
-        return real(model, ctx, state, cfg, prompt)
+        return real(model, ctx, state, cfg, prompt, guide_state)
 
     monkeypatch.setattr(lina.tts, "generate", spy)
     out = tts.clone("Say this.", (rate, clip), "a humming tone", max_seconds=2)
