@@ -5,7 +5,7 @@
 #   start   carry .whl_lm .src .carry_codes (codes2.tgz = `tar -C data -czf .carry_codes/codes2.tgz codes2`:
 #           uint16 codes of 12 bits gzip to 58 %): install fla, unpack the codes, copy the shipped
 #           codec to /data, train in the background for LM_SECONDS (default 900) and LM_STEPS (1800),
-#           LM_PAIRS (0.3) of extra two-sentence rows
+#           LM_PAIRS (0.3) of extra two-sentence rows, each styled row LM_STYLED (1) times
 #   wait    sleep WAIT seconds (default 480), then show the log
 #   finish  wait for training to end, export, put in $OUT the fp16 weight shards and the log
 #   presets tune the preset voices (+ samples) without fla (its kernels autotune per clip shape) of the
@@ -41,7 +41,7 @@ case "${1:-}" in
     cp -r assets/lina-mini/codec /data/lmcodec
     setsid nohup python3 -m lina.training.lm train --codes /data/codes --run /data/lmrun --config mini \
       --steps "${LM_STEPS:-1800}" --warmup 150 --val-every 600 --val-batches 10 --no-initial-val \
-      --pair-fraction "${LM_PAIRS:-0.3}" --max-seconds "${LM_SECONDS:-900}" > /data/lm.log 2>&1 < /dev/null &
+      --pair-fraction "${LM_PAIRS:-0.3}" --styled-repeat "${LM_STYLED:-1}" --max-seconds "${LM_SECONDS:-900}" > /data/lm.log 2>&1 < /dev/null &
     sleep "${WAIT:-30}"; tail -n 5 /data/lm.log ;;
   wait)
     sleep "${WAIT:-480}"; tail -n 3 /data/lm.log; tail -n 3 /data/lmrun/log.jsonl; nvidia-smi --query-gpu=utilization.gpu --format=csv,noheader ;;

@@ -23,7 +23,7 @@ from lina.training.corpus.texts import ALPHABET
 from lina.training.lm import checkpoint
 from lina.training.lm.__main__ import main
 from lina.training.lm.configs import TINY
-from lina.training.lm.data import CodesSplit, EpochLoader, pair_rows, plan_batches, read_manifest
+from lina.training.lm.data import CodesSplit, EpochLoader, pair_rows, plan_batches, read_manifest, repeat_styled
 from lina.training.lm.export import export
 from lina.training.lm.tokenizer import train_tokenizer
 from lina.training.lm.train import LOG_NAME, RunOptions, train
@@ -155,6 +155,29 @@ def test_paired_rows_join_two_readings_of_one_speaker(codes_dir):
         j = split.ids.index(pair["id"])
         assert np.array_equal(split.codes(j), np.concatenate([plain.codes(index[a["id"]]), plain.codes(index[b["id"]])]))
     assert len(split) == len(plain) + len(pairs) - (split.skipped - plain.skipped)
+
+
+def test_styled_rows_repeat(codes_dir, tmp_path):
+    rows = [{"id": "a", "style": "neutral"}, {"id": "b", "style": "sad"}, {"id": "c", "style": "whisper"}, {"id": "d"}]
+    assert repeat_styled(rows, 1) == []
+    assert [r["id"] for r in repeat_styled(rows, 3)] == ["b#1", "c#1", "b#2", "c#2"]
+    with pytest.raises(ValueError, match="styled_repeat"):
+        repeat_styled(rows, 0)
+    styled = tmp_path / "styled"  # the fake corpus with every third row sad
+    styled.mkdir()
+    for split in ("train", "validation", "test"):
+        manifest = read_manifest(codes_dir, split)
+        with gzip.open(styled / f"{split}.jsonl.gz", "wt") as f:
+            f.writelines(json.dumps({**r, "style": "sad" if i % 3 == 0 else r["style"]}) + "\n"
+                         for i, r in enumerate(manifest))
+        (styled / f"{split}.codes.npy").write_bytes((codes_dir / f"{split}.codes.npy").read_bytes())
+    tok = train_tokenizer(sentences(240, 0))
+    kw = {"max_frames": 600, "n_codebook": TINY.n_codebook, "max_text_len": 256}
+    plain, twice = CodesSplit(styled, "train", tok, **kw), CodesSplit(styled, "train", tok, styled_repeat=2, **kw)
+    extra = [u for u in twice.ids if "#" in u]
+    assert len(twice) == len(plain) + len(extra) and len(extra) == sum(int(u.split("-")[1]) % 3 == 0 for u in plain.ids)
+    j, k = twice.ids.index(extra[0]), plain.ids.index(extra[0].split("#")[0])
+    assert np.array_equal(twice.codes(j), plain.codes(k)) and twice.texts[j] == plain.texts[k]
 
 
 def test_loss_drops_on_learnable_codes(codes_dir, tmp_path):

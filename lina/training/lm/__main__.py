@@ -81,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batch-frames", type=int, help="padded audio tokens per batch")
     p.add_argument("--max-frames", type=int, help="skip longer utterances")
     p.add_argument("--pair-fraction", type=float, help="extra train rows of two sentences back to back")
+    p.add_argument("--styled-repeat", type=int, help="each non-neutral train row this many times")
     p.add_argument("--seed", type=int)
     p.add_argument("--max-seconds", type=float, help="wall-clock budget of this call, saving included")
     p.add_argument("--stop-at", type=int, help="stop after this step (the schedule still spans --steps)")

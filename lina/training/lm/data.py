@@ -6,7 +6,7 @@ A manifest row has at least ``id speaker style text offset frames``; its codec i
 utterance, ``[BOS] + (codes + N_SPECIAL_TOKENS) + [EOS]``, and its text as ``[BOS] text [EOS]`` ids.
 Training may add *paired* rows (`pair_rows`): two readings of one speaker in one style, back to back,
 so the model sees a sentence end followed by more text (prompt continuation is exactly that: a clip,
-then the new sentence).
+then the new sentence), and may repeat the styled rows (`repeat_styled`).
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from lina.constants import BOS_ID, EOS_ID, N_SPECIAL_TOKENS, PAD_ID, TEXT_PAD_ID
 from lina.tokenizer import TextTokenizer
 
 SPLITS = ("train", "validation", "test")
+NEUTRAL_STYLE = "neutral"
 ROW_EXTRA = 2  # BOS and EOS around an utterance's codes
 # Batch widths are rounded up to these multiples (audio tokens, text ids): a handful of shapes per run.
 SHAPE_QUANTUM = 128
@@ -73,10 +74,12 @@ class CodesSplit:
     """
 
     def __init__(self, root: str | Path, split: str, tokenizer: TextTokenizer, max_frames: int,
-                 n_codebook: int, max_text_len: int, pair_fraction: float = 0.0, seed: int = 0):
+                 n_codebook: int, max_text_len: int, pair_fraction: float = 0.0, seed: int = 0,
+                 styled_repeat: int = 1):
         root = Path(root)
         rows = read_manifest(root, split)
         rows = rows + pair_rows(rows, pair_fraction, seed)
+        rows = rows + repeat_styled(rows, styled_repeat)
         codes = np.load(codes_path(root, split), mmap_mode="r")
         self.ids: list[str] = []
         self.texts: list[list[int]] = []
@@ -148,6 +151,18 @@ def pair_rows(rows: list[dict], fraction: float, seed: int) -> list[dict]:
              "text": f"{a['text']} {b['text']}", "frames": a["frames"] + b["frames"],
              "segments": [(a["offset"], a["frames"]), (b["offset"], b["frames"])]}
             for a, b in (candidates[j] for j in chosen)]
+
+
+def repeat_styled(rows: list[dict], times: int) -> list[dict]:
+    """``times - 1`` extra copies of every row whose style is not ``NEUTRAL_STYLE`` (ids get ``#k``).
+
+    The styles are about a quarter of the corpus hours (lina-mini v3: 14.5 of 54 h), so a model trained on
+    it leans neutral: its preset voices carried their styles (lowest loss on their own style's unseen
+    clips, 88 %) but its sampled speech expressed them weakly. Repeating them weighs the styles up."""
+    if times < 1:
+        raise ValueError(f"styled_repeat must be >= 1, got {times}")
+    styled = [row for row in rows if row.get("style", NEUTRAL_STYLE) != NEUTRAL_STYLE]
+    return [{**row, "id": f"{row['id']}#{k}"} for k in range(1, times) for row in styled]
 
 
 def bucket_length(tokens: np.ndarray | int) -> np.ndarray | int:

@@ -59,6 +59,7 @@ class TrainSettings:
     batch_frames: int = 60_000    # padded audio tokens per batch
     max_frames: int = 1_500       # longer utterances (20 s) are skipped
     pair_fraction: float = 0.0    # extra train rows of two sentences back to back (data.pair_rows)
+    styled_repeat: int = 1        # each non-neutral train row this many times (data.repeat_styled)
     seed: int = 0
     vocab_size: int = VOCAB_SIZE
 
@@ -197,7 +198,7 @@ def train(codes: str | Path, run: str | Path, given: dict, options: RunOptions =
         step, elapsed_before = ckpt["step"], ckpt["elapsed"]
         position, timing = DataPosition(**ckpt["data"]), ckpt["timing"]
     train_split = CodesSplit(codes, "train", tokenizer, settings.max_frames, cfg.n_codebook, cfg.max_text_len,
-                             settings.pair_fraction, settings.seed)
+                             settings.pair_fraction, settings.seed, settings.styled_repeat)
     val_split = CodesSplit(codes, "validation", tokenizer, settings.max_frames, cfg.n_codebook, cfg.max_text_len)
     loader = EpochLoader(train_split, settings.batch_frames, settings.seed, position)
 
