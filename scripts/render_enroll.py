@@ -30,11 +30,17 @@ from pathlib import Path
 import soundfile as sf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from lina.eval.style import STYLES
 from lina.eval.style_presets import SENTENCES as STYLE_EVAL_SENTENCES
 from lina.training.corpus.generate import audio_path, render_manifest
-from lina.training.corpus.manifest import estimate_duration, read_jsonl, stable_hash, utterance_seed, write_jsonl
+from lina.training.corpus.manifest import (
+    estimate_duration,
+    read_jsonl,
+    stable_hash,
+    utterance_seed,
+    write_jsonl,
+)
 
-STYLES = ("neutral", "happy", "sad", "angry", "whisper", "calm")
 SPLIT = "enroll"
 SEED = 0
 MIN_SECONDS, MAX_SECONDS = 1.5, 9.0  # estimated; tune_voice takes clips up to MAX_ROW_SECONDS

@@ -24,15 +24,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# The repository (lina) and this folder: make_presets' make_clips builds the clips as the voices were tuned on them.
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
+from make_presets import make_clips
+
 from lina.constants import FRAME_RATE
-from lina.ist import Clip, clip_loss
-from lina.tokenizer import TextError, prepare_text
+from lina.eval.style import STYLES
+from lina.ist import clip_loss
 from lina.training.lm.data import codes_path, read_manifest
 from lina.tts import LinaTTS
 from lina.voice import Voice
 
-STYLES = ("neutral", "happy", "sad", "angry", "whisper", "calm")
 NO_VOICE = "none"
 
 
@@ -53,14 +55,7 @@ def held_out(rows: list[dict], speaker: str, style: str, used: set[str], seconds
 
 def score(tts: LinaTTS, rows: list[dict], codes: np.ndarray, voices: dict[str, Voice]) -> dict[str, float]:
     """Mean loss of ``rows`` with no voice and with each of ``voices``."""
-    clips = []
-    for row in rows:
-        try:
-            ids = prepare_text(row["text"], tts.tokenizer, tts.model.cfg.max_text_len).ids
-        except TextError:
-            continue
-        raw = np.asarray(codes[row["offset"]: row["offset"] + row["frames"]], dtype=np.int64)
-        clips.append(Clip(torch.from_numpy(raw), torch.tensor(ids)))
+    clips, _ = make_clips(tts, rows, codes)
     if not clips:
         raise ValueError("no speakable clip to score")
     with torch.no_grad():
