@@ -117,7 +117,10 @@ def decode(model: LinaModel, ctx: TextContext, state: LinaState, prompt: Tensor 
         ctx, state = ctx.index(twins), state.cat(guide_state)
         if prompt is not None and prompt.dim() == 2 and prompt.shape[0] == batch:
             prompt = prompt.repeat(2, 1)
-    combine = (lambda x: guide(x, guidance)) if guide_state is not None else (lambda x: x)  # noqa: E731
+
+    def combine(logits: Tensor) -> Tensor:
+        return logits if guide_state is None else guide(logits, guidance)
+
     logits, state, alignment = prefill(model, ctx, state, prompt)
     logits, alignment = combine(logits[:, -1]), alignment[:batch, :, -1]
     floors = torch.as_tensor(min_tokens, dtype=torch.long, device=logits.device).expand(logits.shape[0])
