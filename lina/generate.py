@@ -33,7 +33,7 @@ class GenerationConfig:
     max_tokens: int = int(DEFAULT_MAX_SECONDS * FRAME_RATE)
     seed: int | None = 0
     min_tokens: int | tuple[int, ...] = 0
-    voice_guidance: float = 0.0  # see `guide`; used when `generate`/`stream` get a ``guide_state``
+    voice_guidance: float = 0.0  # > 0: sample from `guide` (each row beside its no-voice twin, see `decode`)
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.voice_guidance <= MAX_VOICE_GUIDANCE:  # (also refuses NaN)
@@ -101,25 +101,24 @@ def guide(logits: Tensor, weight: float) -> Tensor:
 
 def decode(model: LinaModel, ctx: TextContext, state: LinaState, prompt: Tensor | None,
            sampling: SamplingConfig, generator: torch.Generator | None = None,
-           min_tokens: Tensor | Sequence[int] | int = 0, guide_state: LinaState | None = None,
-           guidance: float = 0.0) -> Iterator[Step]:
+           min_tokens: Tensor | Sequence[int] | int = 0, guidance: float = 0.0) -> Iterator[Step]:
     """Endless iterator of sampled tokens, EOS included (the caller decides when to stop).
 
     ``min_tokens`` (one for all rows, or ``[B]``): a row cannot sample EOS at steps ``< min_tokens``
     (steps count from the first token after the prompt).
-    ``guide_state``: the same rows' state without their voices (``model.init_state(B)``). With it, every
-    row also runs as its no-voice twin, fed the same tokens, and tokens are sampled from
-    ``guide(logits, guidance)``: twice the work per step.
+    ``guidance`` > 0: every row also runs as its no-voice twin (the same state with zero initial
+    recurrent matrices), fed the same tokens, and tokens are sampled from ``guide(logits, guidance)``:
+    twice the work per step.
     """
     batch = ctx.keys.shape[0]
-    if guide_state is not None:
-        twins = torch.arange(batch, device=ctx.keys.device).repeat(2)
-        ctx, state = ctx.index(twins), state.cat(guide_state)
+    if guidance:
+        twin = state.with_initial([torch.zeros_like(s.recurrent) for s in state.tunable])
+        ctx, state = ctx.index(torch.arange(batch, device=ctx.keys.device).repeat(2)), state.cat(twin)
         if prompt is not None and prompt.dim() == 2 and prompt.shape[0] == batch:
             prompt = prompt.repeat(2, 1)
 
     def combine(logits: Tensor) -> Tensor:
-        return logits if guide_state is None else guide(logits, guidance)
+        return guide(logits, guidance) if guidance else logits
 
     logits, state, alignment = prefill(model, ctx, state, prompt)
     logits, alignment = combine(logits[:, -1]), alignment[:batch, :, -1]
@@ -131,7 +130,7 @@ def decode(model: LinaModel, ctx: TextContext, state: LinaState, prompt: Tensor 
             logits = block_token(logits, EOS_ID, step < floors)
         tokens = sample_top_k(logits, sampling, generator)
         yield Step(tokens, alignment)
-        out = model.step(ctx, tokens if guide_state is None else tokens.repeat(2), state)
+        out = model.step(ctx, tokens.repeat(2) if guidance else tokens, state)
         logits, state, alignment = combine(out.logits), out.state, out.alignment[:batch]
         step += 1
 
@@ -145,8 +144,7 @@ def _generator(model: LinaModel, seed: int | None) -> torch.Generator | None:
 
 
 def stream(model: LinaModel, ctx: TextContext, state: LinaState, cfg: GenerationConfig,
-           prompt: Tensor | None = None, chunk_tokens: int = 25,
-           guide_state: LinaState | None = None) -> Iterator[tuple[list[Tensor], Tensor]]:
+           prompt: Tensor | None = None, chunk_tokens: int = 25) -> Iterator[tuple[list[Tensor], Tensor]]:
     """Yields ``(codes per row for this chunk, finished [B])`` every ``chunk_tokens`` steps and at the end.
 
     A row's chunk is empty once it has finished; the iterator ends when every row has finished or at
@@ -156,7 +154,7 @@ def stream(model: LinaModel, ctx: TextContext, state: LinaState, cfg: Generation
     finished = torch.zeros(batch, dtype=torch.bool, device=model.device)
     pending: list[Tensor] = []
     steps = decode(model, ctx, state, prompt, cfg.sampling, _generator(model, cfg.seed),
-                   cfg.floors(batch, model.device), guide_state, cfg.voice_guidance)
+                   cfg.floors(batch, model.device), cfg.voice_guidance)
     for i, step in zip(range(cfg.max_tokens), steps):
         keep = ~finished & (step.tokens != EOS_ID)
         pending.append(torch.where(keep, step.tokens - N_SPECIAL_TOKENS, -1))
@@ -172,15 +170,14 @@ def stream(model: LinaModel, ctx: TextContext, state: LinaState, cfg: Generation
 
 @torch.inference_mode()
 def generate(model: LinaModel, ctx: TextContext, state: LinaState, cfg: GenerationConfig,
-             prompt: Tensor | None = None, guide_state: LinaState | None = None) -> Generation:
-    """Generates until every row has emitted EOS or ``max_tokens`` steps; codes exclude the prompt.
-    ``guide_state``: the rows' state without voices, for voice guidance (`decode`)."""
+             prompt: Tensor | None = None) -> Generation:
+    """Generates until every row has emitted EOS or ``max_tokens`` steps; codes exclude the prompt."""
     batch = ctx.keys.shape[0]
     finished = torch.zeros(batch, dtype=torch.bool, device=model.device)
     lengths = torch.full((batch,), cfg.max_tokens, dtype=torch.long, device=model.device)
     tokens, alignments = [], []
     steps = decode(model, ctx, state, prompt, cfg.sampling, _generator(model, cfg.seed),
-                   cfg.floors(batch, model.device), guide_state, cfg.voice_guidance)
+                   cfg.floors(batch, model.device), cfg.voice_guidance)
     for i, step in zip(range(cfg.max_tokens), steps):
         tokens.append(step.tokens)
         alignments.append(step.alignment)

@@ -181,7 +181,8 @@ class LinaTTS:
 
         ``voice`` may be a list with one voice per candidate: different voices share one batch.
         ``voice_guidance`` > 0 samples from ``log p_voice + w (log p_voice - log p_no_voice)``: more of the
-        voice's speaker and style, at twice the decoding work (`lina.generate.guide`); 0 = off.
+        voice's speaker and style, at twice the decoding work (`lina.generate.guide`; a row without a voice
+        comes out as without guidance); 0 = off.
         """
         voices = list(voice) if isinstance(voice, (list, tuple)) else [voice] * candidates
         if len(voices) != candidates:
@@ -216,9 +217,7 @@ class LinaTTS:
                                max_tokens=max_tokens, seed=seed, min_tokens=floors, voice_guidance=voice_guidance)
         with torch.inference_mode():
             ctx = self.model.encode_text(text, lengths)
-            # No voice, nothing to guide by: the guided distribution would equal the plain one.
-            guide_state = self.model.init_state(len(rows)) if voice_guidance and initial is not None else None
-            out = generate(self.model, ctx, self.model.init_state(len(rows), initial), cfg, prompt, guide_state)
+            out = generate(self.model, ctx, self.model.init_state(len(rows), initial), cfg, prompt)
             codes = [c[: int(lim * FRAME_RATE)] for c, lim in zip(out.codes, limits)]
             finished = [bool(f) and len(c) == len(o) for f, c, o in zip(out.finished.tolist(), codes, out.codes)]
             waves = self._decode(codes)
@@ -269,10 +268,8 @@ class LinaTTS:
             # enter it around each step rather than holding it across a `yield`.
             with torch.inference_mode():
                 ctx = self.model.encode_text(text_ids, lengths)
-                initial = self._initial_states([voice])
-                state = self.model.init_state(1, initial)
-                guide_state = self.model.init_state(1) if voice_guidance and initial is not None else None
-                chunks = stream(self.model, ctx, state, cfg, None, chunk_tokens, guide_state)
+                state = self.model.init_state(1, self._initial_states([voice]))
+                chunks = stream(self.model, ctx, state, cfg, None, chunk_tokens)
             while True:
                 with torch.inference_mode():
                     item = next(chunks, None)

@@ -201,8 +201,7 @@ def test_voice_guidance_equals_two_batches_stepped_by_hand(model, weight):
     voice = Voice(torch.randn(4, 1, 2, 16), torch.randn(4, 1, 2, 32), scale=0.5)
     initial = [torch.cat([s, s]) for s in voice.initial_states(1)]
     with torch.inference_mode():
-        steps = decode(model, ctx, model.init_state(2, initial), None, GREEDY,
-                       guide_state=model.init_state(2), guidance=weight)
+        steps = decode(model, ctx, model.init_state(2, initial), None, GREEDY, guidance=weight)
         fast = torch.stack([s.tokens for s in itertools.islice(steps, 20)], dim=1)
 
         states = [model.init_state(2, initial), model.init_state(2)]
@@ -228,7 +227,7 @@ def test_voice_guidance_changes_voiced_rows_and_is_validated(model):
     voice = Voice(torch.randn(4, 1, 2, 16), torch.randn(4, 1, 2, 32), scale=0.5)
     ctx = model.encode_text(text, lengths)
     runs = [generate(model, ctx, model.init_state(1, voice.initial_states(1)),
-                     GenerationConfig(GREEDY, max_tokens=30, voice_guidance=w), guide_state=model.init_state(1))
+                     GenerationConfig(GREEDY, max_tokens=30, voice_guidance=w))
             for w in (0.0, 3.0)]
     assert not torch.equal(runs[0].codes[0][:15], runs[1].codes[0][:15])
     assert runs[1].alignment.shape[0] == 1  # the twins' rows are not returned
