@@ -11,7 +11,8 @@
 #   presets tune the preset voices (+ samples) without fla (its kernels autotune per clip shape) of the
 #           model just exported, or else of the shipped assets/lina-mini (a later machine); $OUT/presets.tar
 #           (PRESETS_DIR names another folder/tar, PRESETS_ARGS adds make_presets.py options, e.g.
-#           "--only-test --test-speakers a,b" for held-out-clean voices of evaluation speakers)
+#           "--only-test --test-speakers a,b" for held-out-clean voices of evaluation speakers;
+#           PRESETS_SHARDS=N runs N make_presets.py --shard processes side by side on the GPU)
 # (issue-8 speed measurements: scripts/gpu_bench.sh)
 # .whl_lm holds fla and its pure-Python needs, num2words, and soundfile/soxr (+ cffi) for the samples.
 #
@@ -55,9 +56,17 @@ case "${1:-}" in
   presets)
     model=/data/lina-mini; [[ -d $model ]] || model=assets/lina-mini
     dir=${PRESETS_DIR:-presets}
-    # shellcheck disable=SC2086
-    timeout "${PRESETS_SECONDS:-540}" python3 scripts/make_presets.py --model "$model" --codes /data/codes \
-      --out "/data/$dir" --steps "${IST_STEPS:-100}" --clips-seconds 60 --device cuda --samples --no-fla --resume \
-      ${PRESETS_ARGS:-} 2>&1 | tee -a "/data/$dir.log" | tail -n 12
+    shards=${PRESETS_SHARDS:-1}
+    # shellcheck disable=SC2206
+    presets=(python3 scripts/make_presets.py --model "$model" --codes /data/codes --out "/data/$dir"
+      --steps "${IST_STEPS:-100}" --clips-seconds 60 --device cuda --samples --no-fla --resume ${PRESETS_ARGS:-})
+    if (( shards == 1 )); then
+      timeout "${PRESETS_SECONDS:-540}" "${presets[@]}" 2>&1 | tee -a "/data/$dir.log" | tail -n 12
+    else  # processes share the GPU: one tuning leaves it mostly idle
+      for ((i = 0; i < shards; i++)); do
+        timeout "${PRESETS_SECONDS:-540}" "${presets[@]}" --shard "$i/$shards" >> "/data/$dir.shard$i.log" 2>&1 &
+      done
+      wait; tail -q -n 3 /data/"$dir".shard*.log; "${presets[@]}" --merge-shards; cat /data/"$dir".shard*.log >> "/data/$dir.log"
+    fi
     cp "/data/$dir.log" "/data/$dir/"; tar -C /data -cf "$OUT/$dir.tar" "$dir" ;;
 esac

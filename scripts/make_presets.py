@@ -24,6 +24,10 @@ speaker. Those voices record ``extra.start`` (the neutral slug), ``anchor_weight
 
     python3 scripts/make_presets.py --model out/lina-mini --codes data/codes --out out/presets --samples
 
+``--shard I/N`` makes only the voices of every N-th speaker from the I-th (0-based): N processes share one
+GPU (tuning one small voice leaves it mostly idle) and one OUT, each writing ``OUT/presets.shardIofN.json``;
+`merge_shards` joins them into ``OUT/presets.json`` in plan order.
+
 Writes ``OUT/voices/<slug>.safetensors`` (`lina.voice.Voice`, metadata name/style/description/model_id
 and ``extra``), with ``--samples`` ``OUT/samples/<slug>.wav`` (24 kHz int16), and ``OUT/presets.json``
 (rewritten after every voice, so a cut-off run keeps what it made; ``--resume`` skips those). The app
@@ -158,6 +162,35 @@ def plan(train_rows: list[dict], test_rows: list[dict], test_speakers: list[str]
     return jobs
 
 
+def parse_shard(text: str) -> tuple[int, int]:
+    """``"I/N"`` -> (I, N) with 0 <= I < N."""
+    try:
+        index, count = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise SystemExit(f"--shard wants I/N, e.g. 0/4, not {text!r}") from None
+    if not 0 <= index < count:
+        raise SystemExit(f"--shard {text}: need 0 <= I < N")
+    return index, count
+
+
+def in_shard(jobs: list[dict], index: int, count: int) -> list[dict]:
+    """The jobs of every ``count``-th speaker from the ``index``-th, in plan order (a speaker's styles stay
+    together: its neutral voice may be their start)."""
+    speakers = list(dict.fromkeys(job["speaker"] for job in jobs))
+    mine = set(speakers[index::count])
+    return [job for job in jobs if job["speaker"] in mine]
+
+
+def merge_shards(out: Path) -> list[dict]:
+    """Join ``OUT/presets.shard*.json`` into ``OUT/presets.json``, ordered by voice id."""
+    parts = sorted(out.glob("presets.shard*.json"))
+    if not parts:
+        raise SystemExit(f"no presets.shard*.json in {out}")
+    done = sorted((e for part in parts for e in json.loads(part.read_text())), key=lambda e: e["id"])
+    (out / "presets.json").write_text(json.dumps(done, indent=1, ensure_ascii=False) + "\n")
+    return done
+
+
 def entry(slug: str, voice: Voice, out: Path) -> dict:
     """One presets.json row: the voice's metadata and where its files are."""
     sample = out / "samples" / f"{slug}.wav"
@@ -188,7 +221,12 @@ def main(argv: list[str] | None = None) -> int:
                    help="codes folder with an enroll split (scripts/render_enroll.py): the styled speakers' clips")
     p.add_argument("--anchor", type=float, default=0.0,
                    help="with --styles-from-neutral: weight of the styled state's distance to the neutral one")
+    p.add_argument("--shard", default="", help="I/N: only every N-th speaker from the I-th (0-based)")
+    p.add_argument("--merge-shards", action="store_true", help="only join OUT's presets.shard*.json")
     args = p.parse_args(argv)
+    if args.merge_shards:
+        print(f"{len(merge_shards(Path(args.out)))} voices in {args.out}/presets.json")
+        return 0
     if args.anchor and not args.styles_from_neutral:
         p.error("--anchor needs --styles-from-neutral (the neutral voice is what it anchors to)")
 
@@ -204,6 +242,10 @@ def main(argv: list[str] | None = None) -> int:
         rows[ENROLL] = read_manifest(args.enroll, ENROLL)
         codes[ENROLL] = np.load(codes_path(Path(args.enroll), ENROLL), mmap_mode="r")
     jobs = plan(rows["train"], rows["test"], [s for s in args.test_speakers.split(",") if s], args.only_test)
+    listing = "presets.json"
+    if args.shard:
+        index, count = parse_shard(args.shard)
+        jobs, listing = in_shard(jobs, index, count), f"presets.shard{index}of{count}.json"
     print(f"model {tts.model_id} on {tts.device}: {len(jobs)} voices, {args.steps} steps, "
           f"<= {args.clips_seconds:g} s of clips each", flush=True)
     cfg = TuningConfig(steps=args.steps, seed=TUNING_SEED)
@@ -265,7 +307,7 @@ def main(argv: list[str] | None = None) -> int:
             soundfile.write(str(out / "samples" / f"{job['slug']}.wav"), to_int16(speech.audio[0]),
                             speech.sample_rate, subtype="PCM_16")
         done.append(entry(job["slug"], voice, out))
-        (out / "presets.json").write_text(json.dumps(done, indent=1, ensure_ascii=False) + "\n")
+        (out / listing).write_text(json.dumps(done, indent=1, ensure_ascii=False) + "\n")
     print(f"{len(done)} voices in {out} ({time.perf_counter() - start:.0f} s)", flush=True)
     return 0 if done else 1
 

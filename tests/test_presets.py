@@ -137,6 +137,27 @@ def test_make_presets_end_to_end(model_and_codes, tmp_path):
         [p["final_loss"] for p in presets]
 
 
+def test_make_presets_shards_merge_to_the_whole(model_and_codes, tmp_path):
+    model, codes = model_and_codes
+    script = load_script()
+    argv = ["--codes", str(codes), "--steps", "1", "--clips-seconds", "2", "--device", "cpu", "--held-out", "1",
+            "--model", str(model)]
+    whole, parts = tmp_path / "whole", tmp_path / "parts"
+    assert script.main(argv + ["--out", str(whole)]) == 0
+    for i in range(3):  # 6 speakers: 2 styled + 4 unseen
+        assert script.main(argv + ["--out", str(parts), "--shard", f"{i}/3"]) == 0
+    speakers = [json.loads((parts / f"presets.shard{i}of3.json").read_text()) for i in range(3)]
+    assert [len({p["speaker"] for p in s}) for s in speakers] == [2, 2, 2]
+    assert not (parts / "presets.json").exists()
+    assert script.main(argv + ["--out", str(parts), "--merge-shards"]) == 0
+    merged = json.loads((parts / "presets.json").read_text())
+    expected = sorted(json.loads((whole / "presets.json").read_text()), key=lambda p: p["id"])
+    assert [(p["id"], p["final_loss"]) for p in merged] == [(p["id"], p["final_loss"]) for p in expected]
+    for bad in ("3/3", "x", "1/0"):
+        with pytest.raises(SystemExit, match="--shard"):
+            script.main(argv + ["--out", str(parts), "--shard", bad])
+
+
 def test_make_presets_only_named_test_speakers(model_and_codes, tmp_path):
     model, codes = model_and_codes
     script = load_script()
