@@ -1,0 +1,72 @@
+#!/usr/bin/env python3
+"""How much of the corpus styles survives the codec? The ceiling of preset style recognition (issue 7).
+
+lina-mini speaks through its codec: if the style classifier (`lina.eval.style`) cannot tell the styles of
+*real* corpus clips once they are coded and decoded, no language model or voice can make them recognizable.
+For each (speaker, style) of a codes folder's split, its last ``--per-cell`` clips are classified twice with
+the committed classifier in the mode the presets are scored in (``auto``: relative to the speaker's neutral
+clips of other sentences): the source wav, and the codec's decoding of the clip's stored codes.
+
+    python scripts/style_ceiling.py --codes data/enroll/codes --split enroll --audio data/enroll \\
+        --codec assets/lina-mini/codec --per-cell 5 --out out/style_ceiling
+
+Writes OUT/wav/<speaker>/<id>.wav (decoded clips) and OUT/style_ceiling.json; prints both confusion tables.
+``python -m lina.eval.style_codec`` fits the classifier on such decoded clips instead.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from lina.codec.codec import Codec
+from lina.eval import style
+from lina.eval.style_codec import decode_rows
+from lina.training.corpus.generate import audio_path
+from lina.training.lm.data import read_manifest
+
+
+def last_clips(rows: list[dict], per_cell: int) -> list[dict]:
+    """The last ``per_cell`` rows (by id) of every (speaker, style): the ones presets were not tuned on."""
+    cells = defaultdict(list)
+    for row in sorted(rows, key=lambda r: r["id"]):
+        cells[row["speaker"], row["style"]].append(row)
+    return [row for key in sorted(cells) for row in cells[key][-per_cell:]]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--codes", required=True, help="codes folder: {split}.jsonl.gz + {split}.codes.npy")
+    p.add_argument("--split", default="enroll")
+    p.add_argument("--audio", required=True, help="folder the manifest's `audio` paths are relative to")
+    p.add_argument("--codec", required=True, help="codec folder (config.json + codec.safetensors)")
+    p.add_argument("--per-cell", type=int, default=5, help="clips per (speaker, style)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--style-model", default=style.MODEL_PATH, help="classifier JSON (style.train's output)")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    out = Path(args.out)
+    rows = last_clips(read_manifest(args.codes, args.split), args.per_cell)
+    decode_rows(rows, Path(args.codes), args.split, Codec.from_pretrained(args.codec).eval(), out)
+    items = [{"id": r["id"], "style": r["style"], "speaker": r["speaker"], "text": r["text"]} for r in rows]
+    source = [{**it, "wav": str(Path(args.audio) / r["audio"])} for it, r in zip(items, rows)]
+    decoded = [{**it, "wav": str(audio_path(out, r))} for it, r in zip(items, rows)]
+    report = {}
+    models = style.load_models(args.style_model)
+    for name, clips in (("source", source), ("decoded", decoded)):
+        result = style.classify(clips, models, mode="auto")
+        report[name] = {"accuracy": result["overall"]["accuracy"], "n": result["overall"]["n"],
+                        "confusion": result["overall"], "clips": result["clips"]}
+        print(style.markdown_table(result["overall"], f"{name} ({args.split}, {args.per_cell} per cell)"), flush=True)
+    (out / "style_ceiling.json").write_text(json.dumps(report, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

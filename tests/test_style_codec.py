@@ -1,0 +1,52 @@
+"""lina.eval.style_codec: corpus rows decoded from their stored codes where `style.train` reads them."""
+from __future__ import annotations
+
+import gzip
+import json
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+from lina.eval.style_codec import decode_rows
+from lina.pretrained import tiny_random
+from lina.training.corpus.generate import audio_path
+
+ROWS = [{"id": "spk_happy_0001", "speaker": "spk", "style": "happy", "frames": 6},
+        {"id": "spk_neutral_0001", "speaker": "spk", "style": "neutral", "frames": 4}]
+
+
+@pytest.fixture()
+def codes_folder(tmp_path):
+    rng = np.random.default_rng(0)
+    stored, chunks, offset = [], [], 0
+    for row in ROWS:
+        chunks.append(rng.integers(0, 256, row["frames"]).astype(np.uint16))
+        stored.append({**row, "offset": offset})
+        offset += row["frames"]
+    with gzip.open(tmp_path / "train.jsonl.gz", "wt") as f:
+        f.writelines(json.dumps(r) + "\n" for r in stored)
+    np.save(tmp_path / "train.codes.npy", np.concatenate(chunks))
+    return tmp_path, chunks
+
+
+def test_decode_rows_writes_the_codec_decoding_once(codes_folder, tmp_path):
+    codes, chunks = codes_folder
+    codec = tiny_random().codec
+    audio = tmp_path / "audio"
+    corpus_rows = [{"id": r["id"], "speaker": r["speaker"], "style": r["style"]} for r in ROWS]  # no offsets
+    assert decode_rows(corpus_rows, codes, "train", codec, audio) == 2
+    for row, chunk in zip(corpus_rows, chunks):
+        wav, rate = soundfile.read(str(audio_path(audio, row)), dtype="float32")
+        with torch.inference_mode():
+            expected = codec.decode(torch.from_numpy(chunk.astype(np.int64))[None])[0].numpy()
+        assert rate == codec.sample_rate and len(wav) == len(chunk) * codec.hop_length == len(expected)
+        assert np.abs(wav - np.clip(expected, -1, 1)).max() < 1e-4  # int16 rounding
+    assert decode_rows(corpus_rows, codes, "train", codec, audio) == 0  # cached
+
+
+def test_decode_rows_refuses_rows_without_codes(codes_folder, tmp_path):
+    codes, _ = codes_folder
+    with pytest.raises(SystemExit, match="1 train rows have no codes"):
+        decode_rows([{"id": "other", "speaker": "spk", "style": "sad"}], codes, "train", tiny_random().codec, tmp_path)
