@@ -4,8 +4,9 @@
 lina-mini speaks through its codec: if the style classifier (`lina.eval.style`) cannot tell the styles of
 *real* corpus clips once they are coded and decoded, no language model or voice can make them recognizable.
 For each (speaker, style) of a codes folder's split, its last ``--per-cell`` clips are classified twice with
-the committed classifier in the mode the presets are scored in (``auto``: relative to the speaker's neutral
-clips of other sentences): the source wav, and the codec's decoding of the clip's stored codes.
+the committed classifier (or ``--style-model``) as the presets are scored (``auto``: relative to the speaker's
+neutral clips of other sentences; and ``absolute``), per clip and per (speaker, style) as `style_presets` does
+per voice (argmax of the mean probabilities): the source wav, and the codec's decoding of its stored codes.
 
     python scripts/style_ceiling.py --codes data/enroll/codes --split enroll --audio data/enroll \\
         --codec assets/lina-mini/codec --per-cell 5 --out out/style_ceiling
@@ -27,6 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from lina.codec.codec import Codec
 from lina.eval import style
 from lina.eval.style_codec import decode_rows
+from lina.eval.style_presets import summarize
 from lina.training.corpus.generate import audio_path
 from lina.training.lm.data import read_manifest
 
@@ -57,13 +59,21 @@ def main(argv: list[str] | None = None) -> int:
     items = [{"id": r["id"], "style": r["style"], "speaker": r["speaker"], "text": r["text"]} for r in rows]
     source = [{**it, "wav": str(Path(args.audio) / r["audio"])} for it, r in zip(items, rows)]
     decoded = [{**it, "wav": str(audio_path(out, r))} for it, r in zip(items, rows)]
-    report = {}
     models = style.load_models(args.style_model)
+    report = {}
     for name, clips in (("source", source), ("decoded", decoded)):
-        result = style.classify(clips, models, mode="auto")
-        report[name] = {"accuracy": result["overall"]["accuracy"], "n": result["overall"]["n"],
-                        "confusion": result["overall"], "clips": result["clips"]}
-        print(style.markdown_table(result["overall"], f"{name} ({args.split}, {args.per_cell} per cell)"), flush=True)
+        for mode in ("auto", "absolute"):
+            rows = style.classify(clips, models, mode=mode)["clips"]
+            for row in rows:  # a (speaker, style) cell plays the part of a preset voice
+                row["voice"] = f"{row['speaker']}/{row['intended']}"
+            summary = summarize(rows)
+            report[f"{name}/{mode}"] = summary
+            for unit in ("clip", "voice"):
+                conf = summary[f"per_{unit}"]
+                print(f"{name}, {mode}, per {'clip' if unit == 'clip' else '(speaker, style)'}: "
+                      f"{conf['accuracy']:.1%} of {conf['n']}", flush=True)
+            if mode == "auto":
+                print(style.markdown_table(summary["per_clip"], f"{name} ({args.split}, per clip)"), flush=True)
     (out / "style_ceiling.json").write_text(json.dumps(report, indent=1) + "\n")
     return 0
 

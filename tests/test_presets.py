@@ -6,7 +6,6 @@ The voices it writes load, fit the model they were tuned on, and the app's prese
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import json
 import random
 import shutil
@@ -16,6 +15,7 @@ import numpy as np
 import pytest
 import soundfile
 import torch
+from scripts_loader import load_script
 
 from lina.ist import voice_distance
 from lina.pretrained import tiny_random
@@ -27,7 +27,6 @@ from lina.tts import LinaTTS
 from lina.voice import Voice
 from lina_app.presets import list_presets
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "make_presets.py"
 STYLES = ("neutral", "happy", "sad", "angry", "whisper", "calm")
 WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "a", "lazy", "dog", "while", "river", "light", "and",
          "winter", "music", "fill", "my", "house"]
@@ -80,17 +79,9 @@ def model_and_codes(tmp_path_factory) -> tuple[Path, Path]:
     return root / "lina-mini", codes
 
 
-def load_script():
-    """scripts/make_presets.py as a module (it is a script, not part of the package)."""
-    spec = importlib.util.spec_from_file_location("make_presets", SCRIPT)
-    script = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(script)
-    return script
-
-
 def test_make_presets_end_to_end(model_and_codes, tmp_path):
     model, codes = model_and_codes
-    script = load_script()
+    script = load_script("make_presets")
     out = tmp_path / "out"
     argv = ["--model", str(model), "--codes", str(codes), "--out", str(out), "--steps", "2",
             "--clips-seconds", "2", "--device", "cpu", "--held-out", "1", "--samples"]
@@ -139,7 +130,7 @@ def test_make_presets_end_to_end(model_and_codes, tmp_path):
 
 def test_make_presets_shards_merge_to_the_whole(model_and_codes, tmp_path):
     model, codes = model_and_codes
-    script = load_script()
+    script = load_script("make_presets")
     argv = ["--codes", str(codes), "--steps", "1", "--clips-seconds", "2", "--device", "cpu", "--held-out", "1",
             "--model", str(model)]
     whole, parts = tmp_path / "whole", tmp_path / "parts"
@@ -160,7 +151,7 @@ def test_make_presets_shards_merge_to_the_whole(model_and_codes, tmp_path):
 
 def test_make_presets_only_named_test_speakers(model_and_codes, tmp_path):
     model, codes = model_and_codes
-    script = load_script()
+    script = load_script("make_presets")
     out = tmp_path / "out"
     argv = ["--model", str(model), "--codes", str(codes), "--out", str(out), "--steps", "1", "--device", "cpu",
             "--only-test", "--test-speakers", "piper-joe-d60,espeak-en-r3", "--held-out", "3"]
@@ -176,7 +167,7 @@ def test_make_presets_only_named_test_speakers(model_and_codes, tmp_path):
 def test_make_presets_styles_from_neutral(model_and_codes, tmp_path):
     """--styles-from-neutral --anchor: a styled speaker's non-neutral voices start from its neutral one."""
     model, codes = model_and_codes
-    script = load_script()
+    script = load_script("make_presets")
     out = tmp_path / "out"
     argv = ["--model", str(model), "--codes", str(codes), "--out", str(out), "--steps", "2", "--clips-seconds", "2",
             "--device", "cpu", "--held-out", "1", "--styles-from-neutral", "--anchor", "1"]
@@ -214,7 +205,7 @@ def test_make_presets_enroll(model_and_codes, tmp_path):
     from the test split as before; --resume re-tunes a voice whose clips came from elsewhere. Then
     scripts/voice_fit.py scores the enroll clips those voices were not tuned on."""
     model, codes = model_and_codes
-    script = load_script()
+    script = load_script("make_presets")
     enroll, out, styled = tmp_path / "enroll", tmp_path / "out", tmp_path / "styled"
     enroll.mkdir()
     styled.mkdir()
@@ -238,9 +229,7 @@ def test_make_presets_enroll(model_and_codes, tmp_path):
     for p in presets:
         assert (again[p["id"]]["clip_ids"] != p["clip_ids"]) == (p["split"] == "train"), p["id"]
 
-    spec = importlib.util.spec_from_file_location("voice_fit", SCRIPT.with_name("voice_fit.py"))
-    fit = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fit)
+    fit = load_script("voice_fit")
     assert fit.main(["--model", str(model), "--codes", str(enroll), "--split", "enroll", "--voices", str(styled),
                      "--out", str(tmp_path / "fit.json")]) == 0
     report = json.loads((tmp_path / "fit.json").read_text())

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import soundfile
 import torch
+from scripts_loader import load_script
 
 from lina.eval.style_codec import decode_rows
 from lina.pretrained import tiny_random
@@ -50,3 +51,21 @@ def test_decode_rows_refuses_rows_without_codes(codes_folder, tmp_path):
     codes, _ = codes_folder
     with pytest.raises(SystemExit, match="1 train rows have no codes"):
         decode_rows([{"id": "other", "speaker": "spk", "style": "sad"}], codes, "train", tiny_random().codec, tmp_path)
+
+
+def cell_rows(durations: list[float], speaker: str = "spk", style: str = "sad") -> list[dict]:
+    return [{"id": f"{speaker}_{style}_{i:03d}", "speaker": speaker, "style": style, "duration": d}
+            for i, d in enumerate(durations)]
+
+
+def test_style_ceiling_takes_each_cells_last_clips():
+    rows = cell_rows([1, 2, 3, 4]) + cell_rows([5, 6], style="calm")
+    picked = load_script("style_ceiling").last_clips(rows[::-1], 2)  # order of the manifest does not matter
+    assert [r["id"] for r in picked] == ["spk_calm_000", "spk_calm_001", "spk_sad_002", "spk_sad_003"]
+
+
+def test_style_prompt_takes_each_cells_last_clip_of_three_to_five_seconds():
+    rows = cell_rows([4.0, 3.5, 6.0]) + cell_rows([2.0, 1.0], style="calm")
+    chosen = load_script("style_prompt").prompts(rows)
+    assert chosen[("spk", "sad")]["id"] == "spk_sad_001"  # the last one of 3-5 s, not the 6-s one
+    assert chosen[("spk", "calm")]["id"] == "spk_calm_001"  # none fits: the last clip
