@@ -26,7 +26,7 @@ speaker. Those voices record ``extra.start`` (the neutral slug), ``anchor_weight
 
 ``--shard I/N`` makes only the voices of every N-th speaker from the I-th (0-based): N processes share one
 GPU (tuning one small voice leaves it mostly idle) and one OUT, each writing ``OUT/presets.shardIofN.json``;
-`merge_shards` joins them into ``OUT/presets.json`` in plan order.
+`merge_shards` joins them into ``OUT/presets.json`` ordered by voice id (``--merge-shards``).
 
 Writes ``OUT/voices/<slug>.safetensors`` (`lina.voice.Voice`, metadata name/style/description/model_id
 and ``extra``), with ``--samples`` ``OUT/samples/<slug>.wav`` (24 kHz int16), and ``OUT/presets.json``

@@ -33,12 +33,17 @@ from lina.training.corpus.generate import audio_path
 from lina.training.lm.data import read_manifest
 
 
+def cells(rows: list[dict]) -> dict[tuple[str, str], list[dict]]:
+    """Rows per (speaker, style), each cell sorted by id, cells sorted."""
+    grouped = defaultdict(list)
+    for row in sorted(rows, key=lambda r: r["id"]):
+        grouped[row["speaker"], row["style"]].append(row)
+    return dict(sorted(grouped.items()))
+
+
 def last_clips(rows: list[dict], per_cell: int) -> list[dict]:
     """The last ``per_cell`` rows (by id) of every (speaker, style): the ones presets were not tuned on."""
-    cells = defaultdict(list)
-    for row in sorted(rows, key=lambda r: r["id"]):
-        cells[row["speaker"], row["style"]].append(row)
-    return [row for key in sorted(cells) for row in cells[key][-per_cell:]]
+    return [row for cell in cells(rows).values() for row in cell[-per_cell:]]
 
 
 def main(argv: list[str] | None = None) -> int:

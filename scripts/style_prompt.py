@@ -17,13 +17,15 @@ import argparse
 import json
 import sys
 import time
-from collections import defaultdict
 from pathlib import Path
 
 import soundfile
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# The repository (lina) and this folder (style_ceiling's cells).
+sys.path[:0] = [str(Path(__file__).resolve().parents[1]), str(Path(__file__).resolve().parent)]
+from style_ceiling import cells
+
 from lina.audio import to_int16
 from lina.eval import style
 from lina.eval.style_codec import CODEC_MODEL_PATH
@@ -37,12 +39,9 @@ SPLIT = "enroll"
 
 def prompts(rows: list[dict]) -> dict[tuple[str, str], dict]:
     """Per (speaker, style): its last clip (by id) of 3-5 s, else its last clip."""
-    cells = defaultdict(list)
-    for row in sorted(rows, key=lambda r: r["id"]):
-        cells[row["speaker"], row["style"]].append(row)
     low, high = PROMPT_SECONDS
-    return {key: next((r for r in reversed(rs) if low <= r["duration"] <= high), rs[-1])
-            for key, rs in sorted(cells.items())}
+    return {key: next((r for r in reversed(cell) if low <= r["duration"] <= high), cell[-1])
+            for key, cell in cells(rows).items()}
 
 
 def main(argv: list[str] | None = None) -> int:
