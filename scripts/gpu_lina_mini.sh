@@ -66,7 +66,7 @@ case "${1:-}" in
       for ((i = 0; i < shards; i++)); do
         timeout "${PRESETS_SECONDS:-540}" "${presets[@]}" --shard "$i/$shards" >> "/data/$dir.shard$i.log" 2>&1 &
       done
-      wait; tail -q -n 3 /data/"$dir".shard*.log; "${presets[@]}" --merge-shards; cat /data/"$dir".shard*.log >> "/data/$dir.log"
+      wait; tail -q -n 3 /data/"$dir".shard*.log; "${presets[@]}" --merge-shards "$shards"; cat /data/"$dir".shard*.log >> "/data/$dir.log"
     fi
     cp "/data/$dir.log" "/data/$dir/"; tar -C /data -cf "$OUT/$dir.tar" "$dir" ;;
 esac

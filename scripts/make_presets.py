@@ -26,7 +26,7 @@ speaker. Those voices record ``extra.start`` (the neutral slug), ``anchor_weight
 
 ``--shard I/N`` makes only the voices of every N-th speaker from the I-th (0-based): N processes share one
 GPU (tuning one small voice leaves it mostly idle) and one OUT, each writing ``OUT/presets.shardIofN.json``;
-`merge_shards` joins them into ``OUT/presets.json`` ordered by voice id (``--merge-shards``).
+``--merge-shards N`` joins them into ``OUT/presets.json``, ordered by voice id.
 
 Writes ``OUT/voices/<slug>.safetensors`` (`lina.voice.Voice`, metadata name/style/description/model_id
 and ``extra``), with ``--samples`` ``OUT/samples/<slug>.wav`` (24 kHz int16), and ``OUT/presets.json``
@@ -181,14 +181,19 @@ def in_shard(jobs: list[dict], index: int, count: int) -> list[dict]:
     return [job for job in jobs if job["speaker"] in mine]
 
 
-def merge_shards(out: Path) -> list[dict]:
-    """Join ``OUT/presets.shard*.json`` into ``OUT/presets.json``, ordered by voice id."""
-    parts = sorted(out.glob("presets.shard*.json"))
+def merge_shards(out: Path, count: int) -> list[dict]:
+    """Join the listings of ``--shard I/count`` runs into ``OUT/presets.json``, ordered by voice id (a shard
+    that made no voice wrote none; listings of another N are not this run's)."""
+    parts = [path for i in range(count) if (path := out / shard_listing(i, count)).exists()]
     if not parts:
-        raise SystemExit(f"no presets.shard*.json in {out}")
+        raise SystemExit(f"no presets.shard*of{count}.json in {out}")
     done = sorted((e for part in parts for e in json.loads(part.read_text())), key=lambda e: e["id"])
     (out / "presets.json").write_text(json.dumps(done, indent=1, ensure_ascii=False) + "\n")
     return done
+
+
+def shard_listing(index: int, count: int) -> str:
+    return f"presets.shard{index}of{count}.json"
 
 
 def entry(slug: str, voice: Voice, out: Path) -> dict:
@@ -222,11 +227,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--anchor", type=float, default=0.0,
                    help="with --styles-from-neutral: weight of the styled state's distance to the neutral one")
     p.add_argument("--shard", default="", help="I/N: only every N-th speaker from the I-th (0-based)")
-    p.add_argument("--merge-shards", action="store_true", help="only join OUT's presets.shard*.json")
+    p.add_argument("--merge-shards", type=int, default=0, metavar="N",
+                   help="only join OUT's listings of the N shards into presets.json")
     args = p.parse_args(argv)
     if args.merge_shards:
-        print(f"{len(merge_shards(Path(args.out)))} voices in {args.out}/presets.json")
+        print(f"{len(merge_shards(Path(args.out), args.merge_shards))} voices in {args.out}/presets.json")
         return 0
+    shard = parse_shard(args.shard) if args.shard else None
     if args.anchor and not args.styles_from_neutral:
         p.error("--anchor needs --styles-from-neutral (the neutral voice is what it anchors to)")
 
@@ -243,9 +250,8 @@ def main(argv: list[str] | None = None) -> int:
         codes[ENROLL] = np.load(codes_path(Path(args.enroll), ENROLL), mmap_mode="r")
     jobs = plan(rows["train"], rows["test"], [s for s in args.test_speakers.split(",") if s], args.only_test)
     listing = "presets.json"
-    if args.shard:
-        index, count = parse_shard(args.shard)
-        jobs, listing = in_shard(jobs, index, count), f"presets.shard{index}of{count}.json"
+    if shard:
+        jobs, listing = in_shard(jobs, *shard), shard_listing(*shard)
     print(f"model {tts.model_id} on {tts.device}: {len(jobs)} voices, {args.steps} steps, "
           f"<= {args.clips_seconds:g} s of clips each", flush=True)
     cfg = TuningConfig(steps=args.steps, seed=TUNING_SEED)

@@ -140,7 +140,8 @@ def test_make_presets_shards_merge_to_the_whole(model_and_codes, tmp_path):
     speakers = [json.loads((parts / f"presets.shard{i}of3.json").read_text()) for i in range(3)]
     assert [len({p["speaker"] for p in s}) for s in speakers] == [2, 2, 2]
     assert not (parts / "presets.json").exists()
-    assert script.main(argv + ["--out", str(parts), "--merge-shards"]) == 0
+    (parts / "presets.shard0of2.json").write_text("[]")  # another run's listing: not merged
+    assert script.main(argv + ["--out", str(parts), "--merge-shards", "3"]) == 0
     merged = json.loads((parts / "presets.json").read_text())
     expected = sorted(json.loads((whole / "presets.json").read_text()), key=lambda p: p["id"])
     assert [(p["id"], p["final_loss"]) for p in merged] == [(p["id"], p["final_loss"]) for p in expected]
