@@ -53,7 +53,7 @@ from lina.audio import to_int16
 from lina.constants import FRAME_RATE
 from lina.ist import Clip, TuningConfig, tune_voice, voice_distance
 from lina.tokenizer import TextError, prepare_text
-from lina.training.lm.data import codes_path, read_manifest
+from lina.training.lm.data import codes_path, read_manifest, row_codes
 from lina.tts import MAX_ROW_SECONDS, LinaTTS
 from lina.voice import Voice, VoiceError
 
@@ -128,8 +128,7 @@ def make_clips(tts: LinaTTS, rows: list[dict], codes: np.ndarray) -> tuple[list[
             ids = prepare_text(row["text"], tts.tokenizer, tts.model.cfg.max_text_len).ids
         except TextError:
             continue  # not speakable by this tokenizer: skip rather than fail a whole run
-        raw = torch.from_numpy(np.asarray(codes[row["offset"]: row["offset"] + row["frames"]], dtype=np.int64))
-        clips.append(Clip(raw, torch.tensor(ids)))
+        clips.append(Clip(row_codes(codes, row), torch.tensor(ids)))
         used.append(row)
     return clips, used
 

@@ -25,7 +25,7 @@ from lina.audio import to_int16
 from lina.codec.codec import Codec
 from lina.eval import style
 from lina.training.corpus.generate import audio_path
-from lina.training.lm.data import codes_path, read_manifest
+from lina.training.lm.data import codes_path, read_manifest, row_codes
 
 CODEC_MODEL_PATH = Path(__file__).with_name("style_model_codec.json")
 SPLITS = ("train", "validation", "test")
@@ -45,10 +45,8 @@ def decode_rows(rows: list[dict], codes: Path, split: str, codec: Codec, audio: 
         path = audio_path(audio, row)
         if path.exists():
             continue
-        entry = stored[row["id"]]
-        ids = torch.from_numpy(np.asarray(array[entry["offset"]: entry["offset"] + entry["frames"]], dtype=np.int64))
         with torch.inference_mode():
-            wav = codec.decode(ids[None])[0].float().numpy()
+            wav = codec.decode(row_codes(array, stored[row["id"]])[None])[0].float().numpy()
         path.parent.mkdir(parents=True, exist_ok=True)
         soundfile.write(str(path), to_int16(wav), codec.sample_rate, subtype="PCM_16")
         done += 1

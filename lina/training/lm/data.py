@@ -44,6 +44,11 @@ def read_manifest(root: str | Path, split: str) -> list[dict]:
         return [json.loads(line) for line in f if line.strip()]
 
 
+
+def row_codes(codes: np.ndarray, row: dict) -> Tensor:
+    """One manifest row's raw codec ids ``[T]`` (int64) from its split's codes array (``offset``, ``frames``)."""
+    return torch.from_numpy(np.asarray(codes[row["offset"]: row["offset"] + row["frames"]], dtype=np.int64))
+
 @dataclass(frozen=True)
 class Batch:
     """One training batch; every tensor on the same device.
