@@ -7,6 +7,7 @@ released scale 0.02.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -25,6 +26,9 @@ FORMAT = "lina-voice"
 FORMAT_VERSION = "1"
 MAX_VOICE_BYTES = 64 * 2**20
 MAX_RANK = 64
+# Metadata key of the SHA-256 of the tensors (names, shapes and float32 bytes in key order): a file whose data
+# was changed after saving (a flipped byte speaks garbage, it does not fail to parse) is refused on load.
+CHECKSUM_KEY = "sha256"
 _KEY = re.compile(r"^layer(\d+)_(k|v)$")
 
 
@@ -81,7 +85,7 @@ class Voice:
             tensors[f"layer{i}_v"] = self.v[i].float().unsqueeze(0).unsqueeze(-2).contiguous()
         meta = {"format": FORMAT, "version": FORMAT_VERSION, "scale": repr(self.scale), "rank": str(self.rank),
                 "name": self.name, "description": self.description, "style": self.style,
-                "model_id": self.model_id, "extra": json.dumps(self.extra)}
+                "model_id": self.model_id, "extra": json.dumps(self.extra), CHECKSUM_KEY: tensor_checksum(tensors)}
         save_file(tensors, str(path), metadata=meta)
 
     @classmethod
@@ -90,16 +94,23 @@ class Voice:
         try:
             size = path.stat().st_size
         except OSError as exc:
-            raise VoiceError(f"cannot read voice file: {exc}") from None
+            raise VoiceError(f"The voice file cannot be read ({exc.strerror or exc}).") from None
         if size > MAX_VOICE_BYTES:
-            raise VoiceError(f"voice file of {size} bytes is larger than any voice ({MAX_VOICE_BYTES})")
+            raise VoiceError(f"This file ({size / 2**20:.1f} MB) is too large to be a voice file: voices are at most "
+                             f"{MAX_VOICE_BYTES // 2**20} MB.")
         try:
             tensors = load_file(str(path))
             from safetensors import safe_open
             with safe_open(str(path), framework="pt") as f:
                 meta = f.metadata() or {}
-        except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-            raise VoiceError(f"not a voice file (safetensors expected): {exc}") from None
+        except (SafetensorError, OSError, ValueError, RuntimeError):
+            # The parser's own words ("invalid JSON in header ...") mean nothing to a visitor.
+            raise VoiceError("This is not a voice file: voice files are the .safetensors files that voice "
+                             "tuning saves.") from None
+        expected = meta.get(CHECKSUM_KEY)
+        if expected is not None and expected != tensor_checksum(tensors):
+            raise VoiceError("This voice file is damaged: its data no longer matches the checksum it was saved "
+                             "with. Download or tune the voice again.")
         return cls.from_tensors(tensors, meta)
 
     @classmethod
@@ -138,3 +149,13 @@ class Voice:
             raise VoiceError("voice metadata is malformed") from None
         return cls(k, v, scale, meta.get("name", ""), meta.get("description", ""), meta.get("style", ""),
                    meta.get("model_id", ""), extra if isinstance(extra, dict) else {})
+
+
+def tensor_checksum(tensors: dict[str, Tensor]) -> str:
+    """SHA-256 over every tensor's name, shape and float32 bytes, in key order (hex)."""
+    digest = hashlib.sha256()
+    for key in sorted(tensors):
+        t = tensors[key].detach().to("cpu", torch.float32).contiguous()
+        digest.update(f"{key}:{tuple(t.shape)};".encode())
+        digest.update(t.numpy().tobytes())
+    return digest.hexdigest()

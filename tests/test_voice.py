@@ -67,3 +67,33 @@ def test_non_safetensors_files(tmp_path, blob):
     path.write_bytes(blob)
     with pytest.raises(VoiceError):
         Voice.load(path)
+
+
+def test_flipped_bytes_in_tensor_data_are_refused(tmp_path):
+    path = tmp_path / "v.safetensors"
+    _voice(rank=2, name="Ava").save(path)
+    data = bytearray(path.read_bytes())
+    header = 8 + int.from_bytes(data[:8], "little")
+    rng = torch.Generator().manual_seed(1)
+    for i in torch.randint(header, len(data), (200,), generator=rng).tolist():
+        data[i] ^= 0x5A
+    path.write_bytes(bytes(data))
+    with pytest.raises(VoiceError, match="damaged"):
+        Voice.load(path)
+
+
+def test_files_without_checksum_still_load(tmp_path):
+    v = _voice()
+    tensors = {f"layer{i}_{n}": (v.k[i][None, ..., None] if n == "k" else v.v[i][None, :, :, None])
+               for i in range(v.n_layers) for n in "kv"}
+    save_file(tensors, str(tmp_path / "old.safetensors"), metadata={"name": "old"})
+    w = Voice.load(tmp_path / "old.safetensors")
+    assert w.name == "old" and torch.equal(w.k, v.k)
+
+
+def test_refusals_read_as_sentences(tmp_path):
+    path = tmp_path / "x.safetensors"
+    path.write_bytes(b"\xff\xff\xff\xff\xff\xff\xff\x7f{}")
+    with pytest.raises(VoiceError) as err:
+        Voice.load(path)
+    assert "JSON" not in str(err.value) and "header" not in str(err.value) and str(err.value).endswith(".")
