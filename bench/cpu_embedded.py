@@ -9,8 +9,9 @@ Prints a table and writes `$OUT/cpu_embedded.json`. Audio length is counted from
 average is recorded too). `--threads 1,2` measures several thread counts in one run.
 
 Also times one decoding step at batch 1 in milliseconds (minimum and median over blocks of steps):
-`LinaModel.step` as the app runs it (the C step, `lina.ops.native`, where a compiler is available),
-the fused PyTorch step (`lina.ops.fused_step`, TorchScript) and the modules' reference step.
+the step of the back end the app runs (`tts.backend`: the C step, `lina.ops.native`, where a compiler
+is available), the fused PyTorch step (`lina.ops.fused_step`, TorchScript) and the modules' reference
+step (`LinaModel.step`).
 """
 from __future__ import annotations
 
@@ -24,8 +25,8 @@ import torch
 
 from bench.common import write_result
 from lina.constants import FRAME_RATE, SAMPLE_RATE
-from lina.model import ModelOutput
-from lina.ops import fused_step, native
+from lina.backends import Fused
+from lina.ops import native
 from lina.tts import LinaTTS
 
 SENTENCES = (
@@ -34,11 +35,6 @@ SENTENCES = (
     "hello, my name is lina.",
 )
 STEP_BLOCKS, STEPS_PER_BLOCK = 15, 40
-
-
-def fused(model):
-    """The fused PyTorch step of ``model`` with the signature of ``LinaModel.step``."""
-    return lambda ctx, token, state: ModelOutput(*fused_step.model_step(model._packed(), ctx, token, state))
 
 
 def step_ms(tts: LinaTTS, step, blocks: int = STEP_BLOCKS) -> tuple[float, float]:
@@ -97,8 +93,8 @@ def main(argv: list[str] | None = None) -> dict:
         torch.set_num_threads(threads)
         load_before = os.getloadavg()[0]
         tts.synthesize("warm up.", seed=0)
-        steps = {"step": step_ms(tts, tts.model.step, blocks), "fused": step_ms(tts, fused(tts.model), blocks),
-                 "reference": step_ms(tts, tts.model.step_reference, blocks)}
+        steps = {"step": step_ms(tts, tts.backend.step, blocks), "fused": step_ms(tts, Fused(tts.model).step, blocks),
+                 "reference": step_ms(tts, tts.model.step, blocks)}
         rows = [sentence_row(tts, text, args.repeats) for text in sentences]
         runs.append({"threads": threads, "step_ms_min_median": steps, "rows": rows,
                      "load_average": [round(load_before, 2), round(os.getloadavg()[0], 2)]})
@@ -108,9 +104,9 @@ def main(argv: list[str] | None = None) -> dict:
         for r in rows:
             print(f"| {r['audio_s']} | {r['rtf']} ({r['rtf_median']}) | {r['tokens_per_s']} | "
                   f"{r['first_audio_ms']} ms ({r['first_audio_ms_median']} ms) | {r['stream_rtf']} |")
-    packed = tts.model._packed()
+    packed = tts.backend.packed() if hasattr(tts.backend, "packed") else None
     int8 = packed is not None and bool(getattr(packed.cache.get("native"), "int8", None))
-    result = {"model": args.model, "model_id": tts.model_id, "smoke": args.smoke,
+    result = {"model": args.model, "model_id": tts.model_id, "smoke": args.smoke, "backend": tts.backend.name,
               "step": ("C, int8-form matrices" if int8 else "C") if native.load(wait=True)
               else "fused PyTorch (no C compiler)",
               "cpu": platform.processor() or platform.machine(),

@@ -109,18 +109,17 @@ class BlindCrossAttention(nn.Module):
         keys = self.ln_k(self.k(text))
         return TextContext(keys, self.ln_v(self.v(text)), positions, valid, score_bias(valid, keys.dtype))
 
-    def forward(self, x: Tensor, ctx: TextContext, state: GLAState,
-                use_fla: bool = True) -> tuple[Tensor, GLAState, Tensor]:
+    def forward(self, x: Tensor, ctx: TextContext, state: GLAState) -> tuple[Tensor, GLAState, Tensor]:
         """``x: [B, T, d]`` -> ``(out [B, T, d], pos_net state, alignment [B, 2, T, Tx])``."""
         mix, att1 = _attend(self.ln_q(self.q(x)), ctx.keys, ctx.positions, ctx.valid)
-        query, state = self.pos_net(mix, state, use_fla=use_fla)
+        query, state = self.pos_net(mix, state)
         out, att2 = _attend(query, ctx.positions, ctx.values, ctx.valid)
         return out, state, torch.stack((att1, att2), dim=1)
 
-    def step(self, x: Tensor, ctx: TextContext, state: GLAState, use_fla: bool = False,
+    def step(self, x: Tensor, ctx: TextContext, state: GLAState,
              inplace: bool = False) -> tuple[Tensor, GLAState, Tensor]:
         """``x: [B, d]`` -> ``(out [B, d], pos_net state, alignment [B, 2, Tx])``."""
         mix, att1 = _attend(self.ln_q(self.q(x))[:, None], ctx.keys, ctx.positions, ctx.valid)
-        query, state = self.pos_net.step(mix[:, 0], state, use_fla=use_fla, inplace=inplace)
+        query, state = self.pos_net.step(mix[:, 0], state, inplace=inplace)
         out, att2 = _attend(query[:, None], ctx.positions, ctx.values, ctx.valid)
         return out[:, 0], state, torch.stack((att1[:, 0], att2[:, 0]), dim=1)

@@ -3,7 +3,8 @@
 At batch 1 a step is ~200 small kernels; launching them from Python costs more than running them.
 Replaying a captured graph removes that overhead. Sampling is inside the graph (Gumbel-max over the
 top-k, with noise drawn in blocks outside it) and nothing copies to the host until a block of steps
-is done, so the GPU never waits for Python. Same interface as :func:`lina.generate.decode` by block.
+is done, so the GPU never waits for Python. Same tokens as :func:`lina.generate.decode` (greedy), by
+block; the product path reaches it through :mod:`lina.backends.cuda`.
 """
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from dataclasses import fields
 import torch
 from torch import Tensor
 
+from lina.constants import EOS_ID
 from lina.cross_attention import TextContext
-from lina.generate import prefill
+from lina.generate import StepFn, prefill
+from lina.ops.dispatch import fla_kernels
 from lina.model import LinaModel
 from lina.sampling import SamplingConfig
 from lina.state import GLAState, LinaState
@@ -53,23 +56,35 @@ class GraphDecoder:
     """Generates blocks of tokens for a fixed batch with one CUDA graph replay per step.
 
     ``ctx`` and the state after the prefill are copied into static buffers; ``run(n)`` returns the
-    next ``n`` sampled tokens ``[B, n]``. Tokens equal those of eager decoding for greedy sampling.
+    next ``n`` sampled tokens ``[B, n]``, ``run_block(n)`` also their alignments. Tokens equal those of
+    eager decoding for greedy sampling.
+
+    ``step``: the step to capture (default ``model.step``; called with ``inplace=True``);
+    ``compile_step``: wrap it in ``torch.compile`` first (one compile per shape; a back end that
+    decodes many requests passes an already compiled step instead). ``use_fla``: fla's fused step
+    kernel (one pass over the state, the better choice at large batch). ``min_tokens: [B]``: a row
+    cannot sample EOS before that many tokens (steps count from the prefill's prediction, 0).
     """
 
     @torch.inference_mode()
     def __init__(self, model: LinaModel, ctx: TextContext, state: LinaState, prompt: Tensor | None,
                  sampling: SamplingConfig, generator: torch.Generator | None = None, block: int = 64,
-                 use_fla: bool = False, compile_step: bool = False):
+                 use_fla: bool = False, compile_step: bool = False, min_tokens: Tensor | None = None,
+                 step: StepFn | None = None):
         if model.device.type != "cuda":
             raise ValueError("CUDA graphs need the model on a CUDA device")
         self.model, self.sampling, self.block, self.generator = model, sampling, block, generator
-        self.use_fla = use_fla  # fla's fused step: one pass over the state, the better choice at large batch
+        self.use_fla = use_fla
+        step = model.step if step is None else step
         # torch.compile fuses the step's ~200 small kernels (norms, gates, the recurrent update) into
         # fewer Triton kernels before the graph captures them; it costs a compile on first use.
-        self._step = torch.compile(model.step, dynamic=False) if compile_step else model.step
-        logits, state, _ = prefill(model, ctx, state, prompt)
+        self._step = torch.compile(step, dynamic=False) if compile_step else step
+        logits, state, alignment = prefill(model, ctx, state, prompt)
         self.batch = logits.shape[0]
         dev = model.device
+        self.floors = None if min_tokens is None else torch.as_tensor(min_tokens, device=dev).expand(self.batch).clone()
+        self.count = torch.zeros((), dtype=torch.long, device=dev)  # steps sampled so far (all blocks)
+        self.align = torch.zeros(self.batch, 2, block, alignment.shape[-1], dtype=alignment.dtype, device=dev)
         k = min(sampling.top_k, logits.shape[-1])
         self.suppress = torch.zeros(logits.shape[-1], dtype=torch.bool, device=dev)
         self.suppress[list(sampling.suppress)] = True
@@ -79,10 +94,12 @@ class GraphDecoder:
         self.ctx = ctx
         self.state = state
         self._refill()
-        self.token = gumbel_top_k(logits[:, -1], self.noise[0], self.suppress, sampling)
+        self.token = gumbel_top_k(self._floor(logits[:, -1]), self.noise[0], self.suppress, sampling)
         self.graph = self._capture()
         self.out[:, 0] = self.token
+        self.align[:, :, 0] = alignment[:, :, -1]
         self.step_index.fill_(1)
+        self.count.fill_(1)
         self.pos = 1    # host copy of step_index: where the graph writes next in ``out``
         self.read = 0   # next token of ``out`` not yet returned
 
@@ -90,18 +107,29 @@ class GraphDecoder:
         u = torch.rand(self.noise.shape, device=self.noise.device, generator=self.generator)
         self.noise.copy_(-torch.log(-torch.log(u.clamp_min(1e-20))))
 
+    def _floor(self, logits: Tensor) -> Tensor:
+        """``logits [B, V]`` (float32) with EOS impossible in the rows still below their floor."""
+        logits = logits.float()
+        if self.floors is not None:
+            logits[:, EOS_ID] = torch.where(self.count < self.floors, float("-inf"), logits[:, EOS_ID])
+        return logits
+
     def _body(self) -> None:
         # inplace: the recurrent matrices (most of the bytes a large-batch step moves) are updated in
         # the static buffers themselves; only the small convolution windows are copied back.
-        out = self._step(self.ctx, self.token, self.state, use_fla=self.use_fla, inplace=True)
+        with fla_kernels(steps=self.use_fla):
+            out = self._step(self.ctx, self.token, self.state, inplace=True)
         store_state(self.state, out.state)
         noise = self.noise.index_select(0, self.step_index).squeeze(0)
-        self.token.copy_(gumbel_top_k(out.logits, noise, self.suppress, self.sampling))
+        self.token.copy_(gumbel_top_k(self._floor(out.logits), noise, self.suppress, self.sampling))
         self.out.index_copy_(1, self.step_index, self.token[:, None])
+        self.align.index_copy_(2, self.step_index, out.alignment[:, :, None].to(self.align.dtype))
         self.step_index.add_(1)
+        self.count.add_(1)
 
     def _capture(self) -> torch.cuda.CUDAGraph:
-        saved = [t.clone() for t in _state_tensors(self.state)] + [self.token.clone(), self.step_index.clone()]
+        live = _state_tensors(self.state) + [self.token, self.step_index, self.count]
+        saved = [t.clone() for t in live]
         stream = torch.cuda.Stream()
         stream.wait_stream(torch.cuda.current_stream())
         with torch.cuda.stream(stream), torch.inference_mode():
@@ -111,14 +139,20 @@ class GraphDecoder:
         graph = torch.cuda.CUDAGraph()
         with torch.cuda.graph(graph), torch.inference_mode():
             self._body()
-        for dst, src in zip(_state_tensors(self.state) + [self.token, self.step_index], saved):
+        for dst, src in zip(live, saved):
             dst.copy_(src)  # capture ran the body: restore the post-prefill state
         return graph
 
     @torch.inference_mode()
     def run(self, n: int) -> Tensor:
         """The next ``n`` sampled tokens ``[B, n]`` (the first is the prefill's prediction)."""
-        pieces, need = [], n
+        return self.run_block(n)[0]
+
+    @torch.inference_mode()
+    def run_block(self, n: int) -> tuple[Tensor, Tensor]:
+        """The next ``n`` sampled tokens ``[B, n]`` and the alignments of the steps that scored them
+        ``[B, 2, n, Tx]``."""
+        pieces, aligns, need = [], [], n
         while need > 0:
             if self.read == self.pos:
                 if self.pos == self.block:  # block consumed: new noise, write from the start again
@@ -131,6 +165,7 @@ class GraphDecoder:
                 self.pos += replays
             take = min(need, self.pos - self.read)
             pieces.append(self.out[:, self.read:self.read + take].clone())
+            aligns.append(self.align[:, :, self.read:self.read + take].clone())
             self.read += take
             need -= take
-        return torch.cat(pieces, dim=1)
+        return torch.cat(pieces, dim=1), torch.cat(aligns, dim=2)

@@ -1,12 +1,14 @@
 """Autoregressive decoding: one parallel prefill of BOS + prompt, then one GLA step per token.
 
-The core is :func:`decode`, an endless iterator of sampled tokens; :func:`generate` adds per-row EOS,
-length limits (a cap, and a floor before which EOS is not sampled) and the removal of special ids;
-:func:`stream` yields code chunks as they come.
+The core is :func:`decode`, an endless iterator of sampled tokens (the eager loop; a back end of
+:mod:`lina.backends` may produce them otherwise, e.g. in blocks from a CUDA graph); :func:`generate`
+adds per-row EOS, length limits (a cap, and a floor before which EOS is not sampled) and the removal of
+special ids; :func:`stream` yields code chunks as they come. Both take the back end that decodes
+(default: the reference, ``LinaModel.step`` in a Python loop).
 """
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 import torch
@@ -14,7 +16,7 @@ from torch import Tensor
 
 from lina.constants import BOS_ID, EOS_ID, FRAME_RATE, N_SPECIAL_TOKENS
 from lina.cross_attention import TextContext
-from lina.model import LinaModel
+from lina.model import LinaModel, ModelOutput
 from lina.sampling import SamplingConfig, block_token, sample_top_k
 from lina.state import LinaState
 
@@ -62,6 +64,17 @@ class Step:
 
 
 @dataclass
+class Block:
+    """Consecutive steps of a batch: what a back end's ``blocks`` yields."""
+
+    tokens: Tensor      # [B, n]
+    alignment: Tensor   # [B, 2, n, Tx]
+
+
+StepFn = Callable[[TextContext, Tensor, LinaState], ModelOutput]
+
+
+@dataclass
 class Generation:
     codes: list[Tensor]     # per row: raw codec ids [T_i] (prompt, EOS and special ids removed)
     finished: Tensor        # [B] bool: the row emitted EOS before max_tokens
@@ -83,8 +96,15 @@ def prompt_input(batch: int, prompt: Tensor | None, device: torch.device) -> Ten
     return torch.cat([bos, prompt.to(device).long() + N_SPECIAL_TOKENS], dim=1)
 
 
-def prefill(model: LinaModel, ctx: TextContext, state: LinaState, prompt: Tensor | None) -> tuple[Tensor, LinaState, Tensor]:
-    """Consumes BOS + prompt in one parallel pass -> ``(logits [B, 1+P, V], state, alignment)``."""
+def prefill(model: LinaModel, ctx: TextContext, state: LinaState, prompt: Tensor | None,
+            step: StepFn | None = None) -> tuple[Tensor, LinaState, Tensor]:
+    """Consumes BOS + prompt in one parallel pass -> ``(logits [B, 1+P, V], state, alignment [B, 2, 1+P, Tx])``.
+
+    ``step``: where there is no prompt, BOS alone is one call of this step instead (a fast step's
+    back end: one position through the sequence path costs more than a step)."""
+    if prompt is None and step is not None:
+        out = step(ctx, torch.full((ctx.keys.shape[0],), BOS_ID, dtype=torch.long, device=model.device), state)
+        return out.logits[:, None], out.state, out.alignment[:, :, None]
     out = model(ctx, prompt_input(ctx.keys.shape[0], prompt, model.device), state)
     return out.logits, out.state, out.alignment
 
@@ -101,8 +121,12 @@ def guide(logits: Tensor, weight: float) -> Tensor:
 
 def decode(model: LinaModel, ctx: TextContext, state: LinaState, prompt: Tensor | None,
            sampling: SamplingConfig, generator: torch.Generator | None = None,
-           min_tokens: Tensor | Sequence[int] | int = 0, guidance: float = 0.0) -> Iterator[Step]:
+           min_tokens: Tensor | Sequence[int] | int = 0, guidance: float = 0.0,
+           step: StepFn | None = None) -> Iterator[Step]:
     """Endless iterator of sampled tokens, EOS included (the caller decides when to stop).
+
+    ``step``: the decoding step (default ``model.step``, the reference); a fast one also takes a
+    lone BOS prefill (see :func:`prefill`).
 
     ``min_tokens`` (one for all rows, or ``[B]``): a row cannot sample EOS at steps ``< min_tokens``
     (steps count from the first token after the prompt).
@@ -120,7 +144,8 @@ def decode(model: LinaModel, ctx: TextContext, state: LinaState, prompt: Tensor 
     def combine(logits: Tensor) -> Tensor:
         return guide(logits, guidance) if guidance else logits
 
-    logits, state, alignment = prefill(model, ctx, state, prompt)
+    run = model.step if step is None else step
+    logits, state, alignment = prefill(model, ctx, state, prompt, step)
     logits, alignment = combine(logits[:, -1]), alignment[:batch, :, -1]
     floors = torch.as_tensor(min_tokens, dtype=torch.long, device=logits.device).expand(logits.shape[0])
     last_floor = int(floors.max())
@@ -130,7 +155,7 @@ def decode(model: LinaModel, ctx: TextContext, state: LinaState, prompt: Tensor 
             logits = block_token(logits, EOS_ID, step < floors)
         tokens = sample_top_k(logits, sampling, generator)
         yield Step(tokens, alignment)
-        out = model.step(ctx, tokens.repeat(2) if guidance else tokens, state)
+        out = run(ctx, tokens.repeat(2) if guidance else tokens, state)
         logits, state, alignment = combine(out.logits), out.state, out.alignment[:batch]
         step += 1
 
@@ -143,49 +168,69 @@ def _generator(model: LinaModel, seed: int | None) -> torch.Generator | None:
     return gen
 
 
+def _blocks(model: LinaModel, ctx: TextContext, state: LinaState, cfg: GenerationConfig, prompt: Tensor | None,
+            backend, block: int) -> Iterator[Block]:
+    if backend is None:
+        from lina.backends import Reference
+        backend = Reference(model)
+    batch = ctx.keys.shape[0]
+    return backend.blocks(ctx, state, prompt, cfg.sampling, _generator(model, cfg.seed),
+                          cfg.floors(batch, model.device), cfg.voice_guidance, block)
+
+
 def stream(model: LinaModel, ctx: TextContext, state: LinaState, cfg: GenerationConfig,
-           prompt: Tensor | None = None, chunk_tokens: int = 25) -> Iterator[tuple[list[Tensor], Tensor]]:
+           prompt: Tensor | None = None, chunk_tokens: int = 25, backend=None) -> Iterator[tuple[list[Tensor], Tensor]]:
     """Yields ``(codes per row for this chunk, finished [B])`` every ``chunk_tokens`` steps and at the end.
 
     A row's chunk is empty once it has finished; the iterator ends when every row has finished or at
-    ``max_tokens``.
+    ``max_tokens``. ``backend``: a :class:`lina.backends.Backend` of ``model`` (default: the reference).
     """
     batch = ctx.keys.shape[0]
     finished = torch.zeros(batch, dtype=torch.bool, device=model.device)
     pending: list[Tensor] = []
-    steps = decode(model, ctx, state, prompt, cfg.sampling, _generator(model, cfg.seed),
-                   cfg.floors(batch, model.device), cfg.voice_guidance)
-    for i, step in zip(range(cfg.max_tokens), steps):
-        keep = ~finished & (step.tokens != EOS_ID)
-        pending.append(torch.where(keep, step.tokens - N_SPECIAL_TOKENS, -1))
-        finished |= step.tokens == EOS_ID
-        last = bool(finished.all()) or i + 1 == cfg.max_tokens
-        if len(pending) == chunk_tokens or last:
-            block = torch.stack(pending, dim=1)  # [B, n]; -1 marks nothing for that row
-            yield [row[row >= 0] for row in block], finished.clone()
-            pending = []
-        if last:
-            return
+    i = 0
+    for block in _blocks(model, ctx, state, cfg, prompt, backend, chunk_tokens):
+        for tokens in block.tokens.unbind(1):
+            keep = ~finished & (tokens != EOS_ID)
+            pending.append(torch.where(keep, tokens - N_SPECIAL_TOKENS, -1))
+            finished |= tokens == EOS_ID
+            i += 1
+            last = bool(finished.all()) or i == cfg.max_tokens
+            if len(pending) == chunk_tokens or last:
+                rows = torch.stack(pending, dim=1)  # [B, n]; -1 marks nothing for that row
+                yield [row[row >= 0] for row in rows], finished.clone()
+                pending = []
+            if last:
+                return
 
 
 @torch.inference_mode()
 def generate(model: LinaModel, ctx: TextContext, state: LinaState, cfg: GenerationConfig,
-             prompt: Tensor | None = None) -> Generation:
-    """Generates until every row has emitted EOS or ``max_tokens`` steps; codes exclude the prompt."""
+             prompt: Tensor | None = None, backend=None, check_every: int = 1) -> Generation:
+    """Generates until every row has emitted EOS or ``max_tokens`` steps; codes exclude the prompt.
+
+    ``backend``: a :class:`lina.backends.Backend` of ``model`` (default: the reference).
+    ``check_every``: steps between checks for "every row has finished" (a host synchronisation); a
+    back end that decodes in blocks checks once per block, so it may run up to a block past the last
+    EOS (those steps are dropped: the codes are the same)."""
     batch = ctx.keys.shape[0]
     finished = torch.zeros(batch, dtype=torch.bool, device=model.device)
     lengths = torch.full((batch,), cfg.max_tokens, dtype=torch.long, device=model.device)
     tokens, alignments = [], []
-    steps = decode(model, ctx, state, prompt, cfg.sampling, _generator(model, cfg.seed),
-                   cfg.floors(batch, model.device), cfg.voice_guidance)
-    for i, step in zip(range(cfg.max_tokens), steps):
-        tokens.append(step.tokens)
-        alignments.append(step.alignment)
-        newly = ~finished & (step.tokens == EOS_ID)
-        lengths[newly] = i
+    done = 0
+    for block in _blocks(model, ctx, state, cfg, prompt, backend, check_every):
+        take = min(block.tokens.shape[1], cfg.max_tokens - done)
+        toks = block.tokens[:, :take]
+        tokens.append(toks)
+        alignments.append(block.alignment[:, :, :take])
+        eos = toks == EOS_ID
+        newly = ~finished & eos.any(1)
+        lengths = torch.where(newly, done + eos.int().argmax(1), lengths)  # argmax: the first EOS
         finished |= newly
-        if bool(finished.all()):
+        done += take
+        if done >= cfg.max_tokens or bool(finished.all()):
             break
-    out = torch.stack(tokens, dim=1)
+    out = torch.cat(tokens, dim=1)
+    steps = min(int(lengths.max()) + 1, out.shape[1]) if bool(finished.all()) else out.shape[1]
     codes = [(row[:n] - N_SPECIAL_TOKENS).clamp_min(0) for row, n in zip(out, lengths.tolist())]
-    return Generation(codes, finished, torch.stack(alignments, dim=2), out.shape[1])
+    return Generation(codes, finished, torch.cat(alignments, dim=2)[:, :, :steps], steps)

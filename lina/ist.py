@@ -11,6 +11,7 @@ from torch.nn.utils.rnn import pad_sequence
 
 from lina.constants import BOS_ID, EOS_ID, N_SPECIAL_TOKENS, PAD_ID, TEXT_PAD_ID
 from lina.model import LinaModel, teacher_forcing_loss
+from lina.ops.dispatch import fla_kernels
 from lina.voice import RELEASED_SCALE, Voice
 
 
@@ -61,7 +62,8 @@ def clip_loss(model: LinaModel, clips: Sequence[Clip], initial: list[Tensor] | N
     text, text_len, audio, audio_len = collate(clips, model.device)
     # Each clip's own text positions, as generation will see them: the state is tuned for inference.
     ctx = model.encode_text(text, text_len)
-    out = model(ctx, audio[:, :-1], model.init_state(len(clips), initial), use_fla=use_fla)
+    with fla_kernels(sequences=use_fla):
+        out = model(ctx, audio[:, :-1], model.init_state(len(clips), initial))
     return teacher_forcing_loss(out.logits, audio[:, 1:], audio_len)
 
 

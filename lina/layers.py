@@ -70,27 +70,25 @@ class GatedLinearAttention(nn.Module):
         o = (of.to(x.dtype) * self.out_norm) * F.silu(g)
         return self.o_proj(o.flatten(-2))
 
-    def forward(self, x: Tensor, state: GLAState, use_fla: bool = True) -> tuple[Tensor, GLAState]:
-        """Whole sequence: ``x: [B, T, d]`` -> ``(y [B, T, d], state)``."""
+    def forward(self, x: Tensor, state: GLAState) -> tuple[Tensor, GLAState]:
+        """Whole sequence: ``x: [B, T, d]`` -> ``(y [B, T, d], state)`` (kernels: `lina.ops.dispatch`)."""
         q, cq = self.q_conv(self.q_proj(x), state.conv_q)
         k, ck = self.k_conv(self.k_proj(x), state.conv_k)
         v, cv = self.v_conv(self.v_proj(x), state.conv_v)
         heads = lambda t: t.unflatten(-1, (self.n_heads, -1))  # noqa: E731  [B, T, H, D]
         o, s = gla_sequence(heads(q), heads(k), heads(v), heads(self._gate(x)), state.recurrent,
-                            self.scale, use_fla=use_fla)
+                            self.scale)
         return self._output(o, x), GLAState(cq, ck, cv, s)
 
-    def step(self, x: Tensor, state: GLAState, use_fla: bool = False,
-             inplace: bool = False) -> tuple[Tensor, GLAState]:
-        """One step: ``x: [B, d]`` -> ``(y [B, d], state)``. ``use_fla``: fla's fused kernel on CUDA (one
-        pass over the state: worth it at large batch; the plain ops win at batch 1). ``inplace``: the
-        recurrent matrix may be updated in place (see :func:`lina.ops.dispatch.gla_single_step`)."""
+    def step(self, x: Tensor, state: GLAState, inplace: bool = False) -> tuple[Tensor, GLAState]:
+        """One step: ``x: [B, d]`` -> ``(y [B, d], state)``. ``inplace``: the recurrent matrix may be
+        updated in place (see :func:`lina.ops.dispatch.gla_single_step`, which also picks the kernel)."""
         q, cq = self.q_conv.step(self.q_proj(x), state.conv_q)
         k, ck = self.k_conv.step(self.k_proj(x), state.conv_k)
         v, cv = self.v_conv.step(self.v_proj(x), state.conv_v)
         heads = lambda t: t.unflatten(-1, (self.n_heads, -1))  # noqa: E731  [B, H, D]
         o, s = gla_single_step(heads(q), heads(k), heads(v), heads(self._gate(x)), state.recurrent, self.scale,
-                                use_fla=use_fla, inplace=inplace)
+                                inplace=inplace)
         return self._output(o, x), GLAState(cq, ck, cv, s)
 
 
@@ -117,15 +115,14 @@ class GLABlock(nn.Module):
         self.norm2 = nn.LayerNorm(cfg.d_model)
         self.ffn = SwiGLU(cfg.d_model, cfg.ffn_dim)
 
-    def forward(self, x: Tensor, state: GLAState, use_fla: bool = True) -> tuple[Tensor, GLAState]:
+    def forward(self, x: Tensor, state: GLAState) -> tuple[Tensor, GLAState]:
         """``x: [B, T, d]`` -> ``(y [B, T, d], state)``."""
-        h, state = self.mixer(self.norm1(x), state, use_fla=use_fla)
+        h, state = self.mixer(self.norm1(x), state)
         x = x + h
         return x + self.ffn(self.norm2(x)), state
 
-    def step(self, x: Tensor, state: GLAState, use_fla: bool = False,
-             inplace: bool = False) -> tuple[Tensor, GLAState]:
+    def step(self, x: Tensor, state: GLAState, inplace: bool = False) -> tuple[Tensor, GLAState]:
         """``x: [B, d]`` -> ``(y [B, d], state)``."""
-        h, state = self.mixer.step(self.norm1(x), state, use_fla=use_fla, inplace=inplace)
+        h, state = self.mixer.step(self.norm1(x), state, inplace=inplace)
         x = x + h
         return x + self.ffn(self.norm2(x)), state

@@ -11,9 +11,6 @@ from lina.config import LinaConfig
 from lina.constants import BOS_ID, PAD_ID, TEXT_PAD_ID
 from lina.cross_attention import BlindCrossAttention, TextContext
 from lina.layers import GLABlock
-from lina.ops import native
-from lina.ops.fused_step import PackedModel, pack_model, pointers
-from lina.ops.fused_step import model_step as fused_model_step
 from lina.state import GLAState, LinaState, zero_gla_state
 from lina.text_encoder import TextEncoder
 
@@ -63,89 +60,43 @@ class LinaModel(nn.Module):
         encoded = self.text_encoder(self.text_embed(text), valid)
         return self.cross_attention.context(encoded, valid, training_positions)
 
-    def forward(self, ctx: TextContext, audio: Tensor, state: LinaState, use_fla: bool = True) -> ModelOutput:
+    def forward(self, ctx: TextContext, audio: Tensor, state: LinaState) -> ModelOutput:
         """Whole sequence (teacher forcing, prompt prefill, voice tuning).
 
         ``audio: [B, T]`` model-space ids (BOS first; codec ids + 3) -> logits ``[B, T, V]`` predicting the
         next token at each position. Padding at the end of a row only affects that row's later positions.
-        A single position (the BOS prefill of plain synthesis) is one :meth:`step` where that is faster.
+        GLA kernels: fla's chunked kernel on CUDA where installed (see `lina.ops.dispatch.fla_kernels`).
         """
-        if audio.shape[1] == 1 and self._fused(audio):
-            out = self.step(ctx, audio[:, 0], state)
-            return ModelOutput(out.logits[:, None], out.state, out.alignment[:, :, None])
         x = self.audio_embed(audio)
         enc_states, dec_states = [], []
         for block, s in zip(self.encoder, state.encoder):
-            x, s = block(x, s, use_fla=use_fla)
+            x, s = block(x, s)
             enc_states.append(s)
-        v, pos_state, alignment = self.cross_attention(x, ctx, state.pos_net, use_fla=use_fla)
+        v, pos_state, alignment = self.cross_attention(x, ctx, state.pos_net)
         x = x + v
         for block, s in zip(self.decoder, state.decoder):
-            x, s = block(x, s, use_fla=use_fla)
+            x, s = block(x, s)
             dec_states.append(s)
         return ModelOutput(self.head(x), LinaState(enc_states, dec_states, pos_state), alignment)
 
-    def step(self, ctx: TextContext, token: Tensor, state: LinaState, use_fla: bool = False,
-             inplace: bool = False) -> ModelOutput:
-        """One decoding step: ``token: [B]`` -> logits ``[B, V]`` for the next token.
-
-        ``use_fla`` selects fla's fused recurrent kernel on CUDA (faster at large batch). On CPU in
-        float32 without autograd, the step is one C call (:mod:`lina.ops.native`), or where that is not
-        built, the fused PyTorch step (:mod:`lina.ops.fused_step`), the same numbers up to float
-        rounding; elsewhere, and as the reference of their tests, :meth:`step_reference`.
+    def step(self, ctx: TextContext, token: Tensor, state: LinaState, inplace: bool = False) -> ModelOutput:
+        """One decoding step through the modules' own ``step`` methods: ``token: [B]`` -> logits
+        ``[B, V]`` for the next token. The reference of every fast step (`lina.backends`); any device,
+        dtype and autograd.
 
         ``inplace``: the recurrent matrices may be updated in place, the returned state then holding
-        the input's tensors (no autograd; what a CUDA graph's static buffers want). A permission, not a
-        promise: the CPU fused steps return new tensors."""
-        packed = self._packed() if self._fused(token) else None
-        if packed is not None:
-            lib = native.load()
-            out = None if lib is None else native.model_step(lib, packed, ctx, token, state)
-            return ModelOutput(*(out or fused_model_step(packed, ctx, token, state)))
-        return self.step_reference(ctx, token, state, use_fla=use_fla, inplace=inplace)
-
-    def step_reference(self, ctx: TextContext, token: Tensor, state: LinaState, use_fla: bool = False,
-                       inplace: bool = False) -> ModelOutput:
-        """:meth:`step` through the modules' own ``step`` methods (every device, dtype and autograd)."""
+        the input's tensors (no autograd; what a CUDA graph's static buffers want)."""
         x = self.audio_embed(token)
         enc_states, dec_states = [], []
         for block, s in zip(self.encoder, state.encoder):
-            x, s = block.step(x, s, use_fla=use_fla, inplace=inplace)
+            x, s = block.step(x, s, inplace=inplace)
             enc_states.append(s)
-        v, pos_state, alignment = self.cross_attention.step(x, ctx, state.pos_net, use_fla=use_fla,
-                                                             inplace=inplace)
+        v, pos_state, alignment = self.cross_attention.step(x, ctx, state.pos_net, inplace=inplace)
         x = x + v
         for block, s in zip(self.decoder, state.decoder):
-            x, s = block.step(x, s, use_fla=use_fla, inplace=inplace)
+            x, s = block.step(x, s, inplace=inplace)
             dec_states.append(s)
         return ModelOutput(self.head(x), LinaState(enc_states, dec_states, pos_state), alignment)
-
-    def _fused(self, token: Tensor) -> bool:
-        """The fused step applies: CPU, float32 weights, no autograd."""
-        return token.device.type == "cpu" and self.head.weight.dtype == torch.float32 and not torch.is_grad_enabled()
-
-    # ---- the fast step's weight layout -------------------------------------------------------------
-    # pack_model turns the matrices into views of a few transposed buffers (same values, same state
-    # dict), so no copy can go stale; the packing is redone if a parameter stops being such a view
-    # (``.to()``, ``load_state_dict(assign=True)``, ``param.data = ...``).
-    def _packed(self) -> PackedModel | None:
-        packed = self.__dict__.get("_fast_step", False)
-        if packed is False or (packed is not None and pointers(packed.views) != packed.pointers):
-            packed = self.__dict__["_fast_step"] = pack_model(self)
-        return packed
-
-    def _apply(self, fn, *args, **kwargs):
-        self.__dict__.pop("_fast_step", None)
-        return super()._apply(fn, *args, **kwargs)
-
-    def load_state_dict(self, *args, **kwargs):
-        self.__dict__.pop("_fast_step", None)
-        return super().load_state_dict(*args, **kwargs)
-
-    def __getstate__(self):
-        state = super().__getstate__()
-        state.pop("_fast_step", None)
-        return state
 
 
 def teacher_forcing_loss(logits: Tensor, targets: Tensor, lengths: Tensor) -> Tensor:

@@ -23,6 +23,7 @@ from lina.audio import (
     AudioSource,
     load_audio,
 )
+from lina.backends import AUTO, Backend, choose
 from lina.constants import FRAME_RATE, HOP_LENGTH, SAMPLE_RATE
 from lina.generate import GenerationConfig, generate, stream
 from lina.ist import Clip, TuningConfig, tune_voice
@@ -98,10 +99,15 @@ class Synthesis:
 
 
 class LinaTTS:
-    def __init__(self, bundle: Bundle, device: str | torch.device | None = None):
+    """``backend``: how decoding runs (`lina.backends`: ``"auto"`` picks the fastest for the device,
+    e.g. the C step on the CPU, a compiled step in CUDA graphs on a GPU), chosen once here; any name
+    of ``lina.backends.BACKENDS`` (``"reference"``: ``LinaModel.step`` as it is) or a ready instance."""
+
+    def __init__(self, bundle: Bundle, device: str | torch.device | None = None, backend: str | Backend = AUTO):
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         # An inference model: frozen once here, so concurrent voice tunings never toggle its weights.
         self.model: LinaModel = bundle.model.to(device).eval().requires_grad_(False)
+        self.backend: Backend = choose(self.model, backend)
         self.codec = bundle.codec.to(device).eval()
         self.tokenizer = bundle.tokenizer
         self.name, self.license, self.description = bundle.name, bundle.license, bundle.description
@@ -110,9 +116,10 @@ class LinaTTS:
                              f"{self.model.cfg.n_codebook}")
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str = "released", device: str | torch.device | None = None) -> LinaTTS:
+    def from_pretrained(cls, name_or_path: str = "released", device: str | torch.device | None = None,
+                        backend: str | Backend = AUTO) -> LinaTTS:
         """``"released"`` (Hub), ``"tiny-random"``, a model folder, a ``.ckpt`` or a Hub repo in our format."""
-        return cls(resolve(name_or_path), device)
+        return cls(resolve(name_or_path), device, backend)
 
     def save_pretrained(self, folder: str) -> None:
         save_folder(Bundle(self.model, self.tokenizer, self.codec, self.name, self.license, self.description), folder)
@@ -215,9 +222,11 @@ class LinaTTS:
         floors = tuple(min_row_tokens(s, int(lim * FRAME_RATE)) for s, lim in zip(rows, limits))
         cfg = GenerationConfig(SamplingConfig(top_k=top_k, temperature=temperature),
                                max_tokens=max_tokens, seed=seed, min_tokens=floors, voice_guidance=voice_guidance)
+        decoder = self.backend.model
         with torch.inference_mode():
-            ctx = self.model.encode_text(text, lengths)
-            out = generate(self.model, ctx, self.model.init_state(len(rows), initial), cfg, prompt)
+            ctx = decoder.encode_text(text, lengths)
+            out = generate(decoder, ctx, decoder.init_state(len(rows), initial), cfg, prompt,
+                           backend=self.backend, check_every=self.backend.check_every)
             codes = [c[: int(lim * FRAME_RATE)] for c, lim in zip(out.codes, limits)]
             finished = [bool(f) and len(c) == len(o) for f, c, o in zip(out.finished.tolist(), codes, out.codes)]
             waves = self._decode(codes)
@@ -266,10 +275,11 @@ class LinaTTS:
             decoder = self.codec.streaming_decoder()
             # Inference mode is per thread and a server may resume this generator on another thread:
             # enter it around each step rather than holding it across a `yield`.
+            model = self.backend.model
             with torch.inference_mode():
-                ctx = self.model.encode_text(text_ids, lengths)
-                state = self.model.init_state(1, self._initial_states([voice]))
-                chunks = stream(self.model, ctx, state, cfg, None, chunk_tokens)
+                ctx = model.encode_text(text_ids, lengths)
+                state = model.init_state(1, self._initial_states([voice]))
+                chunks = stream(model, ctx, state, cfg, None, chunk_tokens, self.backend)
             while True:
                 with torch.inference_mode():
                     item = next(chunks, None)

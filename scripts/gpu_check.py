@@ -65,8 +65,10 @@ def model_rows() -> dict:
     with torch.no_grad():
         ctx = model.encode_text(text, torch.tensor([80, 60], device="cuda"))
         for name, init in (("zero_state", None), ("voice_state", s0)):
-            fla = model(ctx, audio, model.init_state(2, init), use_fla=True).logits
-            ref = model(ctx, audio, model.init_state(2, init), use_fla=False).logits
+            with fla_kernels(sequences=True):
+                fla = model(ctx, audio, model.init_state(2, init)).logits
+            with fla_kernels(sequences=False):
+                ref = model(ctx, audio, model.init_state(2, init)).logits
             out[f"logits_rel_err_{name}"] = rel_err(fla, ref.double())
     return out
 

@@ -7,6 +7,7 @@ import torch
 
 from lina.config import LinaConfig
 from lina.constants import EOS_ID
+from lina.backends import Fused, Reference
 from lina.model import LinaModel
 from lina.ops import fused_step
 from lina.ops.fused_step import model_step, scripted_step
@@ -58,8 +59,9 @@ def test_fused_step_equals_reference(model, script):
     with torch.inference_mode():
         ctx = _ctx(model, 7, 3, 11)
         state = _voiced_state(model, 3)
-        ref = _run(model.step_reference, model, ctx, state, tokens)
-        fast = _run(lambda c, t, s: _as_output(model_step(model._packed(), c, t, s, script=script)),
+        ref = _run(model.step, model, ctx, state, tokens)
+        packed = Fused(model).packed()
+        fast = _run(lambda c, t, s: _as_output(model_step(packed, c, t, s, script=script)),
                     model, ctx, state, tokens)
     for r, f in zip(ref, fast):
         torch.testing.assert_close(f.logits, r.logits, **TOL)
@@ -73,18 +75,19 @@ def _as_output(result):
 
 
 def test_step_dispatch_and_greedy_tokens(model):
-    """`step` takes the fused path on CPU without autograd; greedy decoding gives the same tokens."""
+    """The fused back end's step on CPU without autograd; greedy decoding gives the same tokens."""
+    backend = Fused(model)
     with torch.inference_mode():
         ctx = _ctx(model, 9)
         tokens = {}
-        for name, step in (("fast", model.step), ("ref", model.step_reference)):
+        for name, step in (("fast", backend.step), ("ref", model.step)):
             state, token, seq = model.init_state(1), torch.tensor([1]), []
             for _ in range(30):
                 out = step(ctx, token, state)
                 state, token = out.state, out.logits.argmax(-1)
                 seq.append(int(token))
             tokens[name] = seq
-        assert "_fast_step" in model.__dict__
+        assert backend.packed() is not None
     assert tokens["fast"] == tokens["ref"]
 
 
@@ -93,17 +96,18 @@ def test_state_is_not_modified_in_place(model):
         ctx = _ctx(model, 5)
         state = _voiced_state(model, 1)
         before = copy.deepcopy(state)
-        model.step(ctx, torch.tensor([4]), state)
+        Fused(model).step(ctx, torch.tensor([4]), state)
     _close_states(state, before)
     assert all(torch.equal(a.recurrent, b.recurrent) for a, b in zip(state.tunable, before.tunable))
 
 
 def test_packed_weights_follow_parameter_changes(model):
     token = torch.tensor([5])
+    backend = Fused(model)
 
     def check(m):
-        torch.testing.assert_close(m.step(ctx, token, m.init_state(1)).logits,
-                                   m.step_reference(ctx, token, m.init_state(1)).logits, **TOL)
+        torch.testing.assert_close(backend.step(ctx, token, m.init_state(1)).logits,
+                                   m.step(ctx, token, m.init_state(1)).logits, **TOL)
 
     with torch.no_grad():
         ctx = _ctx(model, 6)
@@ -115,11 +119,12 @@ def test_packed_weights_follow_parameter_changes(model):
         model.decoder[1].ffn.proj_in.weight.data = torch.randn(2 * (CFG.ffn_dim), CFG.d_model)  # replaced
         check(model)
         other = LinaModel(CFG).eval()
-        model.load_state_dict(other.state_dict(), assign=True)  # new parameter objects
+        model.load_state_dict(other.state_dict(), assign=True)  # new parameter objects: seen at a new context
+        ctx = _ctx(model, 6)
         check(model)
-        torch.testing.assert_close(model.step(ctx, token, model.init_state(1)).logits,
+        torch.testing.assert_close(backend.step(ctx, token, model.init_state(1)).logits,
                                    other.step(ctx, token, other.init_state(1)).logits, **TOL)
-    assert "_fast_step" not in pickle.loads(pickle.dumps(model)).__dict__
+    assert set(pickle.loads(pickle.dumps(model)).__dict__) == set(LinaModel(CFG).__dict__)  # a plain module
 
 
 def test_packing_keeps_the_state_dict(model, tmp_path):
@@ -127,7 +132,7 @@ def test_packing_keeps_the_state_dict(model, tmp_path):
     from safetensors.torch import load_file, save_file
     before = {k: v.clone() for k, v in model.state_dict().items()}
     with torch.inference_mode():
-        model.step(_ctx(model, 5), torch.tensor([4]), model.init_state(1))
+        Fused(model).step(_ctx(model, 5), torch.tensor([4]), model.init_state(1))
     after = model.state_dict()
     assert list(after) == list(before)
     assert all(torch.equal(after[k], v) for k, v in before.items())
@@ -141,7 +146,7 @@ def test_packing_keeps_the_state_dict(model, tmp_path):
 def test_autograd_after_packing(model):
     """Packed under inference mode, the parameters stay ordinary tensors: autograd still works."""
     with torch.inference_mode():
-        model.step(_ctx(model, 5), torch.tensor([4]), model.init_state(1))
+        Fused(model).step(_ctx(model, 5), torch.tensor([4]), model.init_state(1))
     assert not model.head.weight.is_inference()
     ctx = _ctx(model, 5)
     model(ctx, torch.tensor([[1, 4, 5]]), model.init_state(1)).logits.sum().backward()
@@ -150,20 +155,20 @@ def test_autograd_after_packing(model):
 
 def test_other_dtypes_and_autograd_use_the_reference(model):
     token = torch.tensor([5])
+    backend = Fused(model)
     with torch.enable_grad():
         ctx = _ctx(model, 6)
-        out = model.step(ctx, token, model.init_state(1))
+        out = backend.step(ctx, token, model.init_state(1))
         assert out.logits.requires_grad                      # reference path: gradients flow
     double = copy.deepcopy(model).double()
-    with torch.inference_mode():
-        out = double.step(_ctx(double, 6), token, double.init_state(1))
-    assert out.logits.dtype == torch.float64 and "_fast_step" not in double.__dict__
+    assert Fused.applies(double) is not None                 # not float32: `choose` refuses it
     model.decoder[1].norm2.eps = 1e-3                       # a layout the fused step does not take
+    backend = Fused(model)
     with torch.inference_mode():
         ctx, state = _ctx(model, 6), model.init_state(1)
-        torch.testing.assert_close(model.step(ctx, token, state).logits,
-                                   model.step_reference(ctx, token, state).logits, atol=0, rtol=0)
-    assert model.__dict__["_fast_step"] is None
+        torch.testing.assert_close(backend.step(ctx, token, state).logits,
+                                   model.step(ctx, token, state).logits, atol=0, rtol=0)
+    assert backend.packed() is None
 
 
 def test_missing_score_bias_and_index(model):
@@ -171,8 +176,8 @@ def test_missing_score_bias_and_index(model):
         ctx = _ctx(model, 4, 8)
         bare = type(ctx)(ctx.keys, ctx.values, ctx.positions, ctx.valid)   # built without the bias
         state = model.init_state(2)
-        a = model.step(ctx, torch.tensor([3, 4]), state)
-        b = model.step(bare, torch.tensor([3, 4]), state)
+        a = Fused(model).step(ctx, torch.tensor([3, 4]), state)
+        b = Fused(model).step(bare, torch.tensor([3, 4]), state)
         torch.testing.assert_close(a.logits, b.logits, **TOL)
         row = ctx.index(torch.tensor([1]))
         torch.testing.assert_close(row.score_bias, ctx.score_bias[1:])
@@ -190,21 +195,43 @@ def test_model_built_in_inference_mode():
         torch.manual_seed(0)
         model = LinaModel(CFG).eval()
         ctx, token = _ctx(model, 6), torch.tensor([5])
-        fast = model.step(ctx, token, model.init_state(1)).logits
-        torch.testing.assert_close(fast, model.step_reference(ctx, token, model.init_state(1)).logits, **TOL)
+        fast = Fused(model).step(ctx, token, model.init_state(1)).logits
+        torch.testing.assert_close(fast, model.step(ctx, token, model.init_state(1)).logits, **TOL)
 
 
-def test_single_position_forward_is_a_step(model):
-    """The BOS prefill (one position) runs as a fused step: same logits, alignment and state as the
-    sequence path (with autograd on, forward takes the sequence path)."""
+def test_bos_prefill_as_a_step():
+    """A fast back end's BOS prefill is one step (`lina.generate.prefill` with its step): same logits,
+    alignment and state as the sequence path of the plain module."""
+    model = LinaModel(CFG).eval()
     ctx = _ctx(model, 7, 4)
     state = _voiced_state(model, 2)
-    bos = torch.tensor([[1], [1]])
-    with torch.no_grad():
-        fast = model(ctx, bos, state)
-    with torch.enable_grad():
-        full = model(ctx, bos, state)
-    assert fast.logits.shape == full.logits.shape and fast.alignment.shape == full.alignment.shape
-    torch.testing.assert_close(fast.logits, full.logits.detach(), **TOL)
-    torch.testing.assert_close(fast.alignment, full.alignment.detach(), **TOL)
-    _close_states(fast.state, full.state)
+    from lina.generate import prefill
+    with torch.inference_mode():
+        fast = prefill(model, ctx, state, None, Fused(model).step)
+        full = prefill(model, ctx, state, None)
+    assert fast[0].shape == full[0].shape and fast[2].shape == full[2].shape
+    torch.testing.assert_close(fast[0], full[0], **TOL)
+    torch.testing.assert_close(fast[2], full[2], **TOL)
+    _close_states(fast[1], full[1])
+
+
+@pytest.mark.parametrize("name", ["fused", "native"])
+def test_cpu_backends_give_the_reference_tokens(name):
+    """Greedy generation through each CPU back end equals the reference's tokens (a batch of 3 rows
+    with per-row floors, a voiced state, and a prompt)."""
+    from lina.backends import choose
+    from lina.generate import GenerationConfig, generate
+    from lina.sampling import SamplingConfig
+    torch.manual_seed(3)
+    model = LinaModel(CFG).eval()
+    backend = choose(model, name)
+    cfg = GenerationConfig(SamplingConfig(top_k=1), max_tokens=40, min_tokens=(3, 0, 9))
+    with torch.inference_mode():
+        ctx = _ctx(model, 7, 3, 11)
+        prompt = torch.randint(0, CFG.n_codebook, (3, 5))
+        state = _voiced_state(model, 3)
+        for p in (None, prompt):
+            ref = generate(model, ctx, state, cfg, p, Reference(model))
+            out = generate(model, ctx, state, cfg, p, backend)
+            assert [c.tolist() for c in out.codes] == [c.tolist() for c in ref.codes]
+            assert out.steps == ref.steps and torch.equal(out.finished, ref.finished)

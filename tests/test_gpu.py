@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from lina.config import LinaConfig
 from lina.model import LinaModel
 from lina.ops import gla_chunked, gla_recurrent, gla_step
-from lina.ops.dispatch import fla_available, gla_sequence, gla_single_step
+from lina.ops.dispatch import fla_available, fla_kernels, gla_sequence, gla_single_step
 
 pytestmark = [
     pytest.mark.gpu,
@@ -60,8 +60,10 @@ def test_model_logits_fla_vs_torch():
     audio = torch.randint(3, cfg.n_audio_vocab, (2, 150), device="cuda")
     with torch.no_grad():
         ctx = model.encode_text(text, torch.tensor([40, 25], device="cuda"))
-        fla = model(ctx, audio, model.init_state(2), use_fla=True).logits
-        ref = model(ctx, audio, model.init_state(2), use_fla=False).logits
+        with fla_kernels(sequences=True):
+            fla = model(ctx, audio, model.init_state(2)).logits
+        with fla_kernels(sequences=False):
+            ref = model(ctx, audio, model.init_state(2)).logits
     assert _rel(fla, ref) < REL_TOL
 
 

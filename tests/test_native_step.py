@@ -5,6 +5,7 @@ import torch
 from lina.config import LinaConfig
 from lina.constants import EOS_ID
 from lina.int8_weights import dequantize_state, quantize_state
+from lina.backends import Native
 from lina.model import LinaModel, ModelOutput
 from lina.ops import native
 
@@ -19,6 +20,15 @@ def lib():
     if lib is None:
         pytest.skip("no C compiler here: the fused step runs instead")
     return lib
+
+
+def _backend(model) -> Native:
+    """The model's native back end (one per model, as `LinaTTS` holds one)."""
+    return model.__dict__.setdefault("_test_backend", Native(model))
+
+
+def _packed(model):
+    return _backend(model).packed()
 
 
 def _model(int8: bool = False) -> LinaModel:
@@ -46,9 +56,9 @@ def _state(model, batch):
 def _compare(lib, model, ctx, state, tokens):
     ref_state = state
     for t in range(tokens.shape[1]):
-        out = native.model_step(lib, model._packed(), ctx, tokens[:, t], state)
+        out = native.model_step(lib, _packed(model), ctx, tokens[:, t], state)
         assert out is not None
-        fast, ref = ModelOutput(*out), model.step_reference(ctx, tokens[:, t], ref_state)
+        fast, ref = ModelOutput(*out), model.step(ctx, tokens[:, t], ref_state)
         torch.testing.assert_close(fast.logits, ref.logits, **TOL)
         torch.testing.assert_close(fast.alignment, ref.alignment, **TOL)
         for a, b in zip(fast.state.tunable + [fast.state.pos_net], ref.state.tunable + [ref.state.pos_net]):
@@ -67,16 +77,16 @@ def test_native_step_equals_reference(lib, int8, training_positions):
     with torch.inference_mode():
         ctx = _ctx(model, 7, 3, 11, training_positions=training_positions)
         _compare(lib, model, ctx, _state(model, 3), tokens)
-        n_int8 = len(model._packed().cache["native"].int8)
-    assert n_int8 == (len(native.matrix_slots(model._packed())) if int8 else 0)
+        n_int8 = len(_packed(model).cache["native"].int8)
+    assert n_int8 == (len(native.matrix_slots(_packed(model))) if int8 else 0)
 
 
-def test_model_step_uses_native(lib):
+def test_backend_step_uses_native(lib):
     model = _model(int8=True)
     with torch.inference_mode():
         ctx = _ctx(model, 6)
-        model.step(ctx, torch.tensor([4]), model.init_state(1))
-    assert model._packed().cache["native"].int8
+        _backend(model).step(ctx, torch.tensor([4]), model.init_state(1))
+    assert _packed(model).cache["native"].int8
 
 
 def test_int8_forms_follow_weight_changes(lib):
@@ -85,8 +95,8 @@ def test_int8_forms_follow_weight_changes(lib):
     token = torch.tensor([5])
 
     def check(ctx):
-        torch.testing.assert_close(model.step(ctx, token, model.init_state(1)).logits,
-                                   model.step_reference(ctx, token, model.init_state(1)).logits, **TOL)
+        torch.testing.assert_close(_backend(model).step(ctx, token, model.init_state(1)).logits,
+                                   model.step(ctx, token, model.init_state(1)).logits, **TOL)
 
     with torch.no_grad():
         ctx = _ctx(model, 6)
@@ -96,7 +106,7 @@ def test_int8_forms_follow_weight_changes(lib):
         model.head.weight.data[EOS_ID] = 1e3 * model.head.weight.data[7]  # no longer int8: float32
         ctx = _ctx(model, 6)
         check(ctx)
-        assert len(model._packed().cache["native"].int8) == len(native.matrix_slots(model._packed())) - 1
+        assert len(_packed(model).cache["native"].int8) == len(native.matrix_slots(_packed(model))) - 1
         model.decoder[0].mixer.v_proj.weight.mul_(2.0)                  # in place, same context
         check(ctx)
 
@@ -106,11 +116,11 @@ def test_bad_inputs(lib):
     with torch.inference_mode():
         ctx = _ctx(model, 5)
         with pytest.raises(IndexError):
-            native.model_step(lib, model._packed(), ctx, torch.tensor([CFG.n_audio_vocab]), model.init_state(1))
+            native.model_step(lib, _packed(model), ctx, torch.tensor([CFG.n_audio_vocab]), model.init_state(1))
         state = model.init_state(1)
         state.encoder[0].recurrent = state.encoder[0].recurrent.double()  # not float32: not taken
-        assert native.model_step(lib, model._packed(), ctx, torch.tensor([3]), state) is None
-        assert native.model_step(lib, model._packed(), ctx, torch.tensor([3, 4]), model.init_state(1)) is None
+        assert native.model_step(lib, _packed(model), ctx, torch.tensor([3]), state) is None
+        assert native.model_step(lib, _packed(model), ctx, torch.tensor([3, 4]), model.init_state(1)) is None
         rows = native.MAX_BATCH + 1                                        # batches past it: the fused step
         big = _ctx(model, *[5] * rows)
-        assert native.model_step(lib, model._packed(), big, torch.full((rows,), 3), model.init_state(rows)) is None
+        assert native.model_step(lib, _packed(model), big, torch.full((rows,), 3), model.init_state(rows)) is None

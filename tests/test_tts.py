@@ -73,9 +73,9 @@ def test_clone_prompt_ends_where_its_speech_ends(tts, monkeypatch):
     prompts = []
     real = lina.tts.generate
 
-    def spy(model, ctx, state, cfg, prompt=None):
+    def spy(model, ctx, state, cfg, prompt=None, **kwargs):
         prompts.append(prompt)
-        return real(model, ctx, state, cfg, prompt)
+        return real(model, ctx, state, cfg, prompt, **kwargs)
 
     monkeypatch.setattr(lina.tts, "generate", spy)
     out = tts.clone("Say this.", (rate, clip), "a humming tone", max_seconds=2)

@@ -22,7 +22,8 @@ import torch
 
 from lina.config import LinaConfig
 from lina.model import LinaModel, count_parameters, teacher_forcing_loss
-from lina.tokenizer import TextTokenizer
+from lina.ops.dispatch import fla_kernels
+from lina.text_frontend import tokenizer_from_str
 from lina.training.lm import checkpoint
 from lina.training.lm.configs import preset
 from lina.training.lm.data import (
@@ -34,7 +35,7 @@ from lina.training.lm.data import (
     read_manifest,
 )
 from lina.training.lm.optim import lr_at, make_optimizer, set_lr
-from lina.training.lm.tokenizer import VOCAB_SIZE, train_tokenizer
+from lina.training.lm.tokenizer import VOCAB_SIZE, make_tokenizer
 
 LOG_NAME = "log.jsonl"
 GRAD_CLIP = 1.0
@@ -61,7 +62,8 @@ class TrainSettings:
     pair_fraction: float = 0.0    # extra train rows of two sentences back to back (data.pair_rows)
     styled_repeat: int = 1        # each non-neutral train row this many times (data.repeat_styled)
     seed: int = 0
-    vocab_size: int = VOCAB_SIZE
+    vocab_size: int = VOCAB_SIZE  # BPE only
+    text_frontend: str = "bpe"    # "bpe" or "phonemes" (LinaConfig.text_frontend; docs/text_frontend.md)
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,8 @@ def batch_loss(model: LinaModel, batch: Batch, use_fla: bool) -> torch.Tensor:
     amp = torch.autocast("cuda", dtype=torch.bfloat16) if batch.audio.is_cuda else nullcontext()
     with amp:
         ctx = model.encode_text(batch.text, batch.text_len)
-        out = model(ctx, batch.audio[:, :-1], model.init_state(batch.audio.shape[0]), use_fla=use_fla)
+        with fla_kernels(sequences=use_fla):
+            out = model(ctx, batch.audio[:, :-1], model.init_state(batch.audio.shape[0]))
     return teacher_forcing_loss(out.logits, batch.audio[:, 1:], batch.audio_len)
 
 
@@ -177,12 +180,12 @@ def train(codes: str | Path, run: str | Path, given: dict, options: RunOptions =
         raise ValueError(f"{source} holds weights only (shard --weights-only): export it, or resume from a full one")
     settings = resolve_settings(given, ckpt["settings"] if ckpt else None)
     if ckpt:
-        tokenizer = TextTokenizer.from_str(ckpt["tokenizer"])
         cfg = LinaConfig.from_dict(ckpt["config"])
+        tokenizer = tokenizer_from_str(cfg.text_frontend, ckpt["tokenizer"])
     else:
-        cfg = preset(settings.config)
+        cfg = dataclasses.replace(preset(settings.config), text_frontend=settings.text_frontend)
         texts = [row["text"] for row in read_manifest(codes, "train")]
-        tokenizer = train_tokenizer(texts, settings.vocab_size)
+        tokenizer = make_tokenizer(settings.text_frontend, texts, settings.vocab_size)
         if tokenizer.vocab_size > cfg.n_text_vocab:
             raise ValueError(f"tokenizer has {tokenizer.vocab_size} ids, the model {cfg.n_text_vocab}")
         torch.manual_seed(settings.seed)  # the initial weights depend on the seed only
