@@ -5,7 +5,9 @@
   merge     --out CODES SRC... [--skip-codec]   codes folders of one codec concatenated split by split
   export    --run RUN --out DIR [--dtype float16] [--split-mib 15]
   encode    --codec DIR --manifest M... --roots DIR... --out CODES      (rows grouped by their split)
-  evaluate  --codec DIR --manifest M [--roots DIR... | --render] [--limit N] [--out JSON]
+  evaluate  --codec DIR (--clips DIR | --manifest M [--roots DIR... | --render]) [--limit N] [--out JSON]
+  heldout   --out DIR [--manifest M]     render the fixed held-out clips (default: heldout_v2) to DIR
+  ceiling   --codec DIR --clips DIR --out JSON [--md MD]   codec vs unquantized latents vs ISTFT analysis
 """
 from __future__ import annotations
 
@@ -113,6 +115,18 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     codec = Codec.from_pretrained(args.codec).float()
     clips = {}
+    if args.clips:
+        from lina.training.codec.heldout import clips_fingerprint, load_clips
+
+        clips = dict(list(load_clips(Path(args.clips)).items())[: args.limit])
+        report = evaluate_clips(codec, clips)
+        report["fingerprint"] = clips_fingerprint(clips)
+        print(json.dumps(report["mean"], indent=1))
+        if args.out:
+            Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
+        return 0
+    if not args.manifest:
+        raise SystemExit("evaluate needs --clips DIR or --manifest M")
     for row in _rows(args.manifest)[: args.limit]:
         if args.render:
             from lina.training.corpus.generate import render_row
@@ -126,6 +140,32 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     print(json.dumps(report["mean"], indent=1))
     if args.out:
         Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
+    return 0
+
+
+def cmd_heldout(args: argparse.Namespace) -> int:
+    from lina.training.codec.heldout import HELDOUT_MANIFEST, render_heldout
+
+    render_heldout(Path(args.out), Path(args.manifest) if args.manifest else HELDOUT_MANIFEST)
+    return 0
+
+
+def cmd_ceiling(args: argparse.Namespace) -> int:
+    from lina.codec.codec import Codec
+    from lina.training.codec.ceiling import ceiling, table
+    from lina.training.codec.heldout import clips_fingerprint, engine_of, load_clips
+
+    codec = Codec.from_pretrained(args.codec).float().to(_device(args.device))
+    clips = load_clips(Path(args.clips))
+    report = ceiling(codec, clips, engine_of(list(clips)), log=lambda line: print(line, flush=True))
+    report = {"codec": str(args.codec), "clips_dir": str(args.clips), "fingerprint": clips_fingerprint(clips),
+              **report}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(report, indent=1) + "\n")
+    markdown = table(report)
+    print(markdown)
+    if args.md:
+        Path(args.md).write_text(markdown + "\n")
     return 0
 
 
@@ -170,12 +210,24 @@ def main(argv: list[str] | None = None) -> int:
     m.set_defaults(func=cmd_merge)
     v = sub.add_parser("evaluate")
     v.add_argument("--codec", required=True)
-    v.add_argument("--manifest", nargs="+", required=True)
+    v.add_argument("--manifest", nargs="+", default=None)
+    v.add_argument("--clips", default=None, help="a folder of clips (the rendered held-out set)")
     v.add_argument("--roots", nargs="*", default=[])
     v.add_argument("--render", action="store_true", help="render the rows now instead of reading them")
     v.add_argument("--limit", type=int, default=50)
     v.add_argument("--out", default=None)
     v.set_defaults(func=cmd_evaluate)
+    h = sub.add_parser("heldout")
+    h.add_argument("--out", required=True)
+    h.add_argument("--manifest", default=None)
+    h.set_defaults(func=cmd_heldout)
+    c = sub.add_parser("ceiling")
+    c.add_argument("--codec", required=True)
+    c.add_argument("--clips", required=True)
+    c.add_argument("--out", required=True)
+    c.add_argument("--md", default=None, help="also write the markdown table here")
+    c.add_argument("--device", default=None)
+    c.set_defaults(func=cmd_ceiling)
     args = parser.parse_args(argv)
     return args.func(args)
 

@@ -1,8 +1,9 @@
-"""Round-trip quality of a codec on clips: PESQ-wb, STOI, SNR, log-mel distance and codebook usage.
+"""Round-trip quality of a codec on clips: PESQ-wb, STOI, SNR, log-mel distance, voicing, codebook usage.
 
 PESQ wide-band is defined at 16 kHz: both signals are resampled (soxr) before scoring. STOI runs at
 the clip's rate (pystoi resamples to 10 kHz inside). `pesq` has no wheels for every Python; without it
-the PESQ column is None rather than an error.
+the PESQ column is None rather than an error. Voicing is the share of 10 ms frames where Praat finds
+an F0 (parselmouth; None without it): a codec that makes voices buzzy or breathy moves it.
 """
 from __future__ import annotations
 
@@ -15,6 +16,10 @@ import torch
 from lina.codec.codec import Codec
 
 PESQ_RATE = 16_000
+# Praat pitch search range (the corpus renderer's, lina.training.corpus.generate) and frame step.
+PITCH_FLOOR_HZ, PITCH_CEILING_HZ = 60.0, 500.0
+PITCH_STEP_S = 0.01
+METRICS = ("pesq_wb", "stoi", "snr_db", "mel_l1", "voicing", "voicing_ref")
 
 
 def _pesq(reference: np.ndarray, degraded: np.ndarray, rate: int) -> float | None:
@@ -42,6 +47,36 @@ def _log_mel_distance(reference: np.ndarray, degraded: np.ndarray) -> float:
     return float(loss(torch.from_numpy(degraded)[None], torch.from_numpy(reference)[None]))
 
 
+def voicing_share(audio: np.ndarray, rate: int) -> float | None:
+    """Share of frames with an F0 (Praat autocorrelation pitch, 10 ms steps) in `audio [S]`."""
+    try:
+        import parselmouth
+    except ImportError:
+        return None
+    sound = parselmouth.Sound(audio.astype(np.float64), rate)
+    f0 = sound.to_pitch(time_step=PITCH_STEP_S, pitch_floor=PITCH_FLOOR_HZ,
+                        pitch_ceiling=PITCH_CEILING_HZ).selected_array["frequency"]
+    return float(np.mean(f0 > 0)) if len(f0) else 0.0
+
+
+def score_pair(reference: np.ndarray, degraded: np.ndarray, rate: int) -> dict:
+    """Scores of `degraded [S]` against `reference [S]` (same length, same rate)."""
+    noise = float(np.sum((reference - degraded) ** 2))
+    snr = 10 * math.log10(max(float(np.sum(reference**2)), 1e-12) / max(noise, 1e-12))
+    return {"pesq_wb": _pesq(reference, degraded, rate), "stoi": _stoi(reference, degraded, rate),
+            "snr_db": snr, "mel_l1": _log_mel_distance(reference, degraded), "voicing": voicing_share(degraded, rate),
+            "voicing_ref": voicing_share(reference, rate), "seconds": len(reference) / rate}
+
+
+def mean_scores(per_clip: dict[str, dict]) -> dict:
+    """Mean of each metric over the clips that have it (None when none has)."""
+    mean = {}
+    for key in METRICS:
+        values = [s[key] for s in per_clip.values() if s.get(key) is not None]
+        mean[key] = round(float(np.mean(values)), 4) if values else None
+    return mean
+
+
 @torch.inference_mode()
 def round_trip(codec: Codec, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """`audio [S]` float32 at the codec's rate -> (decoded `[S]`, codes `[T]`)."""
@@ -53,11 +88,7 @@ def round_trip(codec: Codec, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]
 def score_clip(codec: Codec, audio: np.ndarray) -> tuple[dict, np.ndarray]:
     """Scores of one clip and its codes."""
     decoded, codes = round_trip(codec, audio)
-    noise = float(np.sum((audio - decoded) ** 2))
-    snr = 10 * math.log10(float(np.sum(audio**2)) / max(noise, 1e-12))
-    scores = {"pesq_wb": _pesq(audio, decoded, codec.sample_rate), "stoi": _stoi(audio, decoded, codec.sample_rate),
-              "snr_db": snr, "mel_l1": _log_mel_distance(audio, decoded), "seconds": len(audio) / codec.sample_rate}
-    return scores, codes
+    return score_pair(audio, decoded, codec.sample_rate), codes
 
 
 def evaluate_clips(codec: Codec, clips: dict[str, np.ndarray]) -> dict:
@@ -66,11 +97,7 @@ def evaluate_clips(codec: Codec, clips: dict[str, np.ndarray]) -> dict:
     for name, audio in clips.items():
         per_clip[name], codes = score_clip(codec, audio)
         all_codes.append(codes)
-    keys = ("pesq_wb", "stoi", "snr_db", "mel_l1")
-    mean = {}
-    for key in keys:
-        values = [s[key] for s in per_clip.values() if s[key] is not None]
-        mean[key] = round(float(np.mean(values)), 4) if values else None
+    mean = mean_scores(per_clip)
     used = np.unique(np.concatenate(all_codes)).size if all_codes else 0
     mean["usage"] = round(used / codec.quantizer.bins, 4)
     mean["clips"] = len(clips)
