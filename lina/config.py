@@ -8,6 +8,10 @@ from pathlib import Path
 
 from lina.constants import N_SPECIAL_TOKENS
 
+# What the text encoder reads: "bpe" (a `tokenizers` BPE, as the released model and lina-mini v1) or
+# "phonemes" (gruut phonemes, `lina.phoneme_tokenizer`). See docs/text_frontend.md.
+TEXT_FRONTENDS = ("bpe", "phonemes")
+
 
 @dataclass(frozen=True)
 class LinaConfig:
@@ -29,8 +33,11 @@ class LinaConfig:
     pos_kernel: int = 31            # depthwise convolution over the position table
     norm_eps: float = 1e-5          # RMSNorm of the GLA output gate
     model_id: str = ""              # identifies the weights; voices record it to refuse foreign models
+    text_frontend: str = "bpe"      # one of TEXT_FRONTENDS; configs saved before it existed read as "bpe"
 
     def __post_init__(self) -> None:
+        if self.text_frontend not in TEXT_FRONTENDS:
+            raise ValueError(f"unknown text_frontend {self.text_frontend!r}; expected one of {TEXT_FRONTENDS}")
         if self.key_dim % self.n_heads or self.value_dim % self.n_heads:
             raise ValueError(f"GLA widths {self.key_dim}/{self.value_dim} not divisible by {self.n_heads} heads")
         if self.d_model % self.text_heads:

@@ -1,7 +1,8 @@
 """Where a model comes from: our folder format, the released checkpoints (Hub), or a tiny random model.
 
-Our format is a folder with ``config.json`` + ``model.safetensors`` + ``tokenizer.json`` and the codec
-in ``codec/`` (``config.json`` + ``codec.safetensors``). The released Lina-Speech checkpoint, the
+Our format is a folder with ``config.json`` + ``model.safetensors`` + the text tokenizer (``tokenizer.json``,
+or ``phonemes.json`` for a model whose ``text_frontend`` is ``"phonemes"``) and the codec in ``codec/``
+(``config.json`` + ``codec.safetensors``). The released Lina-Speech checkpoint, the
 WavTokenizer checkpoint and ``bpe256.json`` are fetched at run time (never shipped) and cached.
 """
 from __future__ import annotations
@@ -21,6 +22,7 @@ from lina.codec.config import BackboneConfig, EncoderConfig, HeadConfig, Quantiz
 from lina.config import LinaConfig
 from lina.int8_weights import dequantize_state
 from lina.model import LinaModel
+from lina.text_frontend import TOKENIZER_FILES, AnyTokenizer, frontend_of, load_tokenizer
 from lina.tokenizer import TextTokenizer
 from lina.unpickler import CheckpointError
 
@@ -43,7 +45,7 @@ class Bundle:
     """Everything a :class:`lina.tts.LinaTTS` is made of."""
 
     model: LinaModel
-    tokenizer: TextTokenizer
+    tokenizer: AnyTokenizer  # the one the model's text_frontend names (lina.text_frontend)
     codec: Codec
     name: str
     license: str
@@ -63,14 +65,21 @@ def character_tokenizer(alphabet: str = "abcdefghijklmnopqrstuvwxyz !\"'(),-./:;
     return TextTokenizer(tok)
 
 
-def tiny_random() -> Bundle:
-    """Random weights from a fixed seed: lets the app and its tests run before a trained model exists."""
-    tokenizer = character_tokenizer()
+def tiny_random(text_frontend: str = "bpe") -> Bundle:
+    """Random weights from a fixed seed: lets the app and its tests run before a trained model exists.
+    ``text_frontend="phonemes"``: the same with the phoneme tokenizer (needs gruut)."""
+    if text_frontend == "phonemes":
+        from lina.phoneme_tokenizer import PhonemeTokenizer
+
+        tokenizer = PhonemeTokenizer.default()
+    else:
+        tokenizer = character_tokenizer()
     codec_cfg = CodecConfig(encoder=EncoderConfig(n_filters=8, lstm_layers=1), quantizer=QuantizerConfig(bins=256),
                             backbone=BackboneConfig(dim=64, intermediate_dim=128, num_layers=1),
                             head=HeadConfig(dim=64))
     cfg = LinaConfig(d_model=64, n_layer=2, n_heads=2, text_layers=2, text_heads=2,
-                     n_text_vocab=tokenizer.vocab_size, n_codebook=codec_cfg.quantizer.bins, model_id=TINY_RANDOM)
+                     n_text_vocab=tokenizer.vocab_size, n_codebook=codec_cfg.quantizer.bins, model_id=TINY_RANDOM,
+                     text_frontend=text_frontend)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(TINY_SEED)
         model, codec = LinaModel(cfg), Codec(codec_cfg)
@@ -80,11 +89,14 @@ def tiny_random() -> Bundle:
 
 def save_folder(bundle: Bundle, folder: str | Path) -> None:
     folder = Path(folder)
+    frontend = bundle.model.cfg.text_frontend
+    if frontend_of(bundle.tokenizer) != frontend:
+        raise ValueError(f"the model reads {frontend!r} text but the tokenizer is {frontend_of(bundle.tokenizer)!r}")
     folder.mkdir(parents=True, exist_ok=True)
     bundle.model.cfg.save(folder / "config.json")
     save_file({k: v.contiguous() for k, v in bundle.model.state_dict().items()}, str(folder / "model.safetensors"),
               metadata={"format": "lina", "model_id": bundle.model.cfg.model_id})
-    (folder / "tokenizer.json").write_text(bundle.tokenizer.to_str())
+    (folder / TOKENIZER_FILES[frontend]).write_text(bundle.tokenizer.to_str(), encoding="utf-8")
     (folder / "card.json").write_text(json.dumps({"name": bundle.name, "license": bundle.license,
                                                   "description": bundle.description}, indent=2))
     bundle.codec.save_pretrained(folder / "codec")
@@ -92,14 +104,16 @@ def save_folder(bundle: Bundle, folder: str | Path) -> None:
 
 def load_folder(folder: str | Path) -> Bundle:
     folder = Path(folder)
-    missing = [f for f in ("config.json", "model.safetensors", "tokenizer.json", "codec") if not (folder / f).exists()]
+    missing = [f for f in ("config.json", "model.safetensors", "codec") if not (folder / f).exists()]
+    cfg = None if missing else LinaConfig.load(folder / "config.json")
+    if cfg is not None and not (folder / TOKENIZER_FILES[cfg.text_frontend]).exists():
+        missing.append(TOKENIZER_FILES[cfg.text_frontend])
     if missing:
         raise CheckpointError(f"{folder} is not a Lina model folder: missing {missing}")
-    cfg = LinaConfig.load(folder / "config.json")
     model = LinaModel(cfg)
     load_into(model, {k: v.float() for k, v in dequantize_state(load_file(str(folder / "model.safetensors"))).items()})
     card = json.loads((folder / "card.json").read_text()) if (folder / "card.json").exists() else {}
-    return Bundle(model.eval(), TextTokenizer.from_file(folder / "tokenizer.json"),
+    return Bundle(model.eval(), load_tokenizer(folder, cfg.text_frontend),
                   Codec.from_pretrained(folder / "codec").eval(), card.get("name", cfg.model_id or folder.name),
                   card.get("license", "see model card"), card.get("description", ""))
 

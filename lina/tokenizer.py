@@ -125,9 +125,11 @@ class PreparedText:
 def prepare_text(text: str, tokenizer: TextTokenizer, max_tokens: int = MAX_TEXT_TOKENS) -> PreparedText:
     """Normalize user text, check it, and encode it with BOS/EOS.
 
-    Raises `TextError` when nothing speakable (no letter) remains, or when the ids, BOS and EOS
-    included, exceed `max_tokens` (split long text with `lina.text.split_sentences` first).
-    Dropped characters are warned about by `normalize_text` and listed in the result.
+    ``tokenizer``: a `TextTokenizer` or any tokenizer with its text interface (``alphabet``, ``lowercases``,
+    ``strip_special_tokens``, ``encode``), e.g. `lina.phoneme_tokenizer.PhonemeTokenizer`.
+    Raises `TextError` when nothing speakable (no letter, or no id between BOS and EOS) remains, or when
+    the ids, BOS and EOS included, exceed `max_tokens` (split long text with `lina.text.split_sentences`
+    first). Dropped characters are warned about by `normalize_text` and listed in the result.
     """
     normalized = normalize_text(text, tokenizer.alphabet, lowercase=tokenizer.lowercases)
     spoken = tokenizer.strip_special_tokens(normalized.text)
@@ -135,6 +137,8 @@ def prepare_text(text: str, tokenizer: TextTokenizer, max_tokens: int = MAX_TEXT
         detail = f" (dropped: {''.join(normalized.dropped)!r})" if normalized.dropped else ""
         raise TextError(f"nothing speakable in the text after normalization: {text[:80]!r}{detail}")
     ids = tokenizer.encode(spoken)
+    if len(ids) <= 2:  # BOS and EOS only: the front end found nothing to read
+        raise TextError(f"nothing speakable in the text after normalization: {text[:80]!r}")
     if len(ids) > max_tokens:
         raise TextError(
             f"text is {len(ids)} tokens long (BOS/EOS included), the model reads at most {max_tokens}: "

@@ -1,6 +1,6 @@
 """Command line: `python -m lina.training.lm {train,shard,export,curves}`.
 
-  train  --codes DIR --run RUNDIR [--config mini] [--steps N] [--lr 1e-3] [--warmup 500]
+  train  --codes DIR --run RUNDIR [--config mini] [--text-frontend bpe|phonemes] [--steps N] [--lr 1e-3] [--warmup 500]
          [--batch-frames 60000] [--max-frames 1500] [--seed 0] [--max-seconds S] [--stop-at STEP]
          [--resume-from CKPT] [--val-every 500] [--log-every 10] [--checkpoint-seconds 300]
          Trains, or continues RUNDIR/last.pt (or --resume-from: last.pt, a run or a shard folder).
@@ -75,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--resume-from", help="continue from this checkpoint (last.pt, run or shard folder)")
     # Settings default to None: a fresh run takes TrainSettings' defaults, a rerun the stored ones.
     p.add_argument("--config", help="model preset: mini, tiny")
+    p.add_argument("--text-frontend", choices=("bpe", "phonemes"),
+                   help="what the model reads: BPE text (default) or gruut phonemes (docs/text_frontend.md)")
     p.add_argument("--steps", type=int, help="length of the learning-rate schedule")
     p.add_argument("--lr", type=float)
     p.add_argument("--warmup", type=int)

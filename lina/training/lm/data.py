@@ -20,7 +20,8 @@ import torch
 from torch import Tensor
 
 from lina.constants import BOS_ID, EOS_ID, N_SPECIAL_TOKENS, PAD_ID, TEXT_PAD_ID
-from lina.tokenizer import TextTokenizer
+from lina.text_frontend import AnyTokenizer
+from lina.training.lm.tokenizer import encode_texts
 
 SPLITS = ("train", "validation", "test")
 NEUTRAL_STYLE = "neutral"
@@ -78,7 +79,7 @@ class CodesSplit:
     are skipped (counted in ``skipped``). ``frames[i]`` is utterance ``i``'s codec length.
     """
 
-    def __init__(self, root: str | Path, split: str, tokenizer: TextTokenizer, max_frames: int,
+    def __init__(self, root: str | Path, split: str, tokenizer: AnyTokenizer, max_frames: int,
                  n_codebook: int, max_text_len: int, pair_fraction: float = 0.0, seed: int = 0,
                  styled_repeat: int = 1):
         root = Path(root)
@@ -91,8 +92,7 @@ class CodesSplit:
         self._segments: list[list[tuple[int, int]]] = []
         frames: list[int] = []
         self.skipped = 0
-        for row in rows:
-            ids = tokenizer.encode(row["text"])
+        for row, ids in zip(rows, encode_texts(tokenizer, [row["text"] for row in rows])):
             if row["frames"] > max_frames or row["frames"] < 1 or len(ids) > max_text_len:
                 self.skipped += 1
                 continue

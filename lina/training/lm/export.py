@@ -17,7 +17,7 @@ from lina.codec import Codec
 from lina.config import LinaConfig
 from lina.model import LinaModel, count_parameters
 from lina.pretrained import Bundle, save_folder
-from lina.tokenizer import TextTokenizer
+from lina.text_frontend import tokenizer_from_str
 from lina.training.lm import checkpoint
 
 NAME = "lina-mini"
@@ -41,7 +41,8 @@ def weights_hash(state: dict[str, torch.Tensor]) -> str:
 
 def export(source: str | Path, codec_dir: str | Path, out: str | Path, name: str = NAME, version: str = VERSION,
            license: str = LICENSE, description: str = DESCRIPTION) -> str:
-    """Writes ``out/`` (config.json, model.safetensors fp16, tokenizer.json, card.json, codec/); returns the id.
+    """Writes ``out/`` (config.json, model.safetensors fp16, tokenizer.json or phonemes.json, card.json,
+    codec/); returns the id.
 
     ``source``: a run folder, its ``last.pt`` or a shard folder.
     """
@@ -55,10 +56,12 @@ def export(source: str | Path, codec_dir: str | Path, out: str | Path, name: str
     codec = Codec.from_pretrained(codec_dir)
     if codec.config.quantizer.bins != cfg.n_codebook:
         raise ValueError(f"codec has {codec.config.quantizer.bins} codes, the model {cfg.n_codebook}")
-    save_folder(Bundle(model, TextTokenizer.from_str(ckpt["tokenizer"]), codec, name, license, description), out)
+    tokenizer = tokenizer_from_str(cfg.text_frontend, ckpt["tokenizer"])
+    save_folder(Bundle(model, tokenizer, codec, name, license, description), out)
     card_path = Path(out) / "card.json"
     card = json.loads(card_path.read_text())
     card.update({"model_id": model_id, "parameters": count_parameters(model), "dtype": str(EXPORT_DTYPE),
+                 "text_frontend": cfg.text_frontend,
                  "training": {"steps": ckpt["step"], "epoch": ckpt["data"]["epoch"], "seconds": ckpt["elapsed"],
                               "settings": ckpt["settings"]}})
     card_path.write_text(json.dumps(card, indent=2) + "\n")
