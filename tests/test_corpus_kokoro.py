@@ -30,6 +30,7 @@ KNOWN = {
     "lˈa^ɪk": "lˈIk",
     "bˈɔ^ɪz": "bˈYz",
     "ˈa^ʊɚ": "ˈWəɹ",  # hour: ɚ -> əɹ
+    "bˈe^ɪkɚɹi": "bˈAkəɹi",  # bakery: no doubled ɹ
     "hɐlˈo^ʊ": "həlˈO",
     "bˈʌʔn̩": "bˈʌtᵊn",  # button: glottal stop + syllabic n
     "bˈɑːɾə^l": "bˈɑɾᵊl",  # bottle

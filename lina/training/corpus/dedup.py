@@ -27,6 +27,8 @@ PROBES = (
     "a warm breeze carried the smell of bread from the bakery across the square.",
 )
 COMMITTED = Path(__file__).with_name("dedup_seed{seed}.json")
+COMMITTED_V2 = Path(__file__).with_name("dedup_v2_seed{seed}.json")
+SCREEN_V2 = Path(__file__).with_name("screen_kokoro_seed{seed}.json")
 
 
 class DedupUnavailable(RuntimeError):
@@ -146,3 +148,39 @@ def run_dedup(speakers: list[Speaker], out: Path, seed: int = 0, jobs: int = 1, 
 
 def load_dropped(path: Path) -> set[str]:
     return set(json.loads(path.read_text())["dropped"])
+
+
+# ------------------------------------------------------------------------------------------------ v2
+def v2_cache(seed: int = 0) -> Path:
+    """Embeddings of the v2 dedup (the screen writes the Kokoro ones): beside the result, not committed."""
+    return Path(str(COMMITTED_V2).format(seed=seed)).with_suffix(".embeddings.npz")
+
+
+def run_dedup_v2(candidates: list[Speaker], out: Path, seed: int = 0, jobs: int = 1, log=print) -> dict:
+    """De-duplicate v2's speakers across engines: v1's kept speakers (its committed result) and the
+    Kokoro candidates that passed the WER screen (`screen`), with the same rule. Every candidate of
+    `candidates` ends in `kept` or `dropped`, the dropped ones with the stage that dropped them."""
+    v1 = json.loads(Path(str(COMMITTED).format(seed=seed)).read_text())
+    screen = json.loads(Path(str(SCREEN_V2).format(seed=seed)).read_text())
+    passed = set(screen["kept"])
+    pool = [s for s in candidates if s.id in v1["kept"] or (s.engine == "kokoro" and s.id in passed)]
+    embeddings, failed = embed_speakers(pool, seed, jobs, cache=v2_cache(seed), log=log)
+    result = select([s for s in pool if s.id in embeddings], embeddings)
+    result["dropped"].update({k: {"error": v} for k, v in failed.items()})
+    for s in candidates:
+        if s.id in v1["dropped"]:
+            result["dropped"][s.id] = {**v1["dropped"][s.id], "stage": "v1 dedup"}
+        elif s.engine == "kokoro" and s.id not in passed:
+            result["dropped"][s.id] = {"stage": "wer screen", "wer": screen["dropped"].get(s.id, {}).get("wer")}
+    result["seed"] = seed
+    result["per_engine"] = {e: {"candidates": sum(s.engine == e for s in candidates),
+                                "screened_or_v1_kept": sum(s.engine == e for s in pool),
+                                "kept": sum(s.engine == e and s.id in result["kept"] for s in candidates)}
+                            for e in sorted({s.engine for s in candidates})}
+    ids = [s.id for s in pool if s.id in embeddings]
+    sims = np.array([[float(embeddings[a] @ embeddings[b]) for b in ids] for a in ids])
+    off = sims[~np.eye(len(ids), dtype=bool)]
+    result["cosine_stats"] = {"mean": round(float(off.mean()), 4), "p95": round(float(np.percentile(off, 95)), 4),
+                              "max": round(float(off.max()), 4)}
+    out.write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
+    return result

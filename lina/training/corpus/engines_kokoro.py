@@ -44,7 +44,7 @@ ESPEAK_VOICE = "en-us"
 # espeak-ng IPA (with ties `^` between the letters of one phoneme) -> Kokoro's (misaki's) symbols.
 _ESPEAK_TO_KOKORO = {
     "a^ɪ": "I", "a^ʊ": "W", "e^ɪ": "A", "ɔ^ɪ": "Y", "o^ʊ": "O", "d^ʒ": "ʤ", "t^ʃ": "ʧ",
-    "ʔˌn\u0329": "tᵊn", "ʔn\u0329": "tᵊn", "ʔn": "tᵊn", "ʔ": "t", "ə^l": "ᵊl", "ɚ": "əɹ", "ɐ": "ə", "e": "A",
+    "ʔˌn\u0329": "tᵊn", "ʔn\u0329": "tᵊn", "ʔn": "tᵊn", "ʔ": "t", "ə^l": "ᵊl", "ɚɹ": "əɹ", "ɚ": "əɹ", "ɐ": "ə", "e": "A",
     "r": "ɹ", "x": "k", "ç": "k", "ɬ": "l", "ʲ": "", "\u0303": "",
     "ɜːɹ": "ɜɹ", "ɜː": "ɜɹ", "ɪə": "iə",
 }

@@ -9,6 +9,8 @@
   styles (parallel data, as in Expresso); the others read neutral.
 - Hours: each split's budget is shared across engines (`ENGINE_SHARE`, piper the largest), then across
   that engine's speakers; durations are estimated from text length until `render` measures them.
+- Recipes (`RECIPES`): "v1" (the default; its manifests stay byte-identical) and "v2" (Kokoro speakers
+  added, neural voices 70 % of the hours, ten styled speakers).
 Rows are self-contained (the speaker's full recipe is in `spk`), so any row renders on its own.
 """
 from __future__ import annotations
@@ -28,6 +30,12 @@ from .texts import Sentence
 
 SPLITS = ("train", "validation", "test")
 ENGINE_SHARE = {"piper": 0.45, "espeak": 0.25, "flite": 0.15, "festival": 0.15}
+# v2: neural voices (kokoro + piper joe and its derivations) 70 % of the hours, formant engines 30 %.
+ENGINE_SHARE_V2 = {"kokoro": 0.45, "piper": 0.25, "espeak": 0.15, "flite": 0.10, "festival": 0.05}
+NEURAL_ENGINES = ("kokoro", "piper")
+# Engines the styled speakers are drawn from, in turn, after piper's base voice (one more is a test speaker).
+STYLED_ENGINES = ("piper", "espeak", "flite", "festival", "piper", "espeak", "flite", "piper", "festival")
+STYLED_ENGINES_V2 = ("kokoro", "piper", "kokoro", "espeak", "kokoro", "flite", "piper", "kokoro", "festival", "kokoro")
 # Seconds of leading/trailing silence kept per utterance after trimming (see generate.py).
 EDGE_SILENCE_S = 0.15
 
@@ -42,6 +50,15 @@ class BuildConfig:
     styled_speakers: int = 8
     styled_hours_fraction: float = 0.2  # of the train hours, read by the styled speakers in six styles
     engine_share: dict[str, float] = field(default_factory=lambda: dict(ENGINE_SHARE))
+    styled_engines: tuple[str, ...] = STYLED_ENGINES
+    recipe: str = "v1"  # which speaker inventory and dedup result `build` uses (see RECIPES)
+
+
+RECIPES = {
+    "v1": BuildConfig(),
+    "v2": BuildConfig(hours=32.0, styled_speakers=10, engine_share=dict(ENGINE_SHARE_V2),
+                      styled_engines=STYLED_ENGINES_V2, recipe="v2"),
+}
 
 
 def stable_hash(*key: object) -> int:
@@ -90,8 +107,7 @@ def choose_styled(speakers: list[Speaker], speaker_split: dict[str, str], cfg: B
     test = [s.id for s in order if speaker_split[s.id] == "test"]
     chosen = [next((s.id for s in speakers if s.engine == "piper" and not s.derived), None)]
     chosen = [c for c in chosen if c]
-    engines = [e for e in ("piper", "espeak", "flite", "festival", "piper", "espeak", "flite", "piper", "festival")]
-    for engine in engines:
+    for engine in cfg.styled_engines:
         if len(chosen) >= cfg.styled_speakers - (1 if test else 0):
             break
         pick = next((s.id for s in order if s.engine == engine and speaker_split[s.id] == "train" and s.id not in chosen), None)
@@ -167,6 +183,12 @@ def summarize(rows: list[dict]) -> dict:
             "speakers": len({r["speaker"] for r in rows}),
             "speakers_per": {k: len(v) for k, v in sorted(speakers.items())},
             "styled_speakers": sorted(styled)}
+
+
+def neural_share(rows: list[dict]) -> float:
+    """Share of the hours read by neural voices (`NEURAL_ENGINES`)."""
+    total = sum(r["duration"] for r in rows) or 1.0
+    return sum(r["duration"] for r in rows if r["engine"] in NEURAL_ENGINES) / total
 
 
 def _open(path: Path, mode: str):

@@ -1,8 +1,8 @@
 """The speaker inventory: base voices of each engine and speakers derived from them, all from a seed.
 
 A speaker is a complete recipe: engine, voice, engine-native settings (espeak-ng variant file, flite F0
-target, tempo, piper noise) and a post-processing pitch/formant change (Praat "Change gender": formant
-ratio by resampling, F0 by PSOLA). Speakers derived from one base voice share its `family`. Ids are
+target, tempo, piper noise, kokoro style vector) and a post-processing pitch/formant change (Praat "Change
+gender": formant ratio by resampling, F0 by PSOLA). Speakers derived from one base voice share its `family`. Ids are
 stable for a given seed; `inventory(seed)` always returns the same list in the same order.
 """
 from __future__ import annotations
@@ -44,6 +44,12 @@ class Speaker:
     noise_scale: float = 0.667  # piper
     noise_w: float = 0.8  # piper
     eq: tuple[tuple[float, float, float], ...] = ()  # peaking filters (Hz, dB, Q): the derived voice's colour
+    # kokoro (voice = its style pack): the pack whose half `swap_half` (0 timbre, 1 prosody) replaces the
+    # voice's own, and Gaussian noise (sigma, seed) on the style vector. None: unused (v1 recipes unchanged).
+    style_swap: str | None = None
+    swap_half: int | None = None
+    style_noise: float | None = None
+    style_seed: int | None = None
 
     @property
     def derived(self) -> bool:
@@ -159,6 +165,48 @@ def inventory(seed: int = 0, counts: dict[str, int] | None = None) -> list[Speak
     ids = [s.id for s in speakers]
     assert len(ids) == len(set(ids)), "speaker ids must be unique"
     return speakers
+
+
+# ------------------------------------------------------------------------------------------------ kokoro (v2)
+KOKORO_PACKS = ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo")
+KOKORO_COUNT = 160  # candidates before the WER screen and de-duplication
+# Noise on the 256-d style vector (the packs' values spread ~0.2 per dimension). Measured: 0.1 stays the
+# pack's voice (resemblyzer cosine 0.96), 0.3-0.4 gives 0.67-0.85 to the pack and reads as well.
+KOKORO_SIGMA = (0.3, 0.6)
+
+
+def _short(pack: str) -> str:
+    return pack.split("_", 1)[1]
+
+
+def kokoro_inventory(seed: int = 0, count: int = KOKORO_COUNT) -> list[Speaker]:
+    """Kokoro candidates: the 5 packs, the 20 (timbre pack, prosody pack) half-swaps, then seeded noise
+    on them in turn (bases and swaps), each with its own tempo."""
+    recipes: list[tuple[str, str, dict]] = []  # (id, family, fields)
+    for pack in KOKORO_PACKS:
+        recipes.append((f"kokoro-{_short(pack)}", f"kokoro-{_short(pack)}", {"voice": pack}))
+    for timbre in KOKORO_PACKS:  # timbre (decoder half) from `timbre`, prosody from `pack`
+        for pack in KOKORO_PACKS:
+            if pack != timbre:
+                recipes.append((f"kokoro-{_short(pack)}-t{_short(timbre)}", f"kokoro-{_short(pack)}",
+                                {"voice": pack, "style_swap": timbre, "swap_half": 0}))
+    parents = list(recipes)
+    for i in range(max(0, count - len(parents))):
+        pid, family, fields = parents[i % len(parents)]
+        sid = f"{pid}-n{i:03d}"
+        rng = _rng(seed, sid)
+        recipes.append((sid, family, {**fields, "style_noise": _r(rng.uniform(*KOKORO_SIGMA)),
+                                      "style_seed": int(rng.integers(2**31))}))
+    speakers = []
+    for sid, family, fields in recipes[:count]:
+        tempo = 1.0 if sid == family else _r(_rng(seed, sid, "tempo").uniform(0.92, 1.08))
+        speakers.append(Speaker(sid, "kokoro", family=family, tempo=tempo, **fields))
+    return speakers
+
+
+def inventory_v2(seed: int = 0, kokoro_count: int = KOKORO_COUNT, counts: dict[str, int] | None = None) -> list[Speaker]:
+    """v1's candidates (unchanged, same ids) followed by the Kokoro candidates."""
+    return inventory(seed, counts) + kokoro_inventory(seed, kokoro_count)
 
 
 def by_id(speakers: list[Speaker]) -> dict[str, Speaker]:
