@@ -63,6 +63,7 @@ class PhonemeTokenizer:
         self._ids = {s: i for i, s in enumerate((*SPECIALS, *symbols))}
         self._by_id = {i: s for s, i in self._ids.items()}
         self.pad_id, self.bos_id, self.eos_id = (self._ids[s] for s in SPECIALS)
+        self.boundary_id = self._ids[WORD_BOUNDARY]
         assert self.pad_id == TEXT_PAD_ID  # the text embedding treats id 0 as padding
 
     @classmethod

@@ -23,7 +23,7 @@ from lina.phoneme_tokenizer import DEFAULT_SYMBOLS, PHONEMES, PhonemeTokenizer, 
 from lina.pretrained import character_tokenizer, load_folder, save_folder, tiny_random  # noqa: E402
 from lina.text_frontend import tokenizer_from_str  # noqa: E402
 from lina.tokenizer import TextError, TextTokenizer, prepare_text  # noqa: E402
-from lina.training.lm import tokenizer as lm_tokenizer  # noqa: E402
+from lina.training.lm import phonemes as lm_phonemes  # noqa: E402
 from lina.training.lm.__main__ import main  # noqa: E402
 from lina.training.lm.checkpoint import load as load_checkpoint  # noqa: E402
 from lina.training.lm.train import RunOptions, train  # noqa: E402
@@ -143,9 +143,9 @@ def test_linatts_on_a_tiny_phoneme_model_and_hostile_text():
 @pytest.mark.slow  # two worker processes, each importing torch and gruut
 def test_parallel_encoding_equals_the_reference(tok, monkeypatch):
     texts = [*SENTENCES, *KNOWN, SENTENCES[0]]
-    monkeypatch.setattr(lm_tokenizer, "PARALLEL_MIN_TEXTS", 1)
-    monkeypatch.setattr(lm_tokenizer, "CHUNK_TEXTS", 3)
-    assert lm_tokenizer.encode_texts(tok, texts, workers=2) == [tok.encode(t) for t in texts]
+    monkeypatch.setattr(lm_phonemes, "PARALLEL_MIN_TEXTS", 1)
+    monkeypatch.setattr(lm_phonemes, "CHUNK_TEXTS", 3)
+    assert lm_phonemes.encode_texts(tok, texts, workers=2) == [tok.encode(t) for t in texts]
 
 
 @pytest.fixture(scope="module")
@@ -179,6 +179,35 @@ def test_tiny_lm_trains_resumes_and_exports_with_phonemes(phoneme_run, tmp_path)
     tts = LinaTTS.from_pretrained(str(out), device="cpu")
     assert isinstance(tts.tokenizer, PhonemeTokenizer) and tts.model.cfg.text_frontend == "phonemes"
     assert tts.synthesize("Hello there, world.", max_seconds=0.2, seed=0).tokens > 0
+
+
+def test_a_run_from_the_phoneme_cache_needs_no_g2p(tok, tmp_path, monkeypatch):
+    import lina.g2p
+    from lina.training.lm.data import CodesSplit, read_manifest
+
+    (tmp_path / "codes").mkdir()
+    codes = fake_codes_dir(tmp_path / "codes", n_train=24, n_eval=4)
+    assert main(["phonemize", "--codes", str(codes), "--workers", "1"]) == 0
+    vocabulary, texts = lm_phonemes.load_cache(codes)
+    rows = [r for split in ("train", "validation", "test") for r in read_manifest(codes, split)]
+    assert vocabulary.symbols == tok.symbols and set(texts) == {r["text"] for r in rows}
+    assert all(texts[r["text"]] == tok.encode(r["text"]) for r in rows[:6])
+
+    def no_g2p(*_):
+        raise lina.g2p.G2PError("no gruut here (the GPU host)")
+    monkeypatch.setattr(lina.g2p.G2P, "shared", classmethod(no_g2p))
+    monkeypatch.setattr(lina.g2p, "g2p_version", no_g2p)
+    split = CodesSplit(codes, "train", vocabulary, max_frames=600, n_codebook=256, max_text_len=256,
+                       pair_fraction=0.5, seed=0)
+    j = next(i for i, u in enumerate(split.ids) if "+" in u)  # a pair: its two sentences, a boundary between
+    a, b = (texts[next(r["text"] for r in rows if r["id"] == u)] for u in split.ids[j].split("+"))
+    assert split.texts[j] == a[:-1] + [tok.boundary_id] + b[1:]
+    run = train(codes, tmp_path / "run", {**TINY_SETTINGS, "steps": 2, "pair_fraction": 0.5,
+                                          "text_frontend": "phonemes"}, RunOptions(val_every=0, device="cpu"))
+    assert run["step"] == 2
+    (codes / lm_phonemes.CACHE_NAME).unlink()  # without the cache, the missing G2P is named
+    with pytest.raises(lina.g2p.G2PError, match="gruut"):
+        CodesSplit(codes, "train", vocabulary, max_frames=600, n_codebook=256, max_text_len=256)
 
 
 def test_cli_takes_the_front_end(tmp_path):

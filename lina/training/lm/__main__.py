@@ -7,6 +7,8 @@
   shard  --run RUNDIR --out DIR [--with-log] [--weights-only [--half]]
                                       last.pt as files of <= 15 MiB (what --resume-from and export read)
   export --run RUNDIR --codec CODECDIR --out FOLDER [--name lina-mini]   fp16 folder for LinaTTS
+  phonemize --codes DIR [--workers N]  DIR/phonemes.json.gz: phonemes of every text, so that a
+                                      --text-frontend phonemes run trains where gruut is absent
   curves --run RUNDIR --out PNG       train / validation loss curves
 """
 from __future__ import annotations
@@ -55,6 +57,13 @@ def cmd_export(args: argparse.Namespace) -> int:
     from lina.training.lm.export import export
 
     print(export(args.run, args.codec, args.out, name=args.name, license=args.license))
+    return 0
+
+
+def cmd_phonemize(args: argparse.Namespace) -> int:
+    from lina.training.lm.phonemes import phonemize_codes
+
+    print(phonemize_codes(args.codes, args.workers))
     return 0
 
 
@@ -108,6 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--name", default="lina-mini")
     p.add_argument("--license", default="MIT")
     p.set_defaults(func=cmd_export)
+    p = sub.add_parser("phonemize", help="phonemes of a codes folder's texts, computed once (needs gruut)")
+    p.add_argument("--codes", required=True)
+    p.add_argument("--workers", type=int, help="G2P processes (default: the CPU count, at most 16)")
+    p.set_defaults(func=cmd_phonemize)
     p = sub.add_parser("curves", help="loss curves PNG")
     p.add_argument("--run", required=True, help="run folder (or shard folder) holding log.jsonl")
     p.add_argument("--out", required=True)

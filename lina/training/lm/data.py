@@ -21,7 +21,7 @@ from torch import Tensor
 
 from lina.constants import BOS_ID, EOS_ID, N_SPECIAL_TOKENS, PAD_ID, TEXT_PAD_ID
 from lina.text_frontend import AnyTokenizer
-from lina.training.lm.tokenizer import encode_texts
+from lina.training.lm.phonemes import encode_rows
 
 SPLITS = ("train", "validation", "test")
 NEUTRAL_STYLE = "neutral"
@@ -92,7 +92,7 @@ class CodesSplit:
         self._segments: list[list[tuple[int, int]]] = []
         frames: list[int] = []
         self.skipped = 0
-        for row, ids in zip(rows, encode_texts(tokenizer, [row["text"] for row in rows])):
+        for row, ids in zip(rows, encode_rows(tokenizer, rows, root)):
             if row["frames"] > max_frames or row["frames"] < 1 or len(ids) > max_text_len:
                 self.skipped += 1
                 continue
@@ -137,9 +137,9 @@ class CodesSplit:
 
 def pair_rows(rows: list[dict], fraction: float, seed: int) -> list[dict]:
     """About ``fraction * len(rows)`` extra rows, each two different rows of one (speaker, style) read
-    one after the other: text joined by a space, codes concatenated (``segments``). Every source row is
-    used at most once; the draw depends on ``seed`` only. Each source keeps its own silences, so the
-    pair has a natural pause between its sentences."""
+    one after the other: text joined by a space (``parts``: the two texts), codes concatenated
+    (``segments``). Every source row is used at most once; the draw depends on ``seed`` only. Each source
+    keeps its own silences, so the pair has a natural pause between its sentences."""
     if fraction <= 0:
         return []
     groups: dict[tuple[str, str], list[dict]] = {}
@@ -153,8 +153,8 @@ def pair_rows(rows: list[dict], fraction: float, seed: int) -> list[dict]:
     keep = min(len(candidates), round(fraction * len(rows)))
     chosen = sorted(rng.choice(len(candidates), size=keep, replace=False).tolist()) if keep else []
     return [{"id": f"{a['id']}+{b['id']}", "speaker": a["speaker"], "style": a["style"],
-             "text": f"{a['text']} {b['text']}", "frames": a["frames"] + b["frames"],
-             "segments": [(a["offset"], a["frames"]), (b["offset"], b["frames"])]}
+             "text": f"{a['text']} {b['text']}", "parts": [a["text"], b["text"]],
+             "frames": a["frames"] + b["frames"], "segments": [(a["offset"], a["frames"]), (b["offset"], b["frames"])]}
             for a, b in (candidates[j] for j in chosen)]
 
 

@@ -1,6 +1,6 @@
 """The text tokenizer of a run (`make_tokenizer`): a character-seeded BPE with the released bpe256.json
 conventions (``text_frontend="bpe"``), or the fixed phoneme vocabulary (``"phonemes"``,
-`lina.phoneme_tokenizer`); `encode_texts` encodes a split's texts (phonemes in worker processes).
+`lina.phoneme_tokenizer`; the texts' phonemes: `lina.training.lm.phonemes`).
 
 Conventions copied from the released tokenizer (what `lina.tokenizer.TextTokenizer` expects):
   * added special tokens "[PAD]" = 0, "[BOS]" = 1, "[EOS]" = 2 (the text embedding treats 0 as padding);
@@ -15,9 +15,8 @@ The base alphabet is exactly the corpus alphabet (`lina.training.corpus.texts.AL
 """
 from __future__ import annotations
 
-import multiprocessing
-import os
-from collections.abc import Iterable, Sequence, Set
+from collections.abc import Iterable, Set
+from pathlib import Path
 
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
 
@@ -27,16 +26,12 @@ from lina.phoneme_tokenizer import PhonemeTokenizer
 from lina.text_frontend import AnyTokenizer
 from lina.tokenizer import TEXT_PAD, TextTokenizer
 from lina.training.corpus.texts import ALPHABET
+from lina.training.lm.phonemes import load_cache
 
 VOCAB_SIZE = 256          # specials + alphabet + merges, as the released bpe256.json
 SPECIAL_TOKENS = [TEXT_PAD, TEXT_BOS, TEXT_EOS]  # in id order: PAD must be 0
 UNK_TOKEN = "[UNK]"       # named by the model but absent from the vocabulary, as released
 MIN_PAIR_FREQUENCY = 2    # a pair seen once is noise, not a unit worth a token
-# The G2P takes ~5 ms a sentence (54 h of corpus: ~50k texts, minutes on one core): more texts than
-# this are phonemized by worker processes, each loading its own G2P (~3 s).
-PARALLEL_MIN_TEXTS = 2_000
-MAX_WORKERS = 16
-CHUNK_TEXTS = 256
 # The phoneme front end reads what the corpus texts are written in: its normalizer keeps the same alphabet.
 assert PHONEME_ALPHABET == ALPHABET, "phoneme front end and corpus texts disagree on the alphabet"
 
@@ -73,34 +68,14 @@ def train_tokenizer(texts: Iterable[str], vocab_size: int = VOCAB_SIZE,
     return wrapped
 
 
-def make_tokenizer(frontend: str, texts: Iterable[str], vocab_size: int = VOCAB_SIZE) -> AnyTokenizer:
+def make_tokenizer(frontend: str, texts: Iterable[str], vocab_size: int = VOCAB_SIZE,
+                   codes: str | Path | None = None) -> AnyTokenizer:
     """A new run's tokenizer: BPE learned from ``texts`` (``"bpe"``) or the phoneme vocabulary (``"phonemes"``,
-    fixed: it depends on the G2P only, not on the texts)."""
+    fixed: it depends on the G2P only, not on the texts): the one of the ``codes`` folder's phoneme cache
+    when it has one (no G2P needed), else the installed G2P's."""
     if frontend == "bpe":
         return train_tokenizer(texts, vocab_size)
     if frontend == "phonemes":
-        return PhonemeTokenizer.default()
+        cached = load_cache(codes) if codes is not None else None
+        return cached[0] if cached else PhonemeTokenizer.default()
     raise ValueError(f"unknown text front end {frontend!r}; expected 'bpe' or 'phonemes'")
-
-
-def _encode_chunk(args: tuple[str, list[str]]) -> list[list[int]]:
-    vocabulary, texts = args
-    tokenizer = PhonemeTokenizer.from_str(vocabulary)
-    return [tokenizer.encode(t) for t in texts]
-
-
-def encode_texts(tokenizer: AnyTokenizer, texts: Sequence[str], workers: int | None = None) -> list[list[int]]:
-    """``[tokenizer.encode(t) for t in texts]`` (the reference), computed once per distinct text; phoneme
-    texts beyond ``PARALLEL_MIN_TEXTS`` in ``workers`` processes (default: the CPU count, at most 16)."""
-    distinct = sorted(set(texts))
-    workers = min(MAX_WORKERS, os.cpu_count() or 1) if workers is None else workers
-    if isinstance(tokenizer, PhonemeTokenizer) and workers > 1 and len(distinct) >= PARALLEL_MIN_TEXTS:
-        chunks = [distinct[i: i + CHUNK_TEXTS] for i in range(0, len(distinct), CHUNK_TEXTS)]
-        # spawn: the parent may hold CUDA and torch threads, which a forked child must not inherit.
-        with multiprocessing.get_context("spawn").Pool(workers) as pool:
-            encoded = [ids for part in pool.map(_encode_chunk, [(tokenizer.to_str(), c) for c in chunks])
-                       for ids in part]
-    else:
-        encoded = [tokenizer.encode(t) for t in distinct]
-    by_text = dict(zip(distinct, encoded))
-    return [by_text[t] for t in texts]

@@ -185,7 +185,7 @@ def train(codes: str | Path, run: str | Path, given: dict, options: RunOptions =
     else:
         cfg = dataclasses.replace(preset(settings.config), text_frontend=settings.text_frontend)
         texts = [row["text"] for row in read_manifest(codes, "train")]
-        tokenizer = make_tokenizer(settings.text_frontend, texts, settings.vocab_size)
+        tokenizer = make_tokenizer(settings.text_frontend, texts, settings.vocab_size, codes)
         if tokenizer.vocab_size > cfg.n_text_vocab:
             raise ValueError(f"tokenizer has {tokenizer.vocab_size} ids, the model {cfg.n_text_vocab}")
         torch.manual_seed(settings.seed)  # the initial weights depend on the seed only
