@@ -21,6 +21,7 @@ from pathlib import Path
 
 import gradio as gr
 
+from lina_app import engine
 from lina_app.handlers import Handlers
 from lina_app.model_choice import LoadedModel, load_model, requested_model
 from lina_app.settings import (DEFAULT_LEARNING_RATE, DEFAULT_PREVIEW_TEXT, DEFAULT_RANK, DEFAULT_SEED,
@@ -29,6 +30,7 @@ from lina_app.settings import (DEFAULT_LEARNING_RATE, DEFAULT_PREVIEW_TEXT, DEFA
                                QUEUE_MAX_SIZE, RANK_RANGE, STEPS_RANGE, SYNTHESIS_CONCURRENCY, SYNTHESIS_GROUP,
                                TEMPERATURE_RANGE, TOP_K_RANGE, TUNING_CONCURRENCY, TUNING_GROUP)
 from lina_app.texts import (CLONE_HELP, CONSENT, NO_PRESETS, PRESETS_HELP, TITLE, TUNE_HELP, about, banner)
+from lina_app.warmup import configure_kernel_caches
 
 VOICES_ENV_VAR = "LINA_VOICES_DIR"
 CLIP_FILE_TYPES = ["audio", ".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".webm", ".txt"]
@@ -205,8 +207,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = parse_args(argv)
+    # Before anything compiles: kernels and autotune results come from (and go to) a folder that
+    # outlives this process, so a restart or a fresh ZeroGPU worker does not redo them.
+    logging.getLogger("lina_app").info("kernel caches in %s", configure_kernel_caches())
     loaded = load_model(requested_model(args.model))
     demo = build_demo(loaded, args.voices)
+    # Every kernel shape the endpoints use runs once before the page is served (lina_app/warmup.py).
+    engine.warm_up()
     demo.launch(server_name=args.host, server_port=args.port, **launch_options(args.voices))
 
 

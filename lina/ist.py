@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 from torch.nn.utils.rnn import pad_sequence
 
@@ -42,12 +43,23 @@ class TuningConfig:
             raise ValueError(f"invalid tuning settings: {self}")
 
 
-def collate(clips: Sequence[Clip], device: torch.device) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """-> ``(text [B, Tx], text_len [B], audio [B, Ty] = BOS, codes+3, EOS (pad 0), audio_len [B])``."""
+# On CUDA the padded lengths of a tuning batch are rounded up to a multiple of this, so that the
+# compiled kernels (fla's chunked GLA, forward and backward) see few distinct shapes across clips and
+# voices; padding sits after each row's end, where it changes nothing the loss reads.
+IST_BUCKET = 64
+
+
+def collate(clips: Sequence[Clip], device: torch.device,
+            multiple: int = 1) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """-> ``(text [B, Tx], text_len [B], audio [B, Ty] = BOS, codes+3, EOS (pad 0), audio_len [B])``;
+    ``multiple``: ``Tx`` and ``Ty + 1`` (the model's input length) padded up to multiples of it."""
     text = pad_sequence([c.text.long() for c in clips], batch_first=True, padding_value=TEXT_PAD_ID)
     rows = [torch.cat([torch.tensor([BOS_ID]), c.codes.long().cpu() + N_SPECIAL_TOKENS, torch.tensor([EOS_ID])])
             for c in clips]
     audio = pad_sequence(rows, batch_first=True, padding_value=PAD_ID)
+    if multiple > 1:
+        text = F.pad(text, (0, -text.shape[1] % multiple), value=TEXT_PAD_ID)
+        audio = F.pad(audio, (0, -(audio.shape[1] - 1) % multiple), value=PAD_ID)
     text_len = torch.tensor([len(c.text) for c in clips])
     audio_len = torch.tensor([len(r) for r in rows])
     return text.to(device), text_len.to(device), audio.to(device), audio_len.to(device)
@@ -59,7 +71,8 @@ def clip_loss(model: LinaModel, clips: Sequence[Clip], initial: list[Tensor] | N
 
     ``use_fla``: fla's chunked kernels on CUDA. They compile and autotune for every new clip shape
     (minutes on first use), so a process tuning a few voices of varied clips is faster without them."""
-    text, text_len, audio, audio_len = collate(clips, model.device)
+    text, text_len, audio, audio_len = collate(clips, model.device,
+                                               IST_BUCKET if model.device.type == "cuda" else 1)
     # Each clip's own text positions, as generation will see them: the state is tuned for inference.
     ctx = model.encode_text(text, text_len)
     with fla_kernels(sequences=use_fla):

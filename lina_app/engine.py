@@ -18,8 +18,10 @@ import torch
 
 from lina.tts import LinaTTS, Synthesis
 from lina.voice import Voice
+from lina_app import warmup
 from lina_app.settings import (GPU_BASE_SECONDS, GPU_MAX_SECONDS, GPU_SECONDS_PER_CHAR,
-                               GPU_SECONDS_PER_TUNING_STEP, STREAM_CHUNK_SECONDS, TUNING_BATCH_SIZE)
+                               GPU_SECONDS_PER_TUNING_STEP, GPU_WARMUP_SECONDS, STREAM_CHUNK_SECONDS,
+                               TUNING_BATCH_SIZE)
 
 try:  # `spaces` is a no-op off Hugging Face Spaces; the app also runs without the package.
     import spaces
@@ -106,6 +108,13 @@ def _tuning_seconds(clips: Sequence = (), steps: int = 100, *args, **kwargs) -> 
 
 def _stream_seconds(text: str, *args, **kwargs) -> int:
     return _capped(GPU_SECONDS_PER_CHAR * len(text))
+
+
+@gpu(duration=GPU_WARMUP_SECONDS)
+def warm_up() -> dict[str, float]:
+    """Runs every kernel shape of the endpoints below once (`lina_app.warmup`), before "ready"."""
+    with activity.track("warm_up"):
+        return warmup.warm_up(model())
 
 
 @gpu(duration=_synthesis_seconds)

@@ -106,3 +106,92 @@ def test_cuda_graph_sampling_is_top_k():
     picks = gumbel_top_k(logits, noise, suppress, SamplingConfig(top_k=5))
     allowed = logits.masked_fill(suppress, float("-inf")).topk(5, dim=-1).indices
     assert (picks[:, None] == allowed).any(-1).all()
+
+
+# ---- decode back ends (lina.backends) on CUDA ------------------------------------------------------------
+def _backend_case(dtype=torch.float32):
+    torch.manual_seed(0)
+    cfg = LinaConfig(d_model=128, n_layer=2, n_heads=2, text_layers=1, text_heads=2)
+    model = LinaModel(cfg).cuda().eval()
+    text = torch.randint(3, 256, (3, 30), device="cuda")
+    lengths = torch.tensor([30, 22, 9], device="cuda")
+    prompt = torch.randint(0, cfg.n_codebook, (3, 12), device="cuda")
+    return model, text, lengths, prompt
+
+
+@pytest.mark.parametrize("name", ["cuda-graph", "cuda-graph-compiled", "cuda-graph-fla"])
+def test_cuda_backends_give_the_reference_greedy_tokens(name):
+    """Greedy generation (per-row floors, with and without a prompt) through each CUDA back end against
+    the reference loop on the same float32 weights: the plain graph gives exactly its tokens; fused
+    kernels (compiled, fla) round differently, so a random model's greedy paths may part after a near tie."""
+    from lina.backends import BACKENDS, Reference
+    from lina.generate import GenerationConfig, generate
+    from lina.sampling import SamplingConfig
+
+    model, text, lengths, prompt = _backend_case()
+    backend = BACKENDS[name](model, torch.float32)
+    cfg = GenerationConfig(SamplingConfig(top_k=1), max_tokens=120, min_tokens=(5, 0, 40))
+    with torch.inference_mode():
+        ctx = model.encode_text(text, lengths)
+        for p in (None, prompt):
+            ref = generate(model, ctx, model.init_state(3), cfg, p, backend=Reference(model))
+            out = generate(model, ctx, model.init_state(3), cfg, p, backend=backend, check_every=16)
+            for a, b in zip(out.codes, ref.codes):
+                if name == "cuda-graph":
+                    assert torch.equal(a, b)
+                else:
+                    n = min(20, len(b))
+                    assert len(a) >= min(n, 1) and (a[:n] == b[:n]).float().mean() > 0.9
+            if name == "cuda-graph":
+                assert torch.equal(out.finished, ref.finished)
+                torch.testing.assert_close(out.alignment, ref.alignment[:, :, :out.alignment.shape[2]])
+
+
+def test_bf16_decoding_copy_logits_within_tolerance():
+    """The CUDA back ends decode with a bfloat16 copy (float32 state): over 64 teacher-forced steps of
+    random weights of the released size, logits stay within BF16_LOGIT_TOLERANCE of float32, relative
+    to each row's logit spread."""
+    from bench.common import released_size
+    from lina.backends.cuda import BF16_LOGIT_TOLERANCE, decoding_copy
+
+    torch.manual_seed(0)
+    model = LinaModel(released_size()).cuda().eval()
+    half = decoding_copy(model)
+    text = torch.randint(3, model.cfg.n_text_vocab, (2, 80), device="cuda")
+    tokens = torch.randint(3, model.cfg.n_audio_vocab, (2, 64), device="cuda")
+    worst = 0.0
+    with torch.inference_mode():
+        lengths = torch.tensor([80, 50], device="cuda")
+        ctx, ctx16 = model.encode_text(text, lengths), half.encode_text(text, lengths)
+        s, s16 = model.init_state(2), half.init_state(2)
+        for t in range(tokens.shape[1]):
+            a, b = model.step(ctx, tokens[:, t], s), half.step(ctx16, tokens[:, t], s16)
+            s, s16 = a.state, b.state
+            spread = (a.logits.amax(-1) - a.logits.amin(-1))[:, None]
+            worst = max(worst, float(((b.logits.float() - a.logits).abs() / spread).max()))
+            assert all(x.recurrent.dtype == torch.float32 for x in s16.tunable)
+    print(f"bf16 logits: worst |diff| / spread = {worst:.4f}")
+    assert worst < BF16_LOGIT_TOLERANCE
+
+
+def test_tts_on_cuda_through_its_backend():
+    """`LinaTTS` on CUDA picks a graph back end; synthesize (mixed voices), clone and stream run through
+    it, and greedy synthesis gives the tokens of the reference back end on the same bfloat16 copy."""
+    from lina.backends import Reference
+    from lina.tts import LinaTTS
+    from lina.voice import Voice
+
+    tts = LinaTTS.from_pretrained("tiny-random", device="cuda")
+    assert tts.backend.name.startswith("cuda-graph") and tts.backend.model.dtype == torch.bfloat16
+    c = tts.model.cfg
+    voice = Voice(torch.randn(c.n_tunable_layers, 1, c.n_heads, c.head_k_dim),
+                  torch.randn(c.n_tunable_layers, 1, c.n_heads, c.head_v_dim), model_id=tts.model_id)
+    text = "Hello there. A second sentence."
+    out = tts.synthesize(text, [voice, None], candidates=2, top_k=1, max_seconds=3)
+    ref_tts = LinaTTS.from_pretrained("tiny-random", device="cuda", backend=Reference(tts.backend.model))
+    ref = ref_tts.synthesize(text, [voice, None], candidates=2, top_k=1, max_seconds=3)
+    assert out.tokens == ref.tokens and all(len(a) == len(b) for a, b in zip(out.audio, ref.audio))
+    rate = 24_000
+    tone = (0.3 * torch.sin(torch.arange(2 * rate) / rate * 2 * 3.14159 * 220)).numpy()
+    assert len(tts.clone("Say this.", (rate, tone), "a tone", max_seconds=2).audio[0]) > 0
+    assert sum(len(x) for x in tts.stream("Streamed words.")) > 0
