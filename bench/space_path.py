@@ -28,7 +28,7 @@ BATCHES = (1, 4, 8, 32)              # rows = sentences x candidates; 32 = 8 sen
 ROW_SECONDS = 8.0                    # cap of each row: 600 tokens (random weights rarely stop earlier)
 PROMPT_SECONDS, CLIP_SECONDS, N_CLIPS = 10.0, 8.0, 4
 HARNESS_STEPS = 600
-PHASE_TIMEOUT_S = 480
+PHASE_SECONDS = {"cold": 480, "measure": 480}   # each fresh process is stopped after this (--cold-seconds ...)
 
 
 def _bundle(args):
@@ -178,6 +178,9 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--cache", default=None, help="kernel cache folder (default $OUT/kernel-cache)")
     p.add_argument("--phase", choices=["all", "cold", "measure"], default="all")
     p.add_argument("--quick", action="store_true", help="no tuning warm-up, no harness (smoke runs)")
+    p.add_argument("--cold-seconds", type=float, default=PHASE_SECONDS["cold"],
+                   help="limit of the empty-cache warm-up process (what it cached so far stays on disk)")
+    p.add_argument("--measure-seconds", type=float, default=PHASE_SECONDS["measure"])
     args = p.parse_args(argv)
     if args.device is None:
         import torch
@@ -195,16 +198,20 @@ def main(argv=None) -> dict:
     if args.phase != "all":
         return run_phase(args)
     rest = [a for a in argv if not a.startswith("--phase")]
-    for phase in ("cold", "measure"):
+    for phase, limit in (("cold", args.cold_seconds), ("measure", args.measure_seconds)):
         cmd = [sys.executable, "-m", "bench.space_path", *rest, "--phase", phase]
         print("$", " ".join(cmd), flush=True)
         try:
-            subprocess.run(cmd, check=False, timeout=PHASE_TIMEOUT_S)
+            subprocess.run(cmd, check=False, timeout=limit)
         except subprocess.TimeoutExpired:
-            print(f"{phase}: stopped after {PHASE_TIMEOUT_S} s", flush=True)
-    read = lambda name: json.loads((out / f"space_path_{name}.json").read_text())  # noqa: E731
+            print(f"{phase}: stopped after {limit:g} s (its JSON keeps what it measured)", flush=True)
+
+    def read(name: str) -> dict:
+        path = out / f"space_path_{name}.json"
+        return json.loads(path.read_text()) if path.exists() else {"missing": str(path)}
     data = read("measure")
     data["cold"] = read("cold")
+    data.setdefault("device", "-"), data.setdefault("model", args.model), data.setdefault("backend", "-")
     (out / "space_path.json").write_text(json.dumps(data, indent=2))
     (out / "space_path.md").write_text(table(data) + "\n")
     print(table(data))

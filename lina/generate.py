@@ -225,7 +225,7 @@ def generate(model: LinaModel, ctx: TextContext, state: LinaState, cfg: Generati
         alignments.append(block.alignment[:, :, :take])
         eos = toks == EOS_ID
         newly = ~finished & eos.any(1)
-        lengths = torch.where(newly, done + eos.int().argmax(1), lengths)  # argmax: the first EOS
+        lengths = torch.where(newly, done + eos.float().argmax(1), lengths)  # argmax: the first EOS
         finished |= newly
         done += take
         if done >= cfg.max_tokens or bool(finished.all()):
