@@ -1,9 +1,13 @@
-"""Codec training CLI: `python -m lina.training.codec {train,export,encode,evaluate}`.
+"""Codec training CLI: `python -m lina.training.codec COMMAND` (the codec v2 recipe: docs/codec_v2.md).
 
   train     --manifest M... --roots DIR... --run RUN [--config mini] [--max-seconds S]   (resumes RUN)
+            [--phase mel|gan]   codec v2 phases (configs.PHASES): mel-only codes, then the frozen-codes GAN
             [--init CODEC_DIR [--decoder-only]]   a new run from exported weights; frozen encoder + codebook
+            [--eval-clips DIR --eval-every N]     held-out scores every N steps into RUN/eval.jsonl
   merge     --out CODES SRC... [--skip-codec]   codes folders of one codec concatenated split by split
-  export    --run RUN --out DIR [--dtype float16] [--split-mib 15]
+  export    --run RUN --out DIR [--dtype float16] [--split-mib 15] [--freeze]
+            --freeze: float32 with the codes id (codes.json) that LM codes and decoder-only runs use
+  curve     --out PNG RUN... [--md MD]   held-out PESQ/STOI vs log steps of runs that continue one another
   encode    --codec DIR --manifest M... --roots DIR... --out CODES      (rows grouped by their split)
   evaluate  --codec DIR (--clips DIR | --manifest M [--roots DIR... | --render]) [--limit N] [--out JSON]
   heldout   --out DIR [--manifest M]     render the fixed held-out clips (default: heldout_v2) to DIR
@@ -27,29 +31,25 @@ def _device(name: str | None) -> torch.device:
 def cmd_train(args: argparse.Namespace) -> int:
     from torch.utils.data import DataLoader
 
-    from lina.training.codec.configs import CONFIGS, TrainConfig
     from lina.training.codec.data import AudioSegments
-    from lina.training.codec.train import CHECKPOINT, Trainer, train
+    from lina.training.codec.runs import open_run
+    from lina.training.codec.train import train
 
     device, run = _device(args.device), Path(args.run)
-    if (run / CHECKPOINT).exists():
-        trainer = Trainer.load(run, device)
-        print(f"resumed {run} at step {trainer.step}", flush=True)
-    else:
-        overrides = {k: v for k, v in (("batch_size", args.batch_size), ("total_steps", args.total_steps),
-                                       ("gan_start_step", args.gan_start_step), ("learning_rate", args.learning_rate),
-                                       ("warmup_steps", args.warmup_steps)) if v is not None}
-        if args.decoder_only:
-            overrides["train_encoder"] = False
-        if args.init:
-            from lina.codec.codec import Codec
+    overrides = {k: v for k, v in (("batch_size", args.batch_size), ("total_steps", args.total_steps),
+                                   ("gan_start_step", args.gan_start_step), ("learning_rate", args.learning_rate),
+                                   ("warmup_steps", args.warmup_steps), ("lr_schedule", args.lr_schedule))
+                 if v is not None}
+    if args.discriminators is not None:
+        overrides["discriminators"] = tuple(d for d in args.discriminators.split(",") if d)
+    trainer = open_run(run, device, config=args.config, phase=args.phase, init=Path(args.init) if args.init else None,
+                       decoder_only=args.decoder_only, overrides=overrides, log=lambda line: print(line, flush=True))
+    evaluator = None
+    if args.eval_clips:
+        from lina.training.codec.eval_hook import HeldoutEval
+        from lina.training.codec.heldout import load_clips
 
-            trainer = Trainer.warm_start(Codec.from_pretrained(args.init), TrainConfig(**overrides), device)
-            print(f"new run {run} from {args.init} (train_encoder={trainer.config.train_encoder})", flush=True)
-        elif args.decoder_only:
-            raise SystemExit("--decoder-only needs --init: a decoder can only learn codes that already exist")
-        else:
-            trainer = Trainer.create(CONFIGS[args.config], TrainConfig(**overrides), device)
+        evaluator = HeldoutEval(load_clips(Path(args.eval_clips)), args.eval_every, run)
     hop = trainer.codec.hop_length
     segment = round(trainer.config.segment_seconds * trainer.codec.sample_rate / hop) * hop
     data = AudioSegments(args.manifest, args.roots, segment, seed=trainer.config.seed + trainer.step)
@@ -57,27 +57,38 @@ def cmd_train(args: argparse.Namespace) -> int:
                         pin_memory=device.type == "cuda", persistent_workers=args.workers > 0)
     start = time.time()
     train(trainer, iter(loader), run, args.max_seconds, args.max_steps, log_every=args.log_every,
-          log=lambda line: print(line, flush=True))
+          log=lambda line: print(line, flush=True), evaluator=evaluator)
     print(f"stopped at step {trainer.step} after {time.time() - start:.0f} s", flush=True)
     return 0
 
 
 def cmd_export(args: argparse.Namespace) -> int:
+    from lina.training.codec.runs import export, freeze_run
     from lina.training.codec.train import Trainer
 
     trainer = Trainer.load(Path(args.run), torch.device("cpu"))
-    codec = trainer.codec.eval().to(getattr(torch, args.dtype))
-    out = Path(args.out)
-    codec.save_pretrained(out)
-    (out / "training.json").write_text(json.dumps({"step": trainer.step, **trainer.config.to_dict()}, indent=1))
-    if args.split_mib:
-        # The device tool brings files back up to 16 MiB each: cut the weights into byte parts (cat joins them).
-        weights = next(out.glob("*.safetensors"))
-        data, size = weights.read_bytes(), args.split_mib << 20
-        for i in range(0, len(data), size):
-            (out / f"{weights.name}.part{i // size:02d}").write_bytes(data[i:i + size])
-        weights.unlink()
-    print(f"exported step {trainer.step} to {out}")
+    if args.freeze:
+        ident = freeze_run(trainer, Path(args.out), args.split_mib)
+    else:
+        ident = export(trainer, Path(args.out), getattr(torch, args.dtype), args.split_mib)
+    print(f"exported step {trainer.step} (total {trainer.config.base_step + trainer.step}) to {args.out}, "
+          f"codes id {ident}{' (frozen, float32)' if args.freeze else ''}")
+    return 0
+
+
+def cmd_curve(args: argparse.Namespace) -> int:
+    from lina.training.codec.curve import curve_table, lineage_rows, plot_curve
+
+    rows, left_out = lineage_rows([Path(r) for r in args.runs])
+    if not rows:
+        raise SystemExit(f"no evaluation rows in {args.runs} (train with --eval-clips)")
+    plot_curve(rows, Path(args.out), args.title)
+    table = curve_table(rows)
+    print(table)
+    if left_out:
+        print(f"{left_out} rows of another clip set (fingerprint) left out")
+    if args.md:
+        Path(args.md).write_text(table + "\n")
     return 0
 
 
@@ -90,12 +101,16 @@ def _rows(manifests: list[str]) -> list[dict]:
 def cmd_encode(args: argparse.Namespace) -> int:
     from lina.codec.codec import Codec
     from lina.training.codec.encode import encode_corpus
+    from lina.training.codec.freeze import write_codes_json
+    from lina.training.codec.runs import join_parts
 
+    join_parts(Path(args.codec))
     codec = Codec.from_pretrained(args.codec).float().to(_device(args.device))
     by_split: dict[str, list[dict]] = {}
     for row in _rows(args.manifest):
         by_split.setdefault(row["split"], []).append(row)
     encode_corpus(codec, by_split, [Path(r) for r in args.roots], Path(args.out))
+    print(f"codes id {write_codes_json(codec, Path(args.out) / 'codec', source=str(args.codec))}")
     return 0
 
 
@@ -185,6 +200,11 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--gan-start-step", type=int, default=None)
     t.add_argument("--learning-rate", type=float, default=None)
     t.add_argument("--warmup-steps", type=int, default=None)
+    t.add_argument("--phase", default=None, choices=["mel", "gan"], help="codec v2 phase settings")
+    t.add_argument("--lr-schedule", default=None, choices=["cosine", "constant"])
+    t.add_argument("--discriminators", default=None, help="comma-separated families: mpd,mrd,mbstft ('' for none)")
+    t.add_argument("--eval-clips", default=None, help="held-out clips folder (heldout render) scored during training")
+    t.add_argument("--eval-every", type=int, default=2000)
     t.add_argument("--init", default=None, help="exported codec folder to start a new run from")
     t.add_argument("--decoder-only", action="store_true", help="with --init: train backbone + head only")
     t.add_argument("--workers", type=int, default=4)
@@ -196,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     x.add_argument("--out", required=True)
     x.add_argument("--dtype", default="float16", choices=["float16", "bfloat16", "float32"])
     x.add_argument("--split-mib", type=int, default=0)
+    x.add_argument("--freeze", action="store_true", help="float32 export with the codes id: the frozen codes")
     x.set_defaults(func=cmd_export)
     e = sub.add_parser("encode")
     e.add_argument("--codec", required=True)
@@ -217,6 +238,12 @@ def main(argv: list[str] | None = None) -> int:
     v.add_argument("--limit", type=int, default=50)
     v.add_argument("--out", default=None)
     v.set_defaults(func=cmd_evaluate)
+    u = sub.add_parser("curve")
+    u.add_argument("runs", nargs="+", help="run folders (or eval.jsonl files) in lineage order")
+    u.add_argument("--out", required=True)
+    u.add_argument("--md", default=None)
+    u.add_argument("--title", default="lina-codec held-out curve")
+    u.set_defaults(func=cmd_curve)
     h = sub.add_parser("heldout")
     h.add_argument("--out", required=True)
     h.add_argument("--manifest", default=None)

@@ -7,7 +7,7 @@ widths: a 256-wide latent, a 1-layer LSTM, a 384-wide 6-block backbone. About 16
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 from lina.codec.config import (
     BackboneConfig,
@@ -58,6 +58,21 @@ class TrainConfig:
     # False: encoder and codebook stay frozen and only the decoder (backbone + head) trains, so the
     # codes a language model was trained on keep their meaning while the audio they decode to improves.
     train_encoder: bool = True
+    # Discriminator families (lina.training.codec.discriminators.FAMILIES); () is a mel-only run.
+    discriminators: tuple[str, ...] = ("mpd", "mrd")
+    # "cosine": warmup then cosine decay to min_lr_ratio at total_steps. "constant": warmup then flat,
+    # so that a run can be continued by the next one without a schedule that already ended.
+    lr_schedule: str = "cosine"
+    # Steps of the earlier runs this one continues (from the exported codec it started from): the
+    # held-out curve is drawn against base_step + step.
+    base_step: int = 0
+    # With train_encoder False: the id of the frozen encoder + codebook (lina.training.codec.freeze);
+    # the trainer refuses to save a codec whose codes id moved.
+    codes_id: str | None = None
+
+    def __post_init__(self):
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}, got {self.lr_schedule!r}")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -65,6 +80,28 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict) -> TrainConfig:
         data = dict(data)
-        if "betas" in data:
-            data["betas"] = tuple(data["betas"])
+        for key in ("betas", "discriminators"):
+            if key in data:
+                data[key] = tuple(data[key])
         return cls(**data)
+
+
+LR_SCHEDULES = ("cosine", "constant")
+
+# Codec v2 phases (docs/codec_v2.md). Runs of a phase continue one another: a constant learning rate
+# after warm-up, so no run ends a schedule that the next would have to restart.
+#   mel:  encoder + codebook + decoder, mel + commitment losses only (no discriminator): the codes.
+#   gan:  the decoder alone (codes frozen) with MPD + MRD + multi-band complex STFT discriminators and
+#         feature matching, from the first step (the decoder already knows the spectrum from `mel`).
+PHASES = {
+    "mel": TrainConfig(discriminators=(), lr_schedule="constant", learning_rate=3e-4, warmup_steps=500),
+    "gan": TrainConfig(discriminators=("mpd", "mrd", "mbstft"), lr_schedule="constant", learning_rate=2e-4,
+                       warmup_steps=200, gan_start_step=0, train_encoder=False),
+}
+
+
+def phase_config(name: str, **overrides) -> TrainConfig:
+    """A phase's settings with some replaced (e.g. batch_size)."""
+    if name not in PHASES:
+        raise ValueError(f"unknown phase {name!r}; known: {', '.join(PHASES)}")
+    return replace(PHASES[name], **overrides)

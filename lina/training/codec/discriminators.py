@@ -1,8 +1,9 @@
-"""GAN discriminators of the codec trainer: HiFi-GAN multi-period and UnivNet/Vocos multi-resolution.
+"""GAN discriminators of the codec trainer: HiFi-GAN multi-period and UnivNet/Vocos multi-resolution
+(and, from `lina.training.codec.stft_discriminator`, DAC's multi-band complex STFT).
 
 Every discriminator maps a waveform `[B, S]` to a `DiscriminatorOutput`: its logits (any shape,
 compared element-wise by the hinge losses) and the list of its hidden feature maps (for the
-feature-matching loss). `Discriminators` runs both families and concatenates their outputs, so
+feature-matching loss). `Discriminators` runs the chosen families and concatenates their outputs, so
 the losses in `lina.training.codec.losses` see one flat list.
 
 Mixed precision: the convolutions may run under `torch.autocast(bf16)`; the STFT of the
@@ -173,20 +174,50 @@ class MultiResolutionDiscriminator(nn.Module):
         return [d(wav) for d in self.discriminators]
 
 
+# Discriminator families a `Discriminators` can hold, in the order their outputs are listed.
+FAMILIES = ("mpd", "mrd", "mbstft")
+DEFAULT_FAMILIES = ("mpd", "mrd")
+
+
+def _default_family(name: str) -> nn.Module:
+    if name == "mpd":
+        return MultiPeriodDiscriminator()
+    if name == "mrd":
+        return MultiResolutionDiscriminator()
+    if name == "mbstft":
+        from lina.training.codec.stft_discriminator import MultiBandSTFTDiscriminator  # it imports this module
+
+        return MultiBandSTFTDiscriminator()
+    raise ValueError(f"unknown discriminator family {name!r}; known: {', '.join(FAMILIES)}")
+
+
 class Discriminators(nn.Module):
-    """Both discriminator families; forward returns their outputs as one list (MPD first)."""
+    """Several discriminator families; forward returns their outputs as one list (in `FAMILIES` order).
+
+    `names` picks the families built with default sizes; a module passed by keyword is used as given
+    (and joins `names`). Each family is an attribute named after it, so checkpoints of a set keep
+    their keys (`mpd.*`, `mrd.*`, `mbstft.*`). An empty set is allowed (a mel-only run): forward gives [].
+    """
 
     def __init__(
         self,
         mpd: MultiPeriodDiscriminator | None = None,
         mrd: MultiResolutionDiscriminator | None = None,
+        mbstft: nn.Module | None = None,
+        names: Sequence[str] = DEFAULT_FAMILIES,
     ):
         super().__init__()
-        self.mpd = mpd if mpd is not None else MultiPeriodDiscriminator()
-        self.mrd = mrd if mrd is not None else MultiResolutionDiscriminator()
+        given = {"mpd": mpd, "mrd": mrd, "mbstft": mbstft}
+        unknown = set(names) - set(FAMILIES)
+        if unknown:
+            raise ValueError(f"unknown discriminator families {sorted(unknown)}; known: {', '.join(FAMILIES)}")
+        wanted = set(names) | {n for n, m in given.items() if m is not None}
+        self.names = tuple(n for n in FAMILIES if n in wanted)
+        for name in self.names:
+            setattr(self, name, given[name] if given[name] is not None else _default_family(name))
 
     def forward(self, wav: Tensor) -> list[DiscriminatorOutput]:
-        """`wav [B, S]` -> `len(periods) + len(resolutions)` `DiscriminatorOutput`s."""
+        """`wav [B, S]` -> the outputs of every family's sub-discriminators, one list."""
         if wav.dim() != 2:
             raise ValueError(f"expected a waveform batch [B, S], got shape {tuple(wav.shape)}")
-        return self.mpd(wav) + self.mrd(wav)
+        return [out for name in self.names for out in getattr(self, name)(wav)]

@@ -1,8 +1,9 @@
-"""One codec training run: GAN (multi-period + multi-resolution) + mel L1 + commitment, resumable.
+"""One codec training run: mel L1 + commitment, and GAN (the discriminator families of the config), resumable.
 
 State lives in `RUN/last.pt` (codec, EMA codebook, discriminators, both optimizers, step, RNG):
 a run that stops on its time budget, or on SIGTERM, saves and a rerun with the same `RUN` continues.
-Logs go to `RUN/log.jsonl`, one JSON object every `log_every` steps.
+Logs go to `RUN/log.jsonl`, one JSON object every `log_every` steps; held-out evaluations (if an
+evaluator is given) to `RUN/eval.jsonl` (lina.training.codec.eval_hook).
 """
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import json
 import math
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -21,6 +22,7 @@ from lina.codec.config import CodecConfig
 from lina.training.codec.configs import TrainConfig
 from lina.training.codec.discriminators import Discriminators
 from lina.training.codec.ema_codebook import EMACodebook
+from lina.training.codec.freeze import check_frozen, codes_id
 from lina.training.codec.losses import (
     MultiScaleMelLoss,
     discriminator_loss,
@@ -53,7 +55,7 @@ class Trainer:
     discriminators: Discriminators
     mel_loss: MultiScaleMelLoss
     opt_g: torch.optim.Optimizer
-    opt_d: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer | None  # None without discriminators (a mel-only run)
     config: TrainConfig
     step: int = 0
 
@@ -62,19 +64,23 @@ class Trainer:
         torch.manual_seed(config.seed)
         codec = init_for_training(Codec(codec_config)).to(device).train()
         ema = EMACodebook(codec.quantizer).to(device).train(config.train_encoder)
-        discriminators = Discriminators().to(device).train()
+        discriminators = Discriminators(names=config.discriminators).to(device).train()
         mel_loss = MultiScaleMelLoss(sample_rate=codec_config.sample_rate).to(device)
         trained = ("backbone.", "head.") if not config.train_encoder else ("",)
         generator_params = [p for n, p in codec.named_parameters()
                             if not n.startswith("quantizer.") and n.startswith(trained)]
         opt_g = torch.optim.AdamW(generator_params, lr=config.learning_rate, betas=config.betas)
-        opt_d = torch.optim.AdamW(discriminators.parameters(), lr=config.learning_rate, betas=config.betas)
+        opt_d = (torch.optim.AdamW(discriminators.parameters(), lr=config.learning_rate, betas=config.betas)
+                 if config.discriminators else None)
         return cls(codec, ema, discriminators, mel_loss, opt_g, opt_d, config)
 
     @classmethod
     def warm_start(cls, codec: Codec, config: TrainConfig, device: torch.device) -> Trainer:
         """A new run (step 0, fresh discriminators and optimizers) from an exported codec's weights;
-        its codebook counts as already initialized, so no k-means start replaces the trained table."""
+        its codebook counts as already initialized, so no k-means start replaces the trained table.
+        A decoder-only config gets the codec's codes id, checked at every save."""
+        if not config.train_encoder and config.codes_id is None:
+            config = replace(config, codes_id=codes_id(codec.float()))
         trainer = cls.create(codec.config, config, device)
         trainer.codec.load_state_dict(codec.float().state_dict())
         with torch.no_grad():
@@ -88,18 +94,26 @@ class Trainer:
         return self.codec.device
 
     def learning_rate(self) -> float:
-        """Linear warmup, then cosine decay to `min_lr_ratio` at `total_steps` (flat after)."""
+        """Linear warmup, then flat ("constant") or cosine decay to `min_lr_ratio` at `total_steps` (flat after)."""
         c = self.config
         if self.step < c.warmup_steps:
             return c.learning_rate * (self.step + 1) / c.warmup_steps
+        if c.lr_schedule == "constant":
+            return c.learning_rate
         progress = min(1.0, (self.step - c.warmup_steps) / max(1, c.total_steps - c.warmup_steps))
         return c.learning_rate * (c.min_lr_ratio + (1 - c.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * progress)))
 
     def reconstruct(self, wav: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """`wav [B, S]` (S a multiple of the hop) -> audio `[B, S]`, codes `[B, S / hop]`, commitment."""
-        with torch.set_grad_enabled(self.config.train_encoder and torch.is_grad_enabled()):
+        if self.config.train_encoder:
             latent = self.codec.encoder(wav.unsqueeze(1))
             quantized, codes, commitment = self.ema(latent)
+        else:
+            # Frozen codes: the encoder runs in float32 outside autocast, as Codec.encode does, so the
+            # decoder trains on exactly the codes the LM sees (bf16 latents would flip near-ties).
+            with torch.no_grad(), torch.autocast(self.device.type, enabled=False):
+                latent = self.codec.encoder(wav.float().unsqueeze(1))
+                quantized, codes, commitment = self.ema(latent)
         audio = self.codec.head(self.codec.backbone(quantized))
         return audio, codes, commitment
 
@@ -107,9 +121,9 @@ class Trainer:
         """One generator (and, once the GAN is on, one discriminator) update on `wav [B, S]`."""
         c = self.config
         lr = self.learning_rate()
-        for group in (*self.opt_g.param_groups, *self.opt_d.param_groups):
+        for group in (*self.opt_g.param_groups, *(self.opt_d.param_groups if self.opt_d else ())):
             group["lr"] = lr
-        use_gan = self.step >= c.gan_start_step
+        use_gan = bool(c.discriminators) and self.step >= c.gan_start_step
         autocast = torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.device.type == "cuda")
         wav = wav.to(self.device)
         with autocast:
@@ -150,12 +164,14 @@ class Trainer:
             "codec_config": self.codec.config.to_dict(), "train_config": self.config.to_dict(),
             "codec": self.codec.state_dict(), "ema": self.ema.state_dict(),
             "discriminators": self.discriminators.state_dict(),
-            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(), "step": self.step,
+            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict() if self.opt_d else None,
+            "step": self.step,
             "rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state() if self.device.type == "cuda" else None,
         }
 
     def save(self, run: Path) -> None:
+        check_frozen(self.codec, self.config.codes_id)
         run.mkdir(parents=True, exist_ok=True)
         tmp = run / (CHECKPOINT + ".tmp")
         torch.save(self.state_dict(), tmp)
@@ -170,7 +186,8 @@ class Trainer:
         trainer.ema.load_state_dict(state["ema"])
         trainer.discriminators.load_state_dict(state["discriminators"])
         trainer.opt_g.load_state_dict(state["opt_g"])
-        trainer.opt_d.load_state_dict(state["opt_d"])
+        if trainer.opt_d is not None:
+            trainer.opt_d.load_state_dict(state["opt_d"])
         trainer.step = state["step"]
         torch.set_rng_state(state["rng"].cpu())
         if state["cuda_rng"] is not None and device.type == "cuda":
@@ -179,13 +196,24 @@ class Trainer:
 
 
 def train(trainer: Trainer, batches, run: Path, max_seconds: float, max_steps: int | None = None,
-          log_every: int = 50, save_every_seconds: float = 120.0, log=print) -> Trainer:
-    """Step through `batches` (an iterator of `[B, S]`) until the time or step budget; save on exit."""
+          log_every: int = 50, save_every_seconds: float = 120.0, log=print, evaluator=None) -> Trainer:
+    """Step through `batches` (an iterator of `[B, S]`) until the time or step budget; save on exit.
+
+    `evaluator` (an `eval_hook.HeldoutEval`, optional) scores the held-out clips when the step is one
+    of its multiples, at the start of a warm-started run, and at the end if the last step was not scored.
+    """
     run.mkdir(parents=True, exist_ok=True)
     stop = {"signal": False}
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.update(signal=True))
     start = last_save = time.time()
     first_step, window, window_start = trainer.step, [], time.time()
+
+    def evaluate() -> None:
+        row = evaluator(trainer)
+        log("eval " + " ".join(f"{k}={v}" for k, v in row.items() if k not in ("fingerprint", "codes_id")))
+
+    if evaluator is not None and (trainer.step or trainer.config.base_step) and trainer.step not in evaluator.logged_steps():
+        evaluate()
     try:
         with (run / LOG).open("a", encoding="utf-8") as log_file:
             for wav in batches:
@@ -202,9 +230,14 @@ def train(trainer: Trainer, batches, run: Path, max_seconds: float, max_steps: i
                     log_file.flush()
                     log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in mean.items()))
                     window, window_start = [], time.time()
+                if evaluator is not None and evaluator.due(trainer.step):
+                    evaluate()
                 if time.time() - last_save > save_every_seconds:
                     trainer.save(run)
                     last_save = time.time()
+        if (evaluator is not None and not stop["signal"] and trainer.step > first_step
+                and trainer.step not in evaluator.logged_steps()):
+            evaluate()
     finally:
         trainer.save(run)
         signal.signal(signal.SIGTERM, previous)

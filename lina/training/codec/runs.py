@@ -1,0 +1,116 @@
+"""Runs that continue one another: open a run (resume, or start from an exported codec), export, freeze.
+
+A run folder holds `last.pt` (lina.training.codec.train). A new run may start from an exported codec
+folder (`--init`): its weights, and `base_step` = the steps behind that export (its training.json's
+base_step + step), so the held-out curve of the lineage is one line. Exports are cut into parts of
+at most `split_mib` MiB (the device tool returns files up to 16 MiB); `join_parts` puts them back,
+and `open_run` joins an init folder's parts itself.
+
+Export folder: config.json + codec.safetensors (or .partNN), training.json ({step, total_step, config}),
+codes.json ({codes_id, ...}; lina.training.codec.freeze).
+"""
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import torch
+
+from lina.codec.codec import WEIGHTS_FILE, Codec
+from lina.training.codec.configs import CONFIGS, TrainConfig, phase_config
+from lina.training.codec.freeze import codes_id, read_codes_id, write_codes_json
+from lina.training.codec.train import CHECKPOINT, Trainer
+
+TRAINING_JSON = "training.json"
+PART_GLOB = WEIGHTS_FILE + ".part*"
+
+
+def join_parts(folder: Path) -> None:
+    """Join `codec.safetensors.partNN` files into `codec.safetensors` (no-op if it exists or has no parts)."""
+    folder = Path(folder)
+    parts = sorted(folder.glob(PART_GLOB))
+    if (folder / WEIGHTS_FILE).exists() or not parts:
+        return
+    tmp = folder / (WEIGHTS_FILE + ".tmp")
+    with tmp.open("wb") as out:
+        for part in parts:
+            out.write(part.read_bytes())
+    tmp.replace(folder / WEIGHTS_FILE)
+
+
+def lineage_step(folder: Path) -> int:
+    """Training steps behind an exported codec (0 when it records none, e.g. the released one)."""
+    path = Path(folder) / TRAINING_JSON
+    if not path.exists():
+        return 0
+    data = json.loads(path.read_text())
+    return int(data.get("base_step", 0)) + int(data.get("step", 0))
+
+
+def open_run(run: Path, device: torch.device, *, config: str = "mini", phase: str | None = None,
+             init: Path | None = None, decoder_only: bool = False, overrides: dict | None = None,
+             log=print) -> Trainer:
+    """Resume `run` if it has a checkpoint (its saved settings win); else start it as asked."""
+    run = Path(run)
+    if (run / CHECKPOINT).exists():
+        trainer = Trainer.load(run, device)
+        log(f"resumed {run} at step {trainer.step} (total {trainer.config.base_step + trainer.step})")
+        return trainer
+    overrides = dict(overrides or {})
+    settings = phase_config(phase, **overrides) if phase else TrainConfig(**overrides)
+    if decoder_only:
+        settings = replace(settings, train_encoder=False)
+    if init is None:
+        if not settings.train_encoder:
+            raise SystemExit("a decoder-only run needs --init: a decoder can only learn codes that already exist")
+        return Trainer.create(CONFIGS[config], settings, device)
+    join_parts(Path(init))
+    codec = Codec.from_pretrained(init).float()
+    recorded = read_codes_id(init)
+    if not settings.train_encoder and recorded is not None and recorded != codes_id(codec):
+        raise SystemExit(f"{init}: its weights do not give the codes id it records ({recorded}); a decoder-only "
+                         "run must start from the float32 'freeze' export, not a float16 one")
+    trainer = Trainer.warm_start(codec, replace(settings, base_step=lineage_step(Path(init))), device)
+    log(f"new run {run} from {init} at total step {trainer.config.base_step} "
+        f"(train_encoder={trainer.config.train_encoder}, discriminators={trainer.config.discriminators})")
+    return trainer
+
+
+def export(trainer: Trainer, out: Path, dtype: torch.dtype = torch.float16, split_mib: int = 0, **info) -> str:
+    """Write the trainer's codec (cast to `dtype`) with training.json and codes.json; returns the codes id.
+
+    The codes id is that of the float32 weights (what `freeze` would record): a float16 export may
+    encode a few frames differently, which is why LM codes come from the float32 freeze export.
+    """
+    out = Path(out)
+    codec = trainer.codec.float().eval()
+    ident = write_codes_json(codec, _fresh(out), step=trainer.step,
+                             total_step=trainer.config.base_step + trainer.step, dtype=str(dtype), **info)
+    copy.deepcopy(codec).to(dtype).save_pretrained(out)  # a copy: the trainer's float32 weights stay exact
+    (out / TRAINING_JSON).write_text(json.dumps({"step": trainer.step, "total_step": trainer.config.base_step
+                                                 + trainer.step, **trainer.config.to_dict()}, indent=1) + "\n")
+    if split_mib:
+        split(out / WEIGHTS_FILE, split_mib)
+    return ident
+
+
+def freeze_run(trainer: Trainer, out: Path, split_mib: int = 0) -> str:
+    """The float32 export whose encoder + codebook the LM's codes and every later decoder run use."""
+    return export(trainer, out, torch.float32, split_mib, frozen=True)
+
+
+def split(path: Path, split_mib: int) -> None:
+    """Cut `path` into `path.partNN` of `split_mib` MiB (cat joins them) and remove it."""
+    data, size = path.read_bytes(), split_mib << 20
+    for i in range(0, len(data), size):
+        path.with_name(f"{path.name}.part{i // size:02d}").write_bytes(data[i:i + size])
+    path.unlink()
+
+
+def _fresh(out: Path) -> Path:
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob(PART_GLOB):  # parts of an earlier export would be joined with the new ones
+        stale.unlink()
+    return out
