@@ -10,6 +10,9 @@
 #   LM_RESUME=DIR              continue from a copied full shard folder (fresh machine; small models only)
 #   LM_FULL_CKPT=0             $OUT/ckpt: fp16 weights only (export reads them); 1: the resumable state
 #   LM_CONFIG=mini             model preset (tiny: a smoke test)
+#   LM_FRONTEND=bpe            what the model reads: bpe or phonemes (the codes folder must then hold
+#                              phonemes.json.gz: `python3 -m lina.training.lm phonemize --codes DIR` here,
+#                              the GPU host has no gruut; docs/text_frontend.md)
 #   LM_WHEELS=1                install .whl/*.whl (cp312) into /tmp/site first (0: a local CPU try)
 #
 # $OUT gets: log.jsonl, curves.png, ckpt/ (state.json + <= 15 MiB safetensors files). Export here with
@@ -24,6 +27,7 @@ LM_RUN=${LM_RUN:-out/lm-run}
 LM_SECONDS=${LM_SECONDS:-480}
 LM_FULL_CKPT=${LM_FULL_CKPT:-0}
 LM_CONFIG=${LM_CONFIG:-mini}
+LM_FRONTEND=${LM_FRONTEND:-bpe}
 mkdir -p "$OUT" "$LM_RUN"
 export PYTHONUNBUFFERED=1 PYTHONPATH=.
 if [[ "${LM_WHEELS:-1}" == 1 ]] && compgen -G ".whl/*.whl" >/dev/null; then  # fla, num2words: no index there
@@ -36,7 +40,7 @@ resume=()
 if [[ -n "${LM_RESUME:-}" && ! -f "$LM_RUN/last.pt" ]]; then resume=(--resume-from "$LM_RESUME"); fi
 # shellcheck disable=SC2086  # LM_ARGS is a list of options
 python3 -m lina.training.lm train --codes "$LM_CODES" --run "$LM_RUN" --max-seconds "$LM_SECONDS" \
-    "${resume[@]}" ${LM_ARGS:-} --config "$LM_CONFIG" | tee "$OUT/result.json"
+    "${resume[@]}" ${LM_ARGS:-} --config "$LM_CONFIG" --text-frontend "$LM_FRONTEND" | tee "$OUT/result.json"
 
 cp "$LM_RUN/log.jsonl" "$OUT/log.jsonl"
 python3 -m lina.training.lm curves --run "$LM_RUN" --out "$OUT/curves.png"
