@@ -114,6 +114,18 @@ def test_model_folder_keeps_its_front_end(tmp_path):
     assert isinstance(load_folder(tmp_path / "bpe").tokenizer, TextTokenizer)
 
 
+def test_a_phoneme_model_without_gruut_fails_at_load_in_plain_words(tmp_path, monkeypatch):
+    import lina.g2p
+
+    save_folder(tiny_random("phonemes"), tmp_path / "ph")
+
+    def missing(*_):
+        raise lina.g2p.G2PError(lina.g2p._missing_message(ImportError("No module named 'gruut'")))
+    monkeypatch.setattr(lina.g2p.G2P, "shared", classmethod(missing))
+    with pytest.raises(lina.g2p.G2PError, match="pip install gruut==2.4.0"):
+        load_folder(tmp_path / "ph")
+
+
 HOSTILE = ["Dr. O'Neill paid $1,234.56 on 3/4/2021 at 10:30pm — 50% off!", "naïve café Ærøskøbing Straße",
            "日本語 and English 🙂", "[BOS] hello [EOS] [PAD]", "a\x00b\u200bc\ttab\nnew line", "A" * 300,
            "wug" * 40, "C++ & C# @home #1", "¿¡Qué?!", "x"]
