@@ -6,8 +6,10 @@
 # ends: keep a `wait` in flight while training runs).
 #   start   carry .whl_lm .src .carry_codes: install fla, unpack AB_CODES (default .carry_codes/codes_ab.tgz:
 #           a tar of ONE codes folder that holds phonemes.json.gz, see below), start
-#           both runs for AB_SECONDS (default 1500) and AB_STEPS (1800), AB_PAIRS (0.3) extra two-sentence
-#           rows, AB_CONFIG (mini), AB_ARGS (more train options, both runs)
+#           both runs for AB_STEPS (default 3000: lina-mini v1's validation loss was lowest near 2,400-3,000)
+#           within AB_SECONDS (1320: the machine is held 30 min at most), AB_PAIRS (0.3) extra two-sentence
+#           rows, AB_CONFIG (mini), AB_ARGS (more train options, both runs). Alone, mini trained at
+#           6.4 steps/s after ~5 min of fla compilation (H100); two side by side share the GPU.
 #   wait    sleep WAIT seconds (default 480), then show both logs and the GPU use
 #   finish  wait for both runs to end; $OUT/ckpt_bpe, $OUT/ckpt_phonemes: fp16 weight shards + log.jsonl
 #           (8 files, ~48 MB for mini: what one call can send back)
@@ -41,8 +43,8 @@ case "${1:-}" in
     for fe in "${FRONTENDS[@]}"; do
       # shellcheck disable=SC2086  # AB_ARGS is a list of options
       setsid nohup python3 -m lina.training.lm train --codes "$DATA"/ab_codes --run "$DATA/ab_$fe" --text-frontend "$fe" \
-        --config "${AB_CONFIG:-mini}" --steps "${AB_STEPS:-1800}" --warmup 150 --val-every 600 --val-batches 10 \
-        --no-initial-val --pair-fraction "${AB_PAIRS:-0.3}" --max-seconds "${AB_SECONDS:-1500}" ${AB_ARGS:-} \
+        --config "${AB_CONFIG:-mini}" --steps "${AB_STEPS:-3000}" --warmup 150 --val-every 600 --val-batches 10 \
+        --no-initial-val --pair-fraction "${AB_PAIRS:-0.3}" --max-seconds "${AB_SECONDS:-1320}" ${AB_ARGS:-} \
         > "$DATA/ab_$fe.log" 2>&1 < /dev/null &
     done
     sleep "${WAIT:-60}"; for fe in "${FRONTENDS[@]}"; do echo "== $fe"; tail -n 4 "$DATA/ab_$fe.log"; done ;;
@@ -56,6 +58,8 @@ case "${1:-}" in
       echo "== $fe"; tail -n 3 "$DATA/ab_$fe.log"
       python3 -m lina.training.lm shard --run "$DATA/ab_$fe" --out "$OUT/ckpt_$fe" --weights-only --half --with-log
     done
-    ls -la "$OUT"/ckpt_* ;;
+    ls -la "$OUT"/ckpt_*
+    # The comparison holds at equal steps: a run stopped by AB_SECONDS first is named here.
+    python3 -c "import json, sys; s = [json.loads(open(f'$DATA/ab_{fe}/log.jsonl').read().splitlines()[-1])['step'] for fe in ('bpe', 'phonemes')]; print('steps: bpe', s[0], 'phonemes', s[1], '' if s[0] == s[1] else '(NOT EQUAL: compare at equal steps or rerun)')" ;;
   *) echo "usage: $0 start|wait|finish"; exit 2 ;;
 esac
