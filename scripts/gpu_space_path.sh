@@ -21,7 +21,7 @@ python3 -c "import torch, triton, fla; print('torch', torch.__version__, 'triton
 start=$SECONDS
 if [[ "${TESTS:-1}" == 1 ]]; then
   timeout "${TEST_SECONDS:-150}" python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_gpu.py -s \
-    -k "backend or bf16 or tts_on_cuda" 2>&1 | tee "$OUT/gpu_tests_backends.txt" | tail -n 25
+    -k "${TEST_FILTER:-backend or bf16 or tts_on_cuda}" 2>&1 | tee "$OUT/gpu_tests_backends.txt" | tail -n 25
 fi
 left=$(( ${TOTAL_SECONDS:-530} - (SECONDS - start) ))
 if [[ "${QUICK:-0}" == 1 ]]; then
