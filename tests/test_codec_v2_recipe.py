@@ -162,11 +162,18 @@ def test_freeze_then_decoder_gan_keeps_the_codes(tmp_path):
     assert any(not torch.equal(p, decoder[n]) for n, p in trainer.codec.named_parameters() if n in decoder)
     assert codes_id(trainer.codec) == ident
     assert torch.equal(trainer.codec.eval().encode(wav), before)
-    # Exports of the decoder carry the same codes id (that of the float32 weights), in float16 too.
+    # Exports with a float16 decoder keep the encoder + codebook in float32: the same codes, the same id,
+    # so a later decoder-only run can continue from one.
     assert export(trainer, tmp_path / "dec16") == ident
+    dec16 = Codec.from_pretrained(tmp_path / "dec16")
+    assert codes_id(dec16) == ident and torch.equal(dec16.encode(wav), before)
     assert json.loads((tmp_path / "dec16" / "training.json").read_text())["total_step"] == 7
-    # A decoder-only run refuses to start from a float16 export whose weights lost the recorded id ...
-    with pytest.raises(SystemExit, match="float32"):
+    again = open_run(tmp_path / "gan2", CPU, phase="gan", init=tmp_path / "dec16", overrides=GAN_LIGHT, log=lambda _: None)
+    assert again.config.codes_id == ident and again.config.base_step == 7
+    # A decoder-only run refuses a folder whose weights do not give the id it records ...
+    codes_json = tmp_path / "dec16" / CODES_JSON
+    codes_json.write_text(json.dumps({**json.loads(codes_json.read_text()), "codes_id": "0" * 16}))
+    with pytest.raises(SystemExit, match="codes id it records"):
         open_run(tmp_path / "bad", CPU, phase="gan", init=tmp_path / "dec16", overrides=GAN_LIGHT, log=lambda _: None)
     # ... and refuses to save once the frozen part moved.
     with torch.no_grad():

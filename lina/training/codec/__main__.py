@@ -6,7 +6,8 @@
             [--eval-clips DIR --eval-every N]     held-out scores every N steps into RUN/eval.jsonl
   merge     --out CODES SRC... [--skip-codec]   codes folders of one codec concatenated split by split
   export    --run RUN --out DIR [--dtype float16] [--split-mib 15] [--freeze]
-            --freeze: float32 with the codes id (codes.json) that LM codes and decoder-only runs use
+            (encoder + codebook always float32, so every export keeps the codes and their id, codes.json)
+            --freeze: marks the export whose codes LM v2 trains on and decoder-only runs start from
   curve     --out PNG RUN... [--md MD]   held-out PESQ/STOI vs log steps of runs that continue one another
   encode    --codec DIR --manifest M... --roots DIR... --out CODES      (rows grouped by their split)
   evaluate  --codec DIR (--clips DIR | --manifest M [--roots DIR... | --render]) [--limit N] [--out JSON]
@@ -72,7 +73,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     else:
         ident = export(trainer, Path(args.out), getattr(torch, args.dtype), args.split_mib)
     print(f"exported step {trainer.step} (total {trainer.config.base_step + trainer.step}) to {args.out}, "
-          f"codes id {ident}{' (frozen, float32)' if args.freeze else ''}")
+          f"codes id {ident}{' (frozen)' if args.freeze else ''}")
     return 0
 
 
@@ -216,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     x.add_argument("--out", required=True)
     x.add_argument("--dtype", default="float16", choices=["float16", "bfloat16", "float32"])
     x.add_argument("--split-mib", type=int, default=0)
-    x.add_argument("--freeze", action="store_true", help="float32 export with the codes id: the frozen codes")
+    x.add_argument("--freeze", action="store_true", help="the frozen codes: LM v2's codes, start of the gan phase")
     x.set_defaults(func=cmd_export)
     e = sub.add_parser("encode")
     e.add_argument("--codec", required=True)

@@ -13,6 +13,8 @@ from lina.training.codec.eval_hook import read_eval_log
 
 TARGET_PESQ_WB = 2.3
 TARGET_STOI = 0.90
+PESQ_AXIS_TOP = 3.5  # PESQ-wb runs 1.0-4.64
+STOI_AXIS_BOTTOM = 0.5
 
 
 def lineage_rows(runs: list[Path]) -> tuple[list[dict], int]:
@@ -47,6 +49,10 @@ def plot_curve(rows: list[dict], out: Path, title: str = "codec held-out curve")
     for before, after in zip(rows, rows[1:]):
         if before["run"] != after["run"]:
             left.axvline(max(1, after["total_step"]), color="grey", linestyle=":", linewidth=1)
+    # Fixed ranges, so curves of different runs read alike and the two target lines do not coincide.
+    pesq_values = [r["pesq_wb"] for r in rows if r.get("pesq_wb") is not None]
+    left.set_ylim(1.0, max(PESQ_AXIS_TOP, *pesq_values))
+    right.set_ylim(min(STOI_AXIS_BOTTOM, *[r["stoi"] for r in rows]), 1.0)
     left.set_xscale("log")
     left.set_xlabel("training steps (all runs of the lineage)")
     left.set_ylabel("PESQ-wb (target 2.3, dashed)", color="tab:blue")

@@ -2,9 +2,10 @@
 
 `codes_id(codec)` is a SHA-256 over the encoder's and the codebook's config and float32 weights
 (names, shapes and bytes, in name order), 16 hex digits. Two codecs with the same id turn the same
-audio into the same codes (in float32), whatever their decoders. `freeze` writes a codec folder in
-float32 (fp16 weights would move the encoder's latents and so some codes) with `codes.json`:
-    {"codes_id": ..., "step": ..., "total_step": ..., "source": ...}
+audio into the same codes (in float32), whatever their decoders. `export --freeze` (lina.training.codec.runs.freeze_run) writes a codec folder with the
+encoder and codebook in float32 (fp16 weights would move the encoder's latents and so some codes) and
+`codes.json`:
+    {"codes_id": ..., "step": ..., "total_step": ..., ...}
 LM v2 trains on codes made by that folder's encoder; decoder-only runs start from it
 (`train --init FOLDER --phase gan`), carry its id in their TrainConfig and refuse to save a codec
 whose id moved. Exported decoders then ship with the same id, and the LM needs no retraining.
@@ -49,13 +50,6 @@ def write_codes_json(codec: Codec, folder: Path, **info) -> str:
     ident = codes_id(codec)
     (folder / CODES_JSON).write_text(json.dumps({"codes_id": ident, **info}, indent=1) + "\n")
     return ident
-
-
-def freeze(codec: Codec, out: Path, **info) -> str:
-    """Write `codec` in float32 with its codes id to `out`; returns the id."""
-    codec = codec.float()
-    codec.save_pretrained(out)
-    return write_codes_json(codec, out, **info)
 
 
 def check_frozen(codec: Codec, expected: str | None) -> None:

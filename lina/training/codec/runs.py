@@ -70,8 +70,8 @@ def open_run(run: Path, device: torch.device, *, config: str = "mini", phase: st
     codec = Codec.from_pretrained(init).float()
     recorded = read_codes_id(init)
     if not settings.train_encoder and recorded is not None and recorded != codes_id(codec):
-        raise SystemExit(f"{init}: its weights do not give the codes id it records ({recorded}); a decoder-only "
-                         "run must start from the float32 'freeze' export, not a float16 one")
+        raise SystemExit(f"{init}: its weights do not give the codes id it records ({recorded}): the encoder or "
+                         "codebook was changed or cast after export; start a decoder-only run from an untouched export")
     trainer = Trainer.warm_start(codec, replace(settings, base_step=lineage_step(Path(init))), device)
     log(f"new run {run} from {init} at total step {trainer.config.base_step} "
         f"(train_encoder={trainer.config.train_encoder}, discriminators={trainer.config.discriminators})")
@@ -79,16 +79,20 @@ def open_run(run: Path, device: torch.device, *, config: str = "mini", phase: st
 
 
 def export(trainer: Trainer, out: Path, dtype: torch.dtype = torch.float16, split_mib: int = 0, **info) -> str:
-    """Write the trainer's codec (cast to `dtype`) with training.json and codes.json; returns the codes id.
+    """Write the trainer's codec with training.json and codes.json; returns the codes id.
 
-    The codes id is that of the float32 weights (what `freeze` would record): a float16 export may
-    encode a few frames differently, which is why LM codes come from the float32 freeze export.
+    Only the decoder (backbone + head) is cast to `dtype`: the encoder and the codebook stay float32, so
+    every export encodes exactly as the trained codec does and keeps its codes id (a float16 encoder
+    would move some latents across codebook boundaries). MINI: 48 MB with a float16 decoder.
     """
     out = Path(out)
     codec = trainer.codec.float().eval()
     ident = write_codes_json(codec, _fresh(out), step=trainer.step,
-                             total_step=trainer.config.base_step + trainer.step, dtype=str(dtype), **info)
-    copy.deepcopy(codec).to(dtype).save_pretrained(out)  # a copy: the trainer's float32 weights stay exact
+                             total_step=trainer.config.base_step + trainer.step, decoder_dtype=str(dtype), **info)
+    saved = copy.deepcopy(codec)  # a copy: the trainer's float32 weights stay exact
+    saved.backbone.to(dtype)
+    saved.head.to(dtype)
+    saved.save_pretrained(out)
     (out / TRAINING_JSON).write_text(json.dumps({"step": trainer.step, "total_step": trainer.config.base_step
                                                  + trainer.step, **trainer.config.to_dict()}, indent=1) + "\n")
     if split_mib:
@@ -96,9 +100,9 @@ def export(trainer: Trainer, out: Path, dtype: torch.dtype = torch.float16, spli
     return ident
 
 
-def freeze_run(trainer: Trainer, out: Path, split_mib: int = 0) -> str:
-    """The float32 export whose encoder + codebook the LM's codes and every later decoder run use."""
-    return export(trainer, out, torch.float32, split_mib, frozen=True)
+def freeze_run(trainer: Trainer, out: Path, split_mib: int = 0, dtype: torch.dtype = torch.float16) -> str:
+    """The export whose encoder + codebook make the LM's codes and start every later decoder-only run."""
+    return export(trainer, out, dtype, split_mib, frozen=True)
 
 
 def split(path: Path, split_mib: int) -> None:
