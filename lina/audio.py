@@ -51,6 +51,9 @@ SHELF_VB_EXPONENT = 0.4996667741545416
 HIGHPASS_HZ, HIGHPASS_Q = 38.13547087602444, 0.5003270373238773
 # A conversion taking longer than this is treated as a broken upload.
 FFMPEG_TIMEOUT_SECONDS = 120
+FFPROBE_TIMEOUT_SECONDS = 10
+# What a visitor reads for any file no decoder understands (decoder messages name server paths).
+UNREADABLE = "unreadable audio file: it is not audio in a format we can decode (WAV, FLAC, MP3, OGG, M4A, WebM)"
 # Default loudness of a clean clip: EBU R128's -23 LUFS, which is also where the training audio sits
 # (lina-mini's corpus is normalized to -23 dB active RMS; its rendered test split measures -23.2 LUFS,
 # std 1.1 over 119 files), so a prompt or tuning clip reaches the model at the level it was trained on.
@@ -221,8 +224,8 @@ def _decode(file, options: AudioOptions) -> tuple[int, np.ndarray]:
             return handle.samplerate, handle.read(dtype="float32", always_2d=True)
     except AudioError:
         raise
-    except Exception as error:  # libsndfile reports every decoding problem its own way
-        raise AudioError(f"unreadable audio file ({error})") from None
+    except Exception:  # noqa: BLE001 - libsndfile's own wording names server paths: say it plainly
+        raise AudioError(UNREADABLE) from None
 
 
 def _decode_with_ffmpeg(path: Path, options: AudioOptions) -> tuple[int, np.ndarray]:
@@ -234,9 +237,34 @@ def _decode_with_ffmpeg(path: Path, options: AudioOptions) -> tuple[int, np.ndar
                    "-vn", "-acodec", "pcm_f32le", str(wav)]
         try:
             subprocess.run(command, check=True, capture_output=True, timeout=FFMPEG_TIMEOUT_SECONDS)
-        except (subprocess.SubprocessError, OSError) as error:
-            raise AudioError(f"unreadable audio file ({type(error).__name__})") from None
-        return _decode(wav, options)
+        except subprocess.TimeoutExpired:
+            raise AudioError("the audio file took too long to decode; please upload a WAV, FLAC or MP3 file") from None
+        except (subprocess.SubprocessError, OSError):
+            raise AudioError(UNREADABLE) from None
+        try:
+            return _decode(wav, options)
+        except AudioError as error:
+            if "long; the limit is" not in str(error):
+                raise
+            # The conversion stopped just past the limit: report the file's own length instead.
+            seconds = probe_seconds(path)
+            if seconds is None:
+                raise AudioError(f"the audio is longer than {options.max_input_seconds:g} s; "
+                                 f"the limit is {options.max_input_seconds:g} s") from None
+            raise AudioError(f"the audio is {seconds:.1f} s long; the limit is {options.max_input_seconds:g} s") from None
+
+
+def probe_seconds(path: Path) -> float | None:
+    """Duration of a media file as its container states it (ffprobe), or None when it cannot tell."""
+    if shutil.which("ffprobe") is None:
+        return None
+    command = ["ffprobe", "-v", "error", "-show_entries", "format=duration", "-of", "csv=p=0", str(path)]
+    try:
+        done = subprocess.run(command, check=True, capture_output=True, text=True, timeout=FFPROBE_TIMEOUT_SECONDS)
+        seconds = float(done.stdout.strip())
+    except (subprocess.SubprocessError, OSError, ValueError):
+        return None
+    return seconds if math.isfinite(seconds) and seconds > 0 else None
 
 
 def _rate(rate) -> int:

@@ -117,6 +117,28 @@ def test_formats_libsndfile_lacks_go_through_ffmpeg(tmp_path):
         load_audio(b"\x00\x01garbage")
 
 
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed (scripts/setup.sh installs it)")
+def test_too_long_through_ffmpeg_reports_the_real_length(tmp_path):
+    """ffmpeg converts only just past the limit; the message still gives the file's own length."""
+    mp3 = tmp_path / "long.mp3"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "sine=frequency=220:sample_rate=8000:duration=180",
+                    "-b:a", "16k", str(mp3)], check=True)
+    with pytest.raises(AudioError, match=r"the audio is 180\.\d s long; the limit is 60 s"):
+        load_audio(mp3)
+
+
+@pytest.mark.skipif(shutil.which("ffmpeg") is None, reason="ffmpeg is not installed (scripts/setup.sh installs it)")
+def test_refusals_name_no_exception_class_nor_path(tmp_path):
+    for name, data in (("junk.m4a", b"\x00\x01garbage" * 50), ("junk.wav", b"RIFF not really a wave file")):
+        path = tmp_path / name
+        path.write_bytes(data)
+        with pytest.raises(AudioError) as caught:
+            load_audio(path)
+        message = str(caught.value)
+        assert message.startswith("unreadable audio file: it is not audio"), message
+        assert "Error" not in message and str(tmp_path) not in message, message
+
+
 def test_unreadable_and_oversized_files(tmp_path):
     junk = tmp_path / "junk.wav"
     junk.write_bytes(b"RIFF not really a wave file")
