@@ -24,9 +24,12 @@ import gradio as gr
 from lina_app import engine
 from lina_app.handlers import Handlers
 from lina_app.model_choice import LoadedModel, load_model, requested_model
-from lina_app.settings import (DEFAULT_LEARNING_RATE, DEFAULT_PREVIEW_TEXT, DEFAULT_RANK, DEFAULT_SEED,
-                               DEFAULT_STEPS, DEFAULT_TEMPERATURE, DEFAULT_TOP_K, DEFAULT_VOICES_DIR,
-                               LEARNING_RATE_RANGE, MAX_CANDIDATES, MAX_TEXT_CHARS, OUTPUT_TTL_SECONDS,
+from lina_app.errors import quiet_validation_errors
+from lina_app.presets import default_preset
+from lina_app.settings import (BEST_CLONE_CLIP_SECONDS, DEFAULT_LEARNING_RATE, DEFAULT_PREVIEW_TEXT, DEFAULT_RANK,
+                               DEFAULT_SEED, DEFAULT_STEPS, DEFAULT_TEMPERATURE, DEFAULT_TOP_K, DEFAULT_VOICES_DIR,
+                               LEARNING_RATE_RANGE, MAX_CANDIDATES, MAX_CLONE_CLIP_SECONDS, MAX_TEXT_CHARS,
+                               MAX_TRANSCRIPT_CHARS, MAX_TUNING_CLIP_SECONDS, MAX_TUNING_CLIPS, OUTPUT_TTL_SECONDS,
                                QUEUE_MAX_SIZE, RANK_RANGE, STEPS_RANGE, SYNTHESIS_CONCURRENCY, SYNTHESIS_GROUP,
                                TEMPERATURE_RANGE, TOP_K_RANGE, TUNING_CONCURRENCY, TUNING_GROUP)
 from lina_app.texts import (CLONE_HELP, CONSENT, NO_PRESETS, PRESETS_HELP, TITLE, TUNE_HELP, about, banner)
@@ -62,9 +65,12 @@ def _clone_tab(h: Handlers) -> None:
     gr.Markdown(CONSENT)
     with gr.Row():
         with gr.Column():
-            clip = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Voice clip (3 to 10 s)",
+            low, high = BEST_CLONE_CLIP_SECONDS
+            clip = gr.Audio(sources=["upload", "microphone"], type="filepath",
+                            label=f"Voice clip ({low} to {high} s is best; at most {MAX_CLONE_CLIP_SECONDS:g} s)",
                             elem_id="clone-clip")
-            transcript = gr.Textbox(label="Transcript of the clip (required)", lines=2,
+            transcript = gr.Textbox(label=f"Transcript of the clip (required, up to {MAX_TRANSCRIPT_CHARS} characters)",
+                                    lines=2,
                                     placeholder="Exactly the words spoken in the clip", elem_id="clone-transcript")
             text = gr.Textbox(label=f"Text to speak (up to {MAX_TEXT_CHARS} characters)", lines=4,
                               value=EXAMPLE_TEXT, elem_id="clone-text")
@@ -91,9 +97,11 @@ def _tune_tab(h: Handlers) -> None:
     gr.Markdown(CONSENT)
     with gr.Row():
         with gr.Column():
-            clips = gr.File(label="Clips (audio; optional clip.txt transcripts)", file_count="multiple",
+            clips = gr.File(label=f"Clips: up to {MAX_TUNING_CLIPS}, each at most {MAX_TUNING_CLIP_SECONDS:g} s "
+                                  "(audio; optional clip.txt transcripts)", file_count="multiple",
                             file_types=CLIP_FILE_TYPES, elem_id="tune-clips")
-            transcripts = gr.Textbox("", label="Transcripts: one line per clip, in upload order", lines=4,
+            transcripts = gr.Textbox("", label=f"Transcripts: one line per clip, in upload order (up to "
+                                               f"{MAX_TRANSCRIPT_CHARS} characters a line)", lines=4,
                                      placeholder="Not needed for clips uploaded with a clip.txt of the same name",
                                      elem_id="tune-transcripts")
             with gr.Row():
@@ -134,10 +142,11 @@ def _presets_tab(h: Handlers) -> None:
     with gr.Row():
         with gr.Column():
             # Without presets the picker is hidden but stays an input ("" = none) so the API keeps its shape.
-            preset = gr.Dropdown([(p.label, p.id) for p in presets], value=presets[0].id if presets else "",
+            first = default_preset(presets)
+            preset = gr.Dropdown([(p.label, p.id) for p in presets], value=first.id if first else "",
                                  label="Preset voice", allow_custom_value=True, visible=bool(presets),
                                  elem_id="presets-preset")
-            first_details, first_sample = h.preset_details(presets[0].id) if presets else ("", None)
+            first_details, first_sample = h.preset_details(first.id) if first else ("", None)
             details = gr.Markdown(first_details, elem_id="presets-details")
             sample = gr.Audio(first_sample, label="Sample of the preset", type="filepath", interactive=False,
                               visible=bool(presets), elem_id="presets-sample")
@@ -170,6 +179,7 @@ def _presets_tab(h: Handlers) -> None:
 def build_demo(loaded: LoadedModel, voices_dir: str | Path | None = DEFAULT_VOICES_DIR) -> gr.Blocks:
     """The whole page, bound to `loaded`; queue limits set (launch with `launch_options`)."""
     h = Handlers(loaded, voices_dir)
+    quiet_validation_errors()  # Gradio's own input checks: one log line each, not a trace
     with gr.Blocks(title=f"{TITLE} — {loaded.tts.name}", delete_cache=(OUTPUT_TTL_SECONDS, OUTPUT_TTL_SECONDS)) as demo:
         gr.Markdown(f"# {TITLE}: text to speech with voice cloning\n"
                     "Gated linear attention TTS: clone from one clip, or build a reusable voice from several.")

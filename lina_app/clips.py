@@ -25,6 +25,9 @@ def _read_transcript(path: Path) -> str:
     text = " ".join(text.split())
     if not text:
         raise gr.Error(f"Transcript file {path.name} is empty.", print_exception=False)
+    if len(text) > MAX_TRANSCRIPT_CHARS:
+        raise gr.Error(f"Transcript file {path.name} is {len(text)} characters long; the limit is "
+                       f"{MAX_TRANSCRIPT_CHARS}.", print_exception=False)
     return text
 
 

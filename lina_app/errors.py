@@ -4,6 +4,8 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
+import sys
+import traceback
 import uuid
 from typing import Callable
 
@@ -52,8 +54,10 @@ def free_gpu_memory(error: BaseException) -> None:
 def to_gr_error(error: BaseException) -> gr.Error:
     """The `gr.Error` a visitor sees for `error`; unexpected ones are logged with a reference."""
     if isinstance(error, gr.Error):
+        log_refusal(error.message)
         return error
     if isinstance(error, USER_ERRORS):
+        log_refusal(user_message(error))
         return gr.Error(user_message(error), print_exception=False)
     if is_out_of_memory(error):
         # A load condition, not a bug: one log line (no trace), a message that says what to do.
@@ -87,3 +91,37 @@ def user_errors(fn: Callable) -> Callable:
         except Exception as error:  # noqa: BLE001 - every error becomes a gr.Error
             raise to_gr_error(error) from None
     return wrapper
+
+
+def log_refusal(message: str) -> None:
+    """A request refused for its input is routine: one line in the log, no trace."""
+    log.info("refused: %s", " ".join(str(message).split())[:300])
+
+
+class _QuietTraceback:
+    """Stands in for the `traceback` module inside Gradio's queue and routes.
+
+    Gradio prints a full trace for its own input checks (a slider value out of range, a file of the
+    wrong type), as for a crash. Those are refusals of a request, not faults: they get `log_refusal`'s
+    one line; everything else still prints its trace as Gradio would.
+    """
+
+    def __getattr__(self, name):
+        return getattr(traceback, name)
+
+    @staticmethod
+    def print_exc(*args, **kwargs) -> None:
+        error = sys.exc_info()[1]
+        if isinstance(error, gr.Error):
+            log_refusal(error.message)
+            return
+        traceback.print_exc(*args, **kwargs)
+
+
+def quiet_validation_errors() -> None:
+    """Routes Gradio's own validation errors to one log line each (idempotent)."""
+    import gradio.queueing
+    import gradio.routes
+
+    for module in (gradio.queueing, gradio.routes):
+        module.traceback = _QuietTraceback()

@@ -12,9 +12,11 @@ import gradio as gr
 
 from lina.audio import AudioError, load_audio
 from lina.config import LinaConfig
+from lina.constants import SAMPLE_RATE
 from lina.voice import Voice
 from lina_app.errors import user_message
-from lina_app.settings import MAX_TEXT_CHARS, MAX_TRANSCRIPT_CHARS, MAX_VOICE_NAME_CHARS
+from lina_app.settings import (BEST_CLONE_CLIP_SECONDS, MAX_CLONE_CLIP_SECONDS, MAX_TEXT_CHARS,
+                               MAX_TRANSCRIPT_CHARS, MAX_TUNING_CLIP_SECONDS, MAX_VOICE_NAME_CHARS)
 
 
 def check_text(text, what: str = "text to speak", limit: int = MAX_TEXT_CHARS) -> str:
@@ -38,8 +40,9 @@ def check_transcript(transcript) -> str:
 
 def check_clip(path) -> str:
     if not path:
-        raise gr.Error("Please upload or record a clip of the voice (3 to 10 seconds of clear speech).",
-                       print_exception=False)
+        low, high = BEST_CLONE_CLIP_SECONDS
+        raise gr.Error(f"Please upload or record a clip of the voice ({low} to {high} seconds of clear speech; "
+                       f"at most {MAX_CLONE_CLIP_SECONDS:g} s).", print_exception=False)
     return str(path)
 
 
@@ -73,9 +76,14 @@ def load_voice_file(path, cfg: LinaConfig) -> Voice:
 
 
 def check_clips_audio(pairs: list[tuple[str, str]]) -> None:
-    """Reads every tuning clip first, so a bad one is named (lina's message alone does not say which)."""
+    """Reads every tuning clip before any tuning, so a bad or over-long one is named (lina's message alone
+    does not say which) and no work starts on a request that would fail."""
     for number, (path, _) in enumerate(pairs, start=1):
         try:
-            load_audio(path)
+            seconds = len(load_audio(path)) / SAMPLE_RATE
         except AudioError as error:
             raise gr.Error(f"Clip {number} ({Path(path).name}): {user_message(error)}", print_exception=False) from None
+        if seconds > MAX_TUNING_CLIP_SECONDS:
+            raise gr.Error(f"Clip {number} ({Path(path).name}) is {seconds:.1f} s long after trimming silence; "
+                           f"the limit is {MAX_TUNING_CLIP_SECONDS:g} s per clip: cut it into shorter clips.",
+                           print_exception=False)

@@ -79,6 +79,16 @@ def find_preset(presets: list[Preset], key: str) -> Preset | None:
     return None
 
 
+DEFAULT_STYLE = "neutral"   # the page opens on a plain reading voice, not on the alphabetically first style
+
+
+def default_preset(presets: list[Preset]) -> Preset | None:
+    """The first compatible neutral voice, else the first compatible one, else None."""
+    usable = [p for p in presets if p.compatible]
+    neutral = [p for p in usable if p.style.lower() == DEFAULT_STYLE]
+    return (neutral or usable or [None])[0]
+
+
 def load_preset(preset: Preset) -> Voice:
     if not preset.compatible:
         raise VoiceError(f"preset voice '{preset.id}' cannot be used with this model: {preset.problem}")

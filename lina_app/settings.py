@@ -3,13 +3,22 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lina.audio import DEFAULT_OPTIONS
+from lina.tts import MAX_PROMPT_SECONDS, MAX_ROW_SECONDS
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_VOICES_DIR = REPO_ROOT / "voices"
 EMBEDDED_MODEL_DIR = REPO_ROOT / "assets" / "lina-mini"
 
 # Text: one request stays well inside lina's 64-sentence batch and a visitor's patience.
 MAX_TEXT_CHARS = 2000
-MAX_TRANSCRIPT_CHARS = 1000
+MAX_TRANSCRIPT_CHARS = 1000   # one transcript: the clone clip's, or one line / .txt file per tuning clip
+
+# Audio limits: each is the one lina enforces, named here so the page's labels state the same number.
+MAX_UPLOAD_SECONDS = DEFAULT_OPTIONS.max_input_seconds   # any clip longer is refused before decoding
+MAX_CLONE_CLIP_SECONDS = MAX_PROMPT_SECONDS              # prompt continuation's clip, after trimming silence
+BEST_CLONE_CLIP_SECONDS = (3, 10)                        # advice, not a check: what continues best
+MAX_TUNING_CLIP_SECONDS = MAX_ROW_SECONDS                # each tuning clip, after trimming silence
 
 # Sampling controls (UI sliders and server-side checks of API calls).
 TOP_K_RANGE = (1, 1000)

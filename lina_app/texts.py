@@ -1,9 +1,10 @@
 """The words of the page: header, model banner, About / model card, consent note, help lines."""
 from __future__ import annotations
 
-from lina.pretrained import RELEASED_LICENSE
+from lina.pretrained import RELEASED, RELEASED_LICENSE, RELEASED_REPO
 from lina_app.model_choice import LoadedModel, display_name
-from lina_app.settings import MAX_TEXT_CHARS
+from lina_app.settings import (BEST_CLONE_CLIP_SECONDS, EMBEDDED_MODEL_DIR, MAX_CLONE_CLIP_SECONDS, MAX_TEXT_CHARS,
+                               MAX_TRANSCRIPT_CHARS, MAX_TUNING_CLIP_SECONDS, MAX_TUNING_CLIPS, MAX_UPLOAD_SECONDS)
 
 TITLE = "Lina-Speech"
 PAPER_URL = "https://arxiv.org/abs/2410.23320"
@@ -15,16 +16,19 @@ CONSENT = ("**Consent.** Only clone or build voices of people who agreed to it �
            "speaker who gave you permission. Do not use this Space to impersonate anyone, to deceive, or "
            "to produce content the speaker would not endorse.")
 
-CLONE_HELP = ("Upload or record **3 to 10 seconds** of clear speech, and type **exactly what is said in it** "
-              "(the transcript is required: the model continues the clip, so it must know its words). "
-              f"Then type the text to speak (up to {MAX_TEXT_CHARS} characters; long text is split into "
-              "sentences, all generated as one batch). Several candidates are generated in the same batch.")
+CLONE_HELP = (f"Upload or record **{BEST_CLONE_CLIP_SECONDS[0]} to {BEST_CLONE_CLIP_SECONDS[1]} seconds** of clear "
+              f"speech (at most {MAX_CLONE_CLIP_SECONDS:g} s once silence is trimmed; files up to "
+              f"{MAX_UPLOAD_SECONDS:g} s are read), and type **exactly what is said in it** (the transcript is "
+              f"required, up to {MAX_TRANSCRIPT_CHARS} characters: the model continues the clip, so it must know "
+              f"its words). Then type the text to speak (up to {MAX_TEXT_CHARS} characters; long text is split "
+              "into sentences, all generated as one batch). Several candidates are generated in the same batch.")
 
 TUNE_HELP = ("Initial-State Tuning learns a small voice file (the starting state of each layer; the model "
-             "itself stays frozen) from **any number of clips**. Give each clip its transcript: either "
-             "upload `clip.wav` with `clip.txt` (paired by name), or write **one line per clip** in the box, "
-             "in upload order. The result is a `.safetensors` voice file: download it, and upload it later "
-             "(here or in *Expressive voices*) to speak again without retuning.")
+             f"itself stays frozen) from **up to {MAX_TUNING_CLIPS} clips of at most {MAX_TUNING_CLIP_SECONDS:g} s "
+             "each** (silence trimmed). Give each clip its transcript: either upload `clip.wav` with `clip.txt` "
+             "(paired by name), or write **one line per clip** in the box, in upload order (up to "
+             f"{MAX_TRANSCRIPT_CHARS} characters a line). The result is a `.safetensors` voice file: download it, "
+             "and upload it later (here or in *Expressive voices*) to speak again without retuning.")
 
 PRESETS_HELP = ("Pick a preset voice from `voices/`, or upload a voice file (`.safetensors`) built in the "
                 "previous tab. *Stream* plays the first sentence while the rest is still being generated.")
@@ -34,15 +38,41 @@ NO_PRESETS = ("**No preset voices yet.** The `voices/` folder holds none: build 
               "(with an optional sample `name.wav` beside each) to `voices/`; see `voices/README.md`.")
 
 
+HOW_TO_GET_RELEASED = (f"For real speech, start the app with the released model (`{RELEASED_REPO}`, fetched "
+                       "from the Hugging Face Hub, non-commercial licence): `LINA_MODEL=released python3 app.py`, "
+                       "best on a machine with a GPU.")
+
+EMBEDDED_PURPOSE = ("**What this model is good for:** it is *lina-mini*, a small model (12 M parameters) embedded "
+                    "in the repository so the Space runs offline, trained from scratch on **synthetic voices** "
+                    "(offline speech engines reading public-domain English). It reads English text with the preset "
+                    "voices and shows how the Space works; the audio sounds robotic, and **real voices clone "
+                    "poorly** (they sound like none of its training voices). " + HOW_TO_GET_RELEASED)
+
+RELEASED_PURPOSE = ("**What this model is good for:** the released Lina-Speech model, trained on real English "
+                    "speech: natural reading and voice cloning from a clip or several. Non-commercial use only.")
+
+
+def purpose(loaded: LoadedModel) -> str:
+    """What the loaded model is good for, in a sentence or two ('' for a model we know nothing about)."""
+    if loaded.is_test_model:
+        return ""
+    if loaded.source == str(EMBEDDED_MODEL_DIR) or loaded.tts.model_id.startswith("lina-mini"):
+        return EMBEDDED_PURPOSE
+    if loaded.source == RELEASED:
+        return RELEASED_PURPOSE
+    return ""
+
+
 def banner(loaded: LoadedModel) -> str:
-    """Top-of-page line: which model speaks, loudly flagged when it is the random test model."""
+    """Top-of-page line: which model speaks and what it is good for; the random test model loudly flagged."""
     tts = loaded.tts
     line = f"**Model:** {tts.name} — licence {tts.license} — {loaded.notice}."
     if loaded.is_test_model:
         return ("## ⚠️ TEST MODEL — random weights, the audio is NOISE\n"
                 "This instance runs the tiny random-weight model that lets the app and its tests run "
                 "without the real weights. Every output is noise, not speech.\n\n" + line)
-    return line
+    good_for = purpose(loaded)
+    return line + ("\n\n" + good_for if good_for else "")
 
 
 def about(loaded: LoadedModel) -> str:

@@ -39,7 +39,8 @@ from lina.tts import LinaTTS  # noqa: E402
 from lina.voice import Voice  # noqa: E402
 from lina_app import engine  # noqa: E402
 from lina_app.model_choice import LoadedModel, hub_reachable, load_model  # noqa: E402
-from lina_app.settings import MAX_TEXT_CHARS  # noqa: E402
+from lina_app.settings import (MAX_CLONE_CLIP_SECONDS, MAX_TEXT_CHARS, MAX_TRANSCRIPT_CHARS,  # noqa: E402
+                               MAX_TUNING_CLIP_SECONDS, MAX_TUNING_CLIPS, MAX_UPLOAD_SECONDS)
 
 SAMPLE_RATE = 24_000
 MIN_AUDIO_SECONDS = 0.1
@@ -99,7 +100,8 @@ def write_inputs(folder: Path) -> Path:
     soundfile.write(folder / "silent.wav", np.zeros(2 * SAMPLE_RATE, dtype=np.float32), SAMPLE_RATE)
     soundfile.write(folder / "too_short.wav", speechlike(0.2), SAMPLE_RATE)
     soundfile.write(folder / "too_long.wav", speechlike(20.0), SAMPLE_RATE)
-    soundfile.write(folder / "way_too_long.wav", speechlike(70.0), 8_000)
+    soundfile.write(folder / "way_too_long.wav", speechlike(70.0), 8_000)  # 210 s: 70 s of samples at 24 kHz read at 8 kHz
+    soundfile.write(folder / "too_long_to_tune.wav", speechlike(MAX_TUNING_CLIP_SECONDS + 3, rate=8_000), 8_000)
     (folder / "corrupt.wav").write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt " + os.urandom(200))
     (folder / "notes.txt").write_text("this is not audio at all\n")
     (folder / "not_audio.wav").write_text("this is not audio either\n")
@@ -317,8 +319,8 @@ def test_missing_clip(client):
 @pytest.mark.parametrize("clip, message", [
     ("silent.wav", "The audio is silent"),
     ("too_short.wav", "less than 0.5 s of sound"),
-    ("too_long.wav", "use at most 15 s"),
-    ("way_too_long.wav", "the limit is 60 s"),
+    ("too_long.wav", f"use at most {MAX_CLONE_CLIP_SECONDS:g} s"),
+    ("way_too_long.wav", f"The audio is 210.0 s long; the limit is {MAX_UPLOAD_SECONDS:g} s"),
     ("corrupt.wav", "Unreadable audio file"),
     ("not_audio.wav", "Unreadable audio file"),
     ("notes.txt", "Unreadable audio file"),
@@ -372,6 +374,50 @@ def test_bad_tuning_settings(served, client):
                  transcripts="words", steps=0, api_name="/tune_voice")
 
 
+def page_labels(url: str) -> list[str]:
+    import httpx
+
+    config = httpx.get(url + "config", timeout=30).json()
+    return [str(c.get("props", {}).get("label")) for c in config["components"]]
+
+
+def test_the_page_states_the_limits_the_checks_enforce(served, client):
+    """Each limit is one constant: the label says it, and a request just past it is refused naming it."""
+    labels = " | ".join(page_labels(served["url"]))
+    assert f"at most {MAX_CLONE_CLIP_SECONDS:g} s" in labels
+    assert f"up to {MAX_TRANSCRIPT_CHARS} characters" in labels
+    assert f"Clips: up to {MAX_TUNING_CLIPS}, each at most {MAX_TUNING_CLIP_SECONDS:g} s" in labels
+    assert f"up to {MAX_TEXT_CHARS} characters" in labels
+    inputs = served["inputs"]
+    expect_error(client, f"the limit is {MAX_TRANSCRIPT_CHARS}", **clone_kwargs(served, transcript="a" * (MAX_TRANSCRIPT_CHARS + 1)))
+    expect_error(client, f"the limit is {MAX_TRANSCRIPT_CHARS}", clips=[handle_file(inputs / "clip1.wav")],
+                 transcripts="a" * (MAX_TRANSCRIPT_CHARS + 1), steps=1, api_name="/tune_voice")
+    expect_error(client, f"the limit is {MAX_TUNING_CLIP_SECONDS:g} s per clip",
+                 clips=[handle_file(inputs / "too_long_to_tune.wav")], transcripts="words", steps=1,
+                 api_name="/tune_voice")
+    expect_error(client, f"{MAX_TUNING_CLIPS + 1} clips uploaded; the limit is {MAX_TUNING_CLIPS}",
+                 clips=[handle_file(inputs / "clip1.wav")] * (MAX_TUNING_CLIPS + 1), transcripts="words",
+                 steps=1, api_name="/tune_voice")
+
+
+def test_refusals_log_one_line_and_no_trace(served, client, capfd, caplog):
+    """Validation errors (ours and Gradio's own range check) are routine: one log line each, no trace."""
+    import logging
+
+    capfd.readouterr()
+    with caplog.at_level(logging.INFO, logger="lina_app"):
+        expect_error(client, "Nothing speakable", text="###", preset="demo", api_name="/speak")
+        expect_error(client, "Value 0 is less than minimum value 1", **clone_kwargs(served, top_k=0))
+        expect_error(client, "Unreadable audio file", **clone_kwargs(served, clip="corrupt.wav"))
+    server_output = capfd.readouterr()
+    assert "Traceback" not in server_output.err + server_output.out
+    refused = [r.getMessage() for r in caplog.records if r.getMessage().startswith("refused: ")]
+    assert any("Nothing speakable" in m for m in refused), refused
+    assert any("less than minimum value 1" in m for m in refused), refused
+    assert any("Unreadable audio file" in m for m in refused), refused
+    assert all("\n" not in m for m in refused)
+
+
 def test_unexpected_errors_stay_generic(client, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("secret internal detail")
@@ -410,7 +456,7 @@ def test_page_labels_the_test_model_and_carries_the_model_card(served):
     assert "TEST MODEL" in texts and "NOISE" in texts
     assert "CC BY-NC-SA 4.0" in texts and "2410.23320" in texts and "Consent" in texts
     labels = {c.get("props", {}).get("label") for c in config["components"]}
-    assert "Transcript of the clip (required)" in labels
+    assert f"Transcript of the clip (required, up to {MAX_TRANSCRIPT_CHARS} characters)" in labels
     names = {d.get("api_name") for d in config["dependencies"] if d.get("api_visibility", "public") == "public"}
     assert {"clone", "tune_voice", "speak", "speak_stream", "voices"} <= names
 
@@ -422,6 +468,15 @@ def test_model_choice_offline_serves_the_embedded_model(monkeypatch, tmp_path):
     embedded = str(model_choice.EMBEDDED_MODEL_DIR)
     loaded = load_model("auto")
     assert loaded.source == embedded and not loaded.is_test_model and "chosen automatically" in loaded.notice
+    # The banner says what the embedded model is good for, and how to get the released one.
+    from lina_app.presets import default_preset, list_presets
+    from lina_app.texts import banner
+
+    text = banner(loaded)
+    assert "synthetic voices" in text and "real voices clone poorly" in text and "LINA_MODEL=released" in text
+    # The shipped presets open on a neutral voice.
+    first = default_preset(list_presets(app.DEFAULT_VOICES_DIR, loaded.tts.model.cfg))
+    assert first is not None and first.style == "neutral" and first.id == "ava_neutral"
     loaded = load_model(str(tmp_path / "no-such-model"))
     assert loaded.source == embedded and "could not load" in loaded.notice and "fell back" in loaded.notice
 
