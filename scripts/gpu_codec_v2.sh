@@ -29,62 +29,65 @@
 # A step that ran past its budget saves (SIGTERM) and the next call resumes it. A machine given back loses
 # /data: carry the last export back with `stage` (the run continues from its weights; optimizer and
 # discriminator states start afresh, which the constant learning rate tolerates).
-# Env: EVAL_EVERY (2000), BATCH (48), TRAIN_WORKERS (6), RENDER_JOBS (12), AUDIO_ROOTS (/data/audio),
+# Env: EVAL_EVERY (2000), BATCH (48), CONFIG (mini), TRAIN_WORKERS (6), RENDER_JOBS (12), AUDIO_ROOTS (/data/audio),
 #      TRAIN_MANIFESTS (/data/carry/*train*.jsonl.gz).
 set -uo pipefail
+DATA=${DATA:-/data} SITE=${SITE:-/tmp/site}  # other folders only for a dry run elsewhere
 cd "$(dirname "$0")/.."
-OUT=${OUT:-out}; mkdir -p "$OUT" /data
-export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 LINA_CORPUS_ROOT=${LINA_CORPUS_ROOT:-/data/root}
+OUT=${OUT:-out}; mkdir -p "$OUT" $DATA
+export PYTHONPATH=$SITE:$PWD PYTHONUNBUFFERED=1 LINA_CORPUS_ROOT=${LINA_CORPUS_ROOT:-$DATA/root}
 PY=python3
-PIP=($PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site)
+PIP=($PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target $SITE)
 WHEELS="soundfile==0.14.0 cffi==2.0.0 pycparser==3.0 soxr==1.1.0 num2words==0.5.14
   pystoi==0.4.1 praat-parselmouth==0.4.7"
 PY312=${PY312:-$HOME/.pyenv/versions/3.12.1/bin/python}
-ROOTS=${AUDIO_ROOTS:-/data/audio}
+ROOTS=${AUDIO_ROOTS:-$DATA/audio}
 EVAL_EVERY=${EVAL_EVERY:-2000}
 
 status() {
   echo "== $(date +%T) rendered: $(find $ROOTS -name '*.wav' 2>/dev/null | wc -l) wav; render processes: $(pgrep -cf '[c]orpus render --manifest')"
-  for run in /data/run_mel /data/run_gan; do
+  for run in $DATA/run_mel $DATA/run_gan; do
     [ -f $run/log.jsonl ] && { echo "-- $run"; tail -n 2 $run/log.jsonl; tail -n 2 $run/eval.jsonl 2>/dev/null; }
   done
   nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader 2>/dev/null; true
 }
 
-send() {  # $1: name, then folders/files under /data: one tar cut into 15 MiB parts ($OUT takes 8 files of 16 MiB)
+send() {  # $1: name, then folders/files under $DATA: one tar cut into 15 MiB parts ($OUT takes 8 files of 16 MiB)
   local name=$1; shift
-  tar -C /data -cf - "$@" | split -b 15m -d - "$OUT/$name.tar.part"
+  tar -C $DATA -cf - "$@" | split -b 15m -d - "$OUT/$name.tar.part"
   ls -la "$OUT"
 }
 
 init_from_stage() {  # prints an init folder from staged parts, if complete
-  if ls /data/stage/*.tar.part* >/dev/null 2>&1 && [ ! -d /data/stage/init ]; then
-    mkdir -p /data/stage/x && cat /data/stage/*.tar.part* | tar -C /data/stage/x -xf - || return 1
-    local codec; codec=$(dirname "$(find /data/stage/x -name config.json | head -n 1)")
-    [ -n "$codec" ] && mv "$codec" /data/stage/init
+  if ls $DATA/stage/*.tar.part* >/dev/null 2>&1 && [ ! -d $DATA/stage/init ]; then
+    mkdir -p $DATA/stage/x && cat $DATA/stage/*.tar.part* | tar -C $DATA/stage/x -xf - || return 1
+    local codec; codec=$(dirname "$(find $DATA/stage/x -name config.json | head -n 1)")
+    [ -n "$codec" ] && mv "$codec" $DATA/stage/init
   fi
-  [ -d /data/stage/init ] && echo /data/stage/init
+  [ -d $DATA/stage/init ] && echo $DATA/stage/init
 }
 
 train_phase() {  # $1: mel|gan  $2: seconds  $3: default init (may be empty)
-  local phase=$1 seconds=$2 run=/data/run_$1 init=${3:-}
-  [ -f /tmp/site/.codec_v2_ready ] || { echo "run the setup step first"; exit 1; }
-  [ -d /data/heldout ] || { echo "no held-out clips: carry data/carry/heldout_v2 and run setup"; exit 1; }
+  local phase=$1 seconds=$2 run=$DATA/run_$1 init=${3:-}
+  [ -f $SITE/.codec_v2_ready ] || { echo "run the setup step first"; exit 1; }
+  [ -d $DATA/heldout ] || { echo "no held-out clips: carry data/carry/heldout_v2 and run setup"; exit 1; }
   local staged; staged=$(init_from_stage)
-  local args=(--phase "$phase" --batch-size "${BATCH:-48}")
+  local args=(--phase "$phase" --batch-size "${BATCH:-48}" --config "${CONFIG:-mini}")
   if [ ! -f $run/last.pt ]; then
     [ -n "$staged" ] && init=$staged
     [ -n "$init" ] && args+=(--init "$init")
   fi
   # Two thirds of a 600 s call train; the rest loads, scores and exports. SIGTERM saves.
-  timeout -s TERM $((seconds + 120)) $PY -m lina.training.codec train --manifest ${TRAIN_MANIFESTS:-/data/carry/*train*.jsonl.gz} \
+  timeout -s TERM $((seconds + 120)) $PY -m lina.training.codec train --manifest ${TRAIN_MANIFESTS:-$DATA/carry/*train*.jsonl.gz} \
     --roots $ROOTS --run $run "${args[@]}" --max-seconds "$seconds" --workers "${TRAIN_WORKERS:-6}" \
-    --eval-clips /data/heldout --eval-every "$EVAL_EVERY" --log-every 100 2>&1 | tee -a /data/train_$phase.log | tail -n 15
-  rm -rf /data/send && mkdir -p /data/send
-  $PY -m lina.training.codec export --run $run --out /data/send/codec_$phase --dtype float16 || exit 1
-  cp $run/log.jsonl $run/eval.jsonl /data/train_$phase.log /data/send/ 2>/dev/null
-  $PY -m lina.training.codec curve $run --out /data/send/curve_$phase.png --md /data/send/curve_$phase.md | tail -n 5
-  send codec_v2_$phase send
+    --eval-clips $DATA/heldout --eval-every "$EVAL_EVERY" --log-every 100 2>&1 | tee -a $DATA/train_$phase.log | tail -n 15
+  local dir=$DATA/codec_v2_$phase lineage=($run)
+  [ "$phase" = gan ] && [ -f $DATA/run_mel/eval.jsonl ] && lineage=($DATA/run_mel $run)
+  rm -rf $dir && mkdir -p $dir
+  $PY -m lina.training.codec export --run $run --out $dir/codec --dtype float16 || exit 1
+  cp $run/log.jsonl $dir/log_$phase.jsonl; cp $run/eval.jsonl $dir/eval_$phase.jsonl; cp $DATA/train_$phase.log $dir/
+  $PY -m lina.training.codec curve "${lineage[@]}" --out $dir/curve.png --md $dir/curve.md | tail -n 6
+  send codec_v2_$phase codec_v2_$phase
 }
 
 case "${1:-status}" in
@@ -109,39 +112,40 @@ for name in ("pesq", "parselmouth"):
     except ImportError as error:
         print(name, "MISSING (its column reads n/a):", error)
 EOF
-    rm -rf /data/carry && cp -r data/carry /data/carry && cp -r /data/carry/heldout_v2 /data/heldout
-    $PY -c "import json; print('held-out fingerprint', json.load(open('/data/heldout/clips.json'))['fingerprint'])"
-    touch /tmp/site/.codec_v2_ready; nproc; status ;;
+    rm -rf $DATA/carry && cp -r data/carry $DATA/carry && cp -r $DATA/carry/heldout_v2 $DATA/heldout
+    $PY -c "import json; print('held-out fingerprint', json.load(open('$DATA/heldout/clips.json'))['fingerprint'])"
+    touch $SITE/.codec_v2_ready; nproc; status ;;
   render)
-    [ -d .corpus_debs ] && [ ! -d /data/root ] && bash scripts/corpus_bundle.sh unpack /data/root | tail -n 1
+    [ -d .corpus_debs ] && [ ! -d $DATA/root ] && bash scripts/corpus_bundle.sh unpack $DATA/root | tail -n 1
     [ -d .corpus_wheels ] && "${PIP[@]}" .corpus_wheels/*.whl
-    [ -d /data/root/usr/share/festival ] && ln -sfn /data/root/usr/share/festival /usr/share/festival
+    [ -d $DATA/root/usr/share/festival ] && ln -sfn $DATA/root/usr/share/festival /usr/share/festival
     if pgrep -f "[c]orpus render --manifest" >/dev/null; then echo "a render is running"; else
-      setsid nohup $PY -m lina.training.corpus render --manifest /data/carry/*.jsonl.gz --out /data/audio \
-        --jobs "${RENDER_JOBS:-12}" > /data/render.log 2>&1 < /dev/null &
-      sleep 30; tail -n 3 /data/render.log
+      setsid nohup $PY -m lina.training.corpus render --manifest $DATA/carry/*.jsonl.gz --out $DATA/audio \
+        --jobs "${RENDER_JOBS:-12}" > $DATA/render.log 2>&1 < /dev/null &
+      sleep 30; tail -n 3 $DATA/render.log
     fi
     status ;;
   mel)
     train_phase mel "${2:-420}" ;;
   freeze)
-    rm -rf /data/frozen /data/send && mkdir -p /data/send
-    $PY -m lina.training.codec export --run /data/run_mel --out /data/frozen --freeze || exit 1
-    cp -r /data/frozen /data/send/frozen && cp /data/run_mel/eval.jsonl /data/send/eval_mel.jsonl
-    send codec_v2_frozen send ;;
+    rm -rf $DATA/frozen $DATA/codec_v2_frozen && mkdir -p $DATA/codec_v2_frozen
+    $PY -m lina.training.codec export --run $DATA/run_mel --out $DATA/frozen --freeze || exit 1
+    cp -r $DATA/frozen $DATA/codec_v2_frozen/codec && cp $DATA/run_mel/eval.jsonl $DATA/codec_v2_frozen/eval_mel.jsonl
+    send codec_v2_frozen codec_v2_frozen ;;
   gan)
-    init=""; [ -d /data/frozen ] && init=/data/frozen
+    init=""; [ -d $DATA/frozen ] && init=$DATA/frozen  # else a staged export (init_from_stage)
     train_phase gan "${2:-420}" "$init" ;;
   encode)
-    [ -d /data/frozen ] || { echo "no /data/frozen: run freeze (or stage a frozen export) first"; exit 1; }
-    rm -rf /data/codes && $PY -m lina.training.codec encode --codec /data/frozen --manifest /data/carry/*.jsonl.gz \
-      --roots $ROOTS --out /data/codes 2>&1 | tail -n 6
-    rm -rf /data/codes/codec/codec.safetensors  # the LM needs the codes and the id (codes.json), not the weights
+    codec=$DATA/frozen; [ -d $codec ] || codec=$(init_from_stage)
+    [ -n "$codec" ] && [ -d "$codec" ] || { echo "no $DATA/frozen: run freeze (or stage a frozen export) first"; exit 1; }
+    rm -rf $DATA/codes && $PY -m lina.training.codec encode --codec "$codec" --manifest $DATA/carry/*.jsonl.gz \
+      --roots $ROOTS --out $DATA/codes 2>&1 | tail -n 6
+    rm -rf $DATA/codes/codec/codec.safetensors  # the LM needs the codes and the id (codes.json), not the weights
     send codes_v2 codes ;;
   stage)
-    mkdir -p /data/stage && cp -v data/carry/stage/* /data/stage/ && ls -la /data/stage ;;
+    mkdir -p $DATA/stage && cp -v data/carry/stage/* $DATA/stage/ && ls -la $DATA/stage ;;
   status)
     sleep "${WAIT:-0}"; status ;;
   *)
-    sed -n '2,36p' "$0"; exit 2 ;;
+    sed -n '2,33p' "$0"; exit 2 ;;
 esac
