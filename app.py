@@ -25,6 +25,7 @@ from lina_app import engine
 from lina_app.handlers import Handlers
 from lina_app.model_choice import LoadedModel, load_model, requested_model
 from lina_app.errors import quiet_validation_errors
+from lina_app.examples import EXAMPLES_DIR, clone_examples, preset_examples, tune_examples
 from lina_app.presets import default_preset
 from lina_app.settings import (BEST_CLONE_CLIP_SECONDS, DEFAULT_LEARNING_RATE, DEFAULT_PREVIEW_TEXT, DEFAULT_RANK,
                                DEFAULT_SEED, DEFAULT_STEPS, DEFAULT_TEMPERATURE, DEFAULT_TOP_K, DEFAULT_VOICES_DIR,
@@ -60,6 +61,13 @@ def _sampling_controls(prefix: str) -> tuple[gr.Slider, gr.Slider, gr.Number]:
     return top_k, temperature, seed
 
 
+def _examples(rows: list, inputs: list, prefix: str, label: str) -> None:
+    """Clickable examples that fill `inputs` (the visitor then presses the tab's button); none if `rows` is
+    empty. Not cached: nothing runs at start-up, and the outputs stay those of the visitor's own run."""
+    if rows:
+        gr.Examples(rows, inputs, label=label, cache_examples=False, elem_id=f"{prefix}-examples")
+
+
 def _clone_tab(h: Handlers) -> None:
     gr.Markdown(CLONE_HELP)
     gr.Markdown(CONSENT)
@@ -78,6 +86,8 @@ def _clone_tab(h: Handlers) -> None:
             candidates = gr.Slider(1, MAX_CANDIDATES, value=1, step=1, label="Candidates",
                                    info="generated together, as one batch", elem_id="clone-candidates")
             button = gr.Button("Clone and speak", variant="primary", elem_id="clone-button")
+            _examples(clone_examples(), [clip, transcript, text], "clone",
+                      "Examples (a synthetic voice: click one, then *Clone and speak*)")
         with gr.Column():
             with gr.Row(elem_classes="candidate-row"):
                 players = [gr.Audio(label=f"Candidate {i + 1}", type="filepath", interactive=False, visible=i == 0,
@@ -113,6 +123,8 @@ def _tune_tab(h: Handlers) -> None:
             name = gr.Textbox(label="Voice name", value="my voice", elem_id="tune-name")
             preview_text = gr.Textbox(label="Preview sentence", value=DEFAULT_PREVIEW_TEXT, elem_id="tune-preview-text")
             button = gr.Button("Build the voice", variant="primary", elem_id="tune-button")
+            _examples(tune_examples(), [clips, transcripts, steps, name], "tune",
+                      "Example clip set (a synthetic voice: click it, then *Build the voice*)")
         with gr.Column():
             # The progress bar covers the status box only, so the loss curve stays in view as it grows.
             status = gr.Textbox(label="Status", lines=2, interactive=False, elem_id="tune-status")
@@ -158,6 +170,7 @@ def _presets_tab(h: Handlers) -> None:
             with gr.Row():
                 speak = gr.Button("Speak", variant="primary", elem_id="presets-speak")
                 stream = gr.Button("Stream (first sentence plays early)", elem_id="presets-stream")
+            _examples(preset_examples(presets), [text, preset], "presets", "Examples (click one, then *Speak*)")
         with gr.Column():
             audio = gr.Audio(label="Speech", type="filepath", interactive=False, buttons=["download"],
                              elem_id="presets-audio")
@@ -199,7 +212,8 @@ def build_demo(loaded: LoadedModel, voices_dir: str | Path | None = DEFAULT_VOIC
 
 def launch_options(voices_dir: str | Path | None) -> dict:
     """Keyword arguments of `demo.launch` shared by `main` and the tests (Gradio 6: theme/css go here)."""
-    return dict(theme=gr.themes.Soft(), css=CSS, allowed_paths=[str(voices_dir)] if voices_dir else None,
+    allowed = [str(EXAMPLES_DIR)] + ([str(voices_dir)] if voices_dir else [])
+    return dict(theme=gr.themes.Soft(), css=CSS, allowed_paths=allowed,
                 show_error=False, max_file_size=MAX_UPLOAD_BYTES)
 
 

@@ -529,3 +529,19 @@ def test_model_choice_env_and_flag(monkeypatch):
     monkeypatch.delenv("LINA_MODEL")
     assert requested_model(None) == "auto"
     assert isinstance(load_model("tiny-random"), LoadedModel)
+
+
+def test_shipped_examples_are_within_the_limits_and_transcribed():
+    """The example clips ship with their words, inside the limits the page states."""
+    from lina.audio import load_audio
+    from lina_app.examples import clone_examples, preset_examples, tune_examples
+    from lina_app.settings import BEST_CLONE_CLIP_SECONDS
+
+    (clip, transcript, text), *_ = clone_examples()
+    seconds = len(load_audio(clip)) / SAMPLE_RATE
+    assert BEST_CLONE_CLIP_SECONDS[0] <= seconds <= BEST_CLONE_CLIP_SECONDS[1], seconds
+    assert transcript.startswith("Every morning") and text
+    [(clips, lines, steps, name)] = tune_examples()
+    assert len(clips) == len(lines.splitlines()) == 4 and steps >= 1 and name
+    assert all(len(load_audio(c)) / SAMPLE_RATE <= MAX_TUNING_CLIP_SECONDS for c in clips)
+    assert [row[1] for row in preset_examples([])] == [""] * 4

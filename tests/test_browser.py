@@ -163,6 +163,38 @@ def test_expressive_voices_tab(site, page):
     shot(page, "07-presets-voice-file-and-stream")
 
 
+def click_example(page, prefix: str, row: int = 0) -> None:
+    """Clicks row `row` of the tab's examples table (gr.Examples, id `{prefix}-examples`)."""
+    page.locator(f"#{prefix}-examples tr.tr-body").nth(row).click()
+
+
+def test_examples_on_each_tab_give_audio(page):
+    """A visitor with nothing to upload clicks an example on each tab, presses its button, gets audio."""
+    from lina_app.examples import EXAMPLES_DIR, TUNE_VOICE_NAME, transcript_of
+
+    click_example(page, "clone")
+    words = transcript_of(EXAMPLES_DIR / "joe_clone.flac")
+    page.wait_for_function(f"document.querySelector('#clone-transcript textarea')?.value === {words!r}")
+    page.locator("#clone-clip audio, #clone-clip [data-testid=waveform-controls]").first.wait_for(state="attached")
+    page.locator("#clone-button").click()
+    fetch_wav(page, "clone-candidate-1")
+    shot(page, "11-clone-example")
+    open_tab(page, "Build a voice from several clips")
+    click_example(page, "tune")
+    page.wait_for_function("document.querySelector('#tune-transcripts textarea')?.value.split('\\n').length === 4")
+    page.locator("#tune-button").click()
+    fetch_wav(page, "tune-preview")
+    assert f"Voice '{TUNE_VOICE_NAME}' tuned from 4 clip(s)" in text_of(page, "tune-status")
+    shot(page, "12-tune-example")
+    open_tab(page, "Expressive voices")
+    click_example(page, "presets", 1)
+    page.wait_for_function("document.querySelector('#presets-text textarea')?.value.startsWith('What a wonderful')")
+    page.locator("#presets-speak").click()
+    fetch_wav(page, "presets-audio")
+    assert "Preset:" in text_of(page, "presets-info")
+    shot(page, "13-presets-example")
+
+
 def test_bad_input_shows_a_clear_error_and_the_page_keeps_working(page):
     open_tab(page, "Expressive voices")
     page.locator("#presets-text textarea").fill("###")
