@@ -22,6 +22,7 @@ from lina_app.settings import EMBEDDED_MODEL_DIR, HUB_PROBE_TIMEOUT_SECONDS
 log = logging.getLogger("lina_app")
 
 ENV_VAR = "LINA_MODEL"
+BACKEND_ENV_VAR = "LINA_BACKEND"  # decode back end (lina.backends), default "auto"
 AUTO = "auto"
 EMBEDDED = "embedded"
 TRUTHY = {"1", "true", "yes", "on"}
@@ -114,7 +115,7 @@ def load_model(request: str = AUTO) -> LoadedModel:
         name = fallback
     while True:
         try:
-            tts = LinaTTS.from_pretrained(name)
+            tts = LinaTTS.from_pretrained(name, backend=os.environ.get(BACKEND_ENV_VAR, "") or "auto")
             log.info("model %s loaded (%s)", name, notice)
             return LoadedModel(tts, name, notice)
         except Exception as error:  # noqa: BLE001 - any failure falls back to a model that works
