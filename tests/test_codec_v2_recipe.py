@@ -138,7 +138,7 @@ def test_a_run_resumed_midway_ends_where_an_uninterrupted_one_does(tmp_path, pha
     first = train(fresh(tmp_path / "b"), _batches(), tmp_path / "b", 120, max_steps=3, log=lambda _: None)
     del first
     resumed = open_run(tmp_path / "b", CPU, log=lambda _: None)  # from last.pt, whatever else is asked
-    assert resumed.step == 3
+    assert resumed.step == 3 and resumed.seconds > 0  # the time spent so far is kept
     resumed = train(resumed, _batches(3), tmp_path / "b", 120, max_steps=3, log=lambda _: None)
     _states_equal(straight, resumed)
 
@@ -167,9 +167,11 @@ def test_freeze_then_decoder_gan_keeps_the_codes(tmp_path):
     assert export(trainer, tmp_path / "dec16") == ident
     dec16 = Codec.from_pretrained(tmp_path / "dec16")
     assert codes_id(dec16) == ident and torch.equal(dec16.encode(wav), before)
-    assert json.loads((tmp_path / "dec16" / "training.json").read_text())["total_step"] == 7
+    recorded = json.loads((tmp_path / "dec16" / "training.json").read_text())
+    assert recorded["total_step"] == 7 and recorded["total_minutes"] > 0 and trainer.seconds > 0
     again = open_run(tmp_path / "gan2", CPU, phase="gan", init=tmp_path / "dec16", overrides=GAN_LIGHT, log=lambda _: None)
     assert again.config.codes_id == ident and again.config.base_step == 7
+    assert again.config.base_seconds == pytest.approx(source.seconds + trainer.seconds, abs=0.2)
     # A decoder-only run refuses a folder whose weights do not give the id it records ...
     codes_json = tmp_path / "dec16" / CODES_JSON
     codes_json.write_text(json.dumps({**json.loads(codes_json.read_text()), "codes_id": "0" * 16}))
@@ -207,6 +209,7 @@ def test_eval_hook_writes_rows_and_the_curve_draws_them(tmp_path):
     for row in rows:
         assert row["clips"] == 2 and row["fingerprint"] == evaluator.fingerprint and -1 <= row["stoi"] <= 1
         assert 0 <= row["voicing_ref"] <= 1 and row["mel_l1"] > 0 and len(row["codes_id"]) == 16
+        assert row["train_seconds"] > 0
     # A warm-started continuation is scored at its start, on the lineage's step axis.
     freeze_run(trainer, tmp_path / "frozen")
     gan = open_run(tmp_path / "gan", CPU, phase="gan", init=tmp_path / "frozen", overrides=GAN_LIGHT, log=lambda _: None)

@@ -66,6 +66,8 @@ class TrainConfig:
     # Steps of the earlier runs this one continues (from the exported codec it started from): the
     # held-out curve is drawn against base_step + step.
     base_step: int = 0
+    # Training seconds of those earlier runs (the model card reports GPU minutes of the lineage).
+    base_seconds: float = 0.0
     # With train_encoder False: the id of the frozen encoder + codebook (lina.training.codec.freeze);
     # the trainer refuses to save a codec whose codes id moved.
     codes_id: str | None = None

@@ -67,12 +67,13 @@ def plot_curve(rows: list[dict], out: Path, title: str = "codec held-out curve")
 
 def curve_table(rows: list[dict]) -> str:
     """Markdown table of the curve's rows."""
-    lines = ["| total steps | PESQ-wb | STOI | log-mel L1 | voicing (source) | usage | codes id |",
-             "|---|---|---|---|---|---|---|"]
+    lines = ["| total steps | train min | PESQ-wb | STOI | log-mel L1 | voicing (source) | usage | codes id |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         pesq = "n/a" if r.get("pesq_wb") is None else f"{r['pesq_wb']:.2f}"
         voicing = ("n/a" if r.get("voicing") is None
                    else f"{100 * r['voicing']:.0f} % ({100 * r['voicing_ref']:.0f} %)")
-        lines.append(f"| {r['total_step']} | {pesq} | {r['stoi']:.3f} | {r['mel_l1']:.3f} | {voicing} | "
+        minutes = "n/a" if r.get("train_seconds") is None else f"{r['train_seconds'] / 60:.1f}"
+        lines.append(f"| {r['total_step']} | {minutes} | {pesq} | {r['stoi']:.3f} | {r['mel_l1']:.3f} | {voicing} | "
                      f"{r['usage']:.2f} | {r.get('codes_id', '')} |")
     return "\n".join(lines)

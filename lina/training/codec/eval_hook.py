@@ -1,6 +1,6 @@
 """Held-out evaluation inside codec training: the fixed clips every N steps, one row per evaluation.
 
-`RUN/eval.jsonl` gets `{"step", "total_step", "pesq_wb", "stoi", "mel_l1", "snr_db", "voicing",
+`RUN/eval.jsonl` gets `{"step", "total_step", "train_seconds" (the lineage's training time), "pesq_wb", "stoi", "mel_l1", "snr_db", "voicing",
 "voicing_ref", "usage", "clips", "fingerprint", "codes_id", "eval_seconds"}` per evaluation; `total_step`
 (base_step + step) places runs that continue one another on one curve (lina.training.codec.curve).
 The codec is scored as inference sees it: eval mode, float32, `Codec.encode` / `Codec.decode`.
@@ -49,7 +49,8 @@ class HeldoutEval:
                 report = evaluate_clips(codec, self.clips)
         finally:
             codec.to(dtype).train(was_training)
-        row = {"step": trainer.step, "total_step": trainer.config.base_step + trainer.step, **report["mean"],
+        row = {"step": trainer.step, "total_step": trainer.config.base_step + trainer.step,
+               "train_seconds": round(trainer.config.base_seconds + trainer.seconds, 2), **report["mean"],
                "fingerprint": self.fingerprint, "codes_id": codes_id(codec),
                "eval_seconds": round(time.time() - start, 1)}
         self.path.parent.mkdir(parents=True, exist_ok=True)

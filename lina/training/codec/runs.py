@@ -1,8 +1,9 @@
 """Runs that continue one another: open a run (resume, or start from an exported codec), export, freeze.
 
 A run folder holds `last.pt` (lina.training.codec.train). A new run may start from an exported codec
-folder (`--init`): its weights, and `base_step` = the steps behind that export (its training.json's
-base_step + step), so the held-out curve of the lineage is one line. Exports are cut into parts of
+folder (`--init`): its weights, and `base_step` / `base_seconds` = the steps and training seconds behind
+that export (its training.json's base + own), so the held-out curve of the lineage is one line and
+the model card can say how many GPU minutes the codec took. Exports are cut into parts of
 at most `split_mib` MiB (the device tool returns files up to 16 MiB); `join_parts` puts them back,
 and `open_run` joins an init folder's parts itself.
 
@@ -40,13 +41,14 @@ def join_parts(folder: Path) -> None:
     tmp.replace(folder / WEIGHTS_FILE)
 
 
-def lineage_step(folder: Path) -> int:
-    """Training steps behind an exported codec (0 when it records none, e.g. the released one)."""
+def lineage(folder: Path) -> tuple[int, float]:
+    """Training steps and seconds behind an exported codec ((0, 0) when it records none, e.g. v1)."""
     path = Path(folder) / TRAINING_JSON
     if not path.exists():
-        return 0
+        return 0, 0.0
     data = json.loads(path.read_text())
-    return int(data.get("base_step", 0)) + int(data.get("step", 0))
+    return (int(data.get("base_step", 0)) + int(data.get("step", 0)),
+            float(data.get("base_seconds", 0.0)) + float(data.get("seconds", 0.0)))
 
 
 def open_run(run: Path, device: torch.device, *, config: str = "mini", phase: str | None = None,
@@ -72,7 +74,8 @@ def open_run(run: Path, device: torch.device, *, config: str = "mini", phase: st
     if not settings.train_encoder and recorded is not None and recorded != codes_id(codec):
         raise SystemExit(f"{init}: its weights do not give the codes id it records ({recorded}): the encoder or "
                          "codebook was changed or cast after export; start a decoder-only run from an untouched export")
-    trainer = Trainer.warm_start(codec, replace(settings, base_step=lineage_step(Path(init))), device)
+    steps, seconds = lineage(Path(init))
+    trainer = Trainer.warm_start(codec, replace(settings, base_step=steps, base_seconds=seconds), device)
     log(f"new run {run} from {init} at total step {trainer.config.base_step} "
         f"(train_encoder={trainer.config.train_encoder}, discriminators={trainer.config.discriminators})")
     return trainer
@@ -93,8 +96,10 @@ def export(trainer: Trainer, out: Path, dtype: torch.dtype = torch.float16, spli
     saved.backbone.to(dtype)
     saved.head.to(dtype)
     saved.save_pretrained(out)
-    (out / TRAINING_JSON).write_text(json.dumps({"step": trainer.step, "total_step": trainer.config.base_step
-                                                 + trainer.step, **trainer.config.to_dict()}, indent=1) + "\n")
+    (out / TRAINING_JSON).write_text(json.dumps({
+        "step": trainer.step, "total_step": trainer.config.base_step + trainer.step, "seconds": round(trainer.seconds, 1),
+        "total_minutes": round((trainer.config.base_seconds + trainer.seconds) / 60, 2), **trainer.config.to_dict()},
+        indent=1) + "\n")
     if split_mib:
         split(out / WEIGHTS_FILE, split_mib)
     return ident

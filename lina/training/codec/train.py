@@ -58,6 +58,7 @@ class Trainer:
     opt_d: torch.optim.Optimizer | None  # None without discriminators (a mel-only run)
     config: TrainConfig
     step: int = 0
+    seconds: float = 0.0  # wall-clock seconds spent in train_step by this run (saved, so resumes add up)
 
     @classmethod
     def create(cls, codec_config: CodecConfig, config: TrainConfig, device: torch.device) -> Trainer:
@@ -165,7 +166,7 @@ class Trainer:
             "codec": self.codec.state_dict(), "ema": self.ema.state_dict(),
             "discriminators": self.discriminators.state_dict(),
             "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict() if self.opt_d else None,
-            "step": self.step,
+            "step": self.step, "seconds": self.seconds,
             "rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state() if self.device.type == "cuda" else None,
         }
@@ -189,6 +190,7 @@ class Trainer:
         if trainer.opt_d is not None:
             trainer.opt_d.load_state_dict(state["opt_d"])
         trainer.step = state["step"]
+        trainer.seconds = float(state.get("seconds", 0.0))  # checkpoints before codec v2 have none
         torch.set_rng_state(state["rng"].cpu())
         if state["cuda_rng"] is not None and device.type == "cuda":
             torch.cuda.set_rng_state(state["cuda_rng"].cpu())
@@ -221,7 +223,9 @@ def train(trainer: Trainer, batches, run: Path, max_seconds: float, max_steps: i
                     break
                 if max_steps is not None and trainer.step - first_step >= max_steps:
                     break
+                step_start = time.time()
                 window.append(trainer.train_step(wav))
+                trainer.seconds += time.time() - step_start
                 if trainer.step % log_every == 0:
                     mean = {k: sum(s.get(k, 0.0) for s in window) / len(window) for k in window[-1]}
                     mean.update(step=trainer.step, elapsed=round(time.time() - start, 1),
