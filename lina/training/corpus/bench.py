@@ -10,7 +10,7 @@ import numpy as np
 from . import engines
 from .generate import SAMPLE_RATE, render_row
 from .manifest import EDGE_SILENCE_S, utterance_seed
-from .speakers import inventory
+from .speakers import inventory_v2
 from .styles import STYLES, style
 
 BENCH_TEXTS = (
@@ -31,7 +31,7 @@ def _cpu() -> float:
 def bench(per_engine: int = 6, seed: int = 0) -> dict:
     """Render `per_engine` utterances per engine (speakers spread over base and derived ones, styles
     cycling) in this process, one at a time."""
-    speakers = inventory(seed)
+    speakers = inventory_v2(seed)  # v1's engines and kokoro
     report: dict = {}
     for engine in engines.ENGINES:
         if not engines.available(engine):
@@ -41,6 +41,10 @@ def bench(per_engine: int = 6, seed: int = 0) -> dict:
         picks = [pool[(i * 7) % len(pool)] for i in range(per_engine)]
         if engine == "piper":
             engines.piper_engine()  # model load is a one-off per worker, not per utterance
+        if engine == "kokoro":
+            from .engines_kokoro import kokoro_engine
+
+            kokoro_engine()
         audio_s = cpu_s = 0.0
         rates, per_style = [], {}
         for i, spk in enumerate(picks):

@@ -100,7 +100,7 @@ def render_clips_to(speakers: list[Speaker], clip_dir: Path, *, seed: int = 0, j
 
 
 def screen_one(spk: dict, seed: int = 0, dnsmos: bool = False, clip_dir: str | None = None) -> dict:
-    """Render (or read from `clip_dir`), transcribe and embed one candidate:
+    """Render (or read from `clip_dir` when its clips are there), transcribe and embed one candidate:
     {wer, transcripts, embedding, audio_s, render_cpu_s[, dnsmos]}."""
     import soundfile as sf
     import soxr
@@ -114,7 +114,7 @@ def screen_one(spk: dict, seed: int = 0, dnsmos: bool = False, clip_dir: str | N
 
     torch.set_num_threads(1)
     out = {"id": spk["id"]}
-    if clip_dir is not None:
+    if clip_dir is not None and all(_clip_path(Path(clip_dir), spk["id"], i).exists() for i in range(len(SCREEN_SENTENCES))):
         clips = [sf.read(str(_clip_path(Path(clip_dir), spk["id"], i)), dtype="float32")[0] for i in range(len(SCREEN_SENTENCES))]
         rate = CLIP_RATE
     else:
@@ -133,6 +133,11 @@ def screen_one(spk: dict, seed: int = 0, dnsmos: bool = False, clip_dir: str | N
         scores = [score(a, rate) for a in clips]
         out["dnsmos"] = round(float(np.mean([s["ovrl"] for s in scores if s])), 3) if any(scores) else None
     return out
+
+
+def _speed(results: list[dict]) -> float | None:
+    cpu = sum(r.get("render_cpu_s", 0.0) for r in results)
+    return round(sum(r.get("audio_s", 0.0) for r in results) / cpu, 3) if cpu else None
 
 
 def passes(result: dict) -> bool:
@@ -181,15 +186,16 @@ def run_screen(speakers: list[Speaker], out: Path, *, seed: int = 0, jobs: int =
                 if (i + 1) % 10 == 0:
                     log(f"screened {i + 1}/{len(todo)} in {time.time() - start:.0f} s")
     results = [done[s.id] for s in speakers if s.id in done]
-    rendered_on = "this machine"
+    speed = {"here": _speed([r for r in results if "render_cpu_s" in r])}
     if clip_dir is not None and (clip_dir / "render.json").exists():
         timing = json.loads((clip_dir / "render.json").read_text())
-        rendered_on = f"elsewhere: {timing['jobs']} processes, {timing['wall_s']} s wall"
+        elsewhere = [{**timing["speakers"][r["id"]], **r} for r in results
+                     if "render_cpu_s" not in r and r["id"] in timing["speakers"]]
+        speed["elsewhere"] = {"processes": timing["jobs"], "audio_s_per_cpu_s": _speed(elsewhere),
+                              "audio_s_per_wall_s": round(timing["audio_s"] / timing["wall_s"], 2)}
         results = [{**timing["speakers"].get(r["id"], {}), **r} for r in results]
     if cache is not None:
         _save_embeddings(cache, {s.id: s for s in speakers}, results, seed)
-    audio = sum(r.get("audio_s", 0.0) for r in results)
-    cpu = sum(r.get("render_cpu_s", 0.0) for r in results)
     report = {
         "seed": seed, "max_wer": MAX_WER, "min_dnsmos": MIN_DNSMOS if dnsmos else None,
         "sentences": list(SCREEN_SENTENCES), "asr": "whisper tiny.en (lina.eval.asr)",
@@ -198,7 +204,7 @@ def run_screen(speakers: list[Speaker], out: Path, *, seed: int = 0, jobs: int =
                     for r in results if not passes(r)},
         "scores": {r["id"]: {k: r[k] for k in ("wer", "dnsmos") if k in r} for r in results if "error" not in r},
         "wer_all": round(float(np.mean([r["wer"] for r in results if "wer" in r])), 4) if results else None,
-        "render_audio_s_per_cpu_s": round(audio / cpu, 3) if cpu else None, "rendered_on": rendered_on,
+        "render_audio_s_per_cpu_s": speed,
     }
     out.write_text(json.dumps(report, indent=1, sort_keys=True) + "\n")
     return report

@@ -169,10 +169,10 @@ def inventory(seed: int = 0, counts: dict[str, int] | None = None) -> list[Speak
 
 # ------------------------------------------------------------------------------------------------ kokoro (v2)
 KOKORO_PACKS = ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo")
-KOKORO_COUNT = 160  # candidates before the WER screen and de-duplication
-# Noise on the 256-d style vector (the packs' values spread ~0.2 per dimension). Measured: 0.1 stays the
-# pack's voice (resemblyzer cosine 0.96), 0.3-0.4 gives 0.67-0.85 to the pack and reads as well.
-KOKORO_SIGMA = (0.3, 0.6)
+KOKORO_COUNT = 120  # candidates before the WER screen and de-duplication
+# Noise on the 256-d style vector, in units of each dimension's spread over the packs (engines_kokoro):
+# 1.0 stays the pack's voice (resemblyzer cosine 0.88-0.92), 1.5-2.0 gives 0.67-0.85 and reads as well.
+KOKORO_SIGMA = (1.5, 2.3)
 
 
 def _short(pack: str) -> str:
