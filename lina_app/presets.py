@@ -30,7 +30,8 @@ class Preset:
     @property
     def label(self) -> str:
         text = self.name or self.id
-        return f"{text} ({self.style})" if self.style else text
+        # Shipped names already carry their style ('Ava — neutral'): not twice.
+        return f"{text} ({self.style})" if self.style and self.style.lower() not in text.lower() else text
 
     def public(self) -> dict:
         """What `/voices` returns (no server paths)."""

@@ -1,5 +1,5 @@
 """The Space through its API: the app launched in-process on 127.0.0.1 with the tiny random model,
-every endpoint called with `gradio_client` (the README snippets, run verbatim), every bad input
+every endpoint called with `gradio_client` (the README snippets: tests/test_readme.py), every bad input
 answered with its `gr.Error` message while the app keeps serving.
 
 The model is the tiny random-weight one: outputs are noise, so the checks are on the plumbing
@@ -201,46 +201,7 @@ def expect_error(client: Client, message: str, **kwargs) -> str:
     return text
 
 
-# ---- the README snippets -----------------------------------------------------------------------
-def test_snippet_clone(served):
-    ns = run_snippet(SNIPPET_CLONE, served["url"], served["inputs"])
-    assert len(ns["wavs"]) == 2
-    for wav in ns["wavs"]:
-        check_wav(wav)
-    assert "Model: tiny-random" in ns["info"] and "real-time factor" in ns["info"] and "tokens/s" in ns["info"]
-    assert Path(ns["alignment_png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-
-
-def test_snippet_tune_voice_then_speak_with_the_file(served):
-    start = time.perf_counter()
-    ns = run_snippet(SNIPPET_TUNE_VOICE, served["url"], served["inputs"])
-    seconds = time.perf_counter() - start
-    check_wav(ns["preview_wav"])
-    voice = Voice.load(ns["voice_file"])
-    assert voice.name == "my voice" and voice.model_id == "tiny-random" and voice.rank == 1
-    assert [row[0] for row in ns["losses"]["data"]] == list(range(1, 21))
-    assert "tuned from 2 clip(s) in 20 steps" in ns["status"]
-    print(f"/tune_voice, 2 clips, 20 steps: {seconds:.1f} s")
-    # The voice file speaks again without retuning: the /speak snippet uses it by this name.
-    (served["inputs"] / "my-voice.safetensors").write_bytes(Path(ns["voice_file"]).read_bytes())
-
-
-def test_snippet_speak(served):
-    if not (served["inputs"] / "my-voice.safetensors").exists():
-        test_snippet_tune_voice_then_speak_with_the_file(served)
-    ns = run_snippet(SNIPPET_SPEAK, served["url"], served["inputs"])
-    check_wav(ns["wav"])
-    assert "Voice file: my voice" in ns["info"]
-
-
-def test_snippet_voices(served, capsys):
-    ns = run_snippet(SNIPPET_VOICES, served["url"], served["inputs"])
-    by_id = {v["id"]: v for v in ns["voices"]}
-    assert set(by_id) == {"demo", "other_model"}
-    assert by_id["demo"]["name"] == "Demo"
-    assert by_id["demo"]["style"] == "calm" and by_id["demo"]["compatible"] and by_id["demo"]["sample"]
-    assert not by_id["other_model"]["compatible"] and "someone/other-model" in by_id["other_model"]["problem"]
-    assert "demo Demo calm True" in capsys.readouterr().out
+# The README snippets run against `python3 app.py` with the shipped voices: tests/test_readme.py.
 
 
 # ---- more of each endpoint ---------------------------------------------------------------------

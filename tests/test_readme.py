@@ -1,0 +1,92 @@
+"""The README's API snippets, run as written against the app started by the README's own command.
+
+`python3 app.py` in its own process, offline (so it serves the embedded model, as a fresh clone without
+the Hub does) with the shipped `voices/` folder; only `--host`/`--port` are added, and the snippets'
+URL is replaced by that port. The snippets run in a folder where `assets/` is the repository's, as
+from the repository root, so what they write (`my-voice.safetensors`) stays out of the checkout.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+# First: test_app skips the whole module, with the reason, where gradio is not installed.
+from test_app import SNIPPET_CLONE, SNIPPET_SPEAK, SNIPPET_TUNE_VOICE, SNIPPET_VOICES, check_wav, free_port, run_snippet  # isort: skip
+from gradio_client import Client  # isort: skip
+
+from lina.voice import Voice
+from lina_app.settings import DEFAULT_VOICES_DIR, EMBEDDED_MODEL_DIR
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+STARTUP_TIMEOUT = 180.0     # torch + gradio imports and the embedded model, on a busy 2-core machine
+ENV = {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
+SHIPPED_VOICES = sorted(p.stem for p in DEFAULT_VOICES_DIR.glob("*.safetensors"))
+
+if not (EMBEDDED_MODEL_DIR / "config.json").is_file():
+    pytest.skip("the embedded model (assets/lina-mini) is not in this checkout", allow_module_level=True)
+
+
+@pytest.fixture(scope="module")
+def readme_app(tmp_path_factory):
+    """-> (url, folder to run the snippets in): `python3 app.py` as the README says, its log beside."""
+    root = tmp_path_factory.mktemp("readme")
+    (root / "assets").symlink_to(REPO_ROOT / "assets")
+    port = free_port()
+    log_path = root / "server.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port)], cwd=REPO_ROOT,
+                                env=os.environ | ENV, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    try:
+        while True:
+            assert proc.poll() is None, "the app exited at start-up:\n" + log_path.read_text()[-3000:]
+            try:
+                urllib.request.urlopen(url + "config", timeout=2).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the app did not start:\n" + log_path.read_text()[-3000:]
+                time.sleep(0.5)
+        yield url, root
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def test_every_readme_snippet_runs_against_the_shipped_app(readme_app, capsys):
+    url, folder = readme_app
+    ns = run_snippet(SNIPPET_VOICES, url, folder)
+    ids = [v["id"] for v in ns["voices"]]
+    assert ids == SHIPPED_VOICES and all(v["compatible"] for v in ns["voices"])
+
+    ns = run_snippet(SNIPPET_CLONE, url, folder)
+    assert len(ns["wavs"]) == 2
+    for wav in ns["wavs"]:
+        check_wav(wav, min_seconds=0.5)
+    assert "Model: lina-mini" in ns["info"] and "real-time factor" in ns["info"]
+    assert Path(ns["alignment_png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    ns = run_snippet(SNIPPET_TUNE_VOICE, url, folder)
+    check_wav(ns["preview_wav"], min_seconds=0.5)
+    assert "tuned from 2 clip(s) in 20 steps" in ns["status"], ns["status"]
+    voice = Voice.load(folder / "my-voice.safetensors")
+    assert voice.name == "my voice" and voice.model_id.startswith("lina-mini")
+
+    ns = run_snippet(SNIPPET_SPEAK, url, folder)  # a shipped preset, then the voice file just tuned
+    check_wav(ns["wav"], min_seconds=0.5)
+    assert "Voice file: my voice" in ns["info"]
+    wav, info = Client(url, verbose=False).predict(text="Good morning. Here is the news.", preset="ava_neutral",
+                                                   api_name="/speak")
+    check_wav(wav, min_seconds=0.5)
+    assert "Preset: Ava — neutral ·" in info, info
+    assert "ava_neutral" in SNIPPET_SPEAK
