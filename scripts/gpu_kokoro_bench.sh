@@ -8,16 +8,17 @@
 #   python3 -m lina.training.corpus.kokoro_weights --out .kokoro_carry/kokoro_v1_int8.safetensors
 #   python3 -m lina.training.corpus.kokoro_gpu_bench pack            # -> .kokoro_carry/p1 p2 p3
 #   python3 -m pip download --no-deps -d .kokoro_carry/p1 kokoro==0.9.4 loguru==0.7.3
-#   rm .kokoro_carry/kokoro_v1_int8.safetensors                       # 91 MB: must not travel whole
+# (the whole 91 MB file stays here: .kokoro_carry is ignored, and only the folder named in `carry` travels)
 # There, three calls in a row (carry one folder each):
 #   bash scripts/gpu_kokoro_bench.sh stash .kokoro_carry/p1
 #   bash scripts/gpu_kokoro_bench.sh stash .kokoro_carry/p2
 #   bash scripts/gpu_kokoro_bench.sh stash .kokoro_carry/p3 && bash scripts/gpu_kokoro_bench.sh bench
 # `bench` prints one JSON line per batch size (audio_s_per_s, peak_gib, GPU-vs-CPU audio) and leaves
 # $OUT/kokoro_gpu_bench.json and three WAVs. BENCH_ARGS adds options (e.g. "--batches 1,32,128 --tf32").
+# Dry run here on CPU: KOKORO_STASH=/tmp/ks (stash p1 p2 p3) BENCH_ARGS="--device cpu --limit 6 --batches 1,3"
 set -euo pipefail
 cd "$(dirname "$0")/.."
-STASH=/data/kokoro
+STASH=${KOKORO_STASH:-/data/kokoro}
 case "${1:-}" in
   stash)
     mkdir -p "$STASH" && cp -r "${2:?folder to stash}"/. "$STASH"/ && ls -la "$STASH" ;;
@@ -26,7 +27,7 @@ case "${1:-}" in
     [[ -d /tmp/site/kokoro ]] || python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir \
       --target /tmp/site "$STASH"/*.whl
     export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
-    nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv,noheader
+    nvidia-smi --query-gpu=name,memory.used,memory.total --format=csv,noheader || true
     python3 -m lina.training.corpus.kokoro_gpu_bench run --stash "$STASH" --out "${OUT:-out}" ${BENCH_ARGS:-} ;;
   *)
     echo "usage: $0 stash FOLDER | bench"; exit 2 ;;

@@ -37,7 +37,7 @@ def kt():
 
     torch.set_num_threads(2)
     flat = onnx_tensors(onnx.load_from_string(K.model_bytes()))
-    return KokoroTorch(dequantize({k: torch.from_numpy(v) for k, v in flat.items()}))
+    return KokoroTorch(dequantize({k: torch.from_numpy(v.copy()) for k, v in flat.items()}))
 
 
 @pytest.fixture(scope="module")

@@ -21,22 +21,30 @@ from .kokoro_torch import SAMPLES_PER_FRAME, STYLE_HALF
 
 
 class FrameLengths:
-    """The batch's alignment frames per row ([B] long tensor), or None outside a batched call."""
+    """The batch's alignment frames per row, or None outside a batched call; masks cached per length (no syncs)."""
 
-    frames: torch.Tensor | None = None
+    def __init__(self) -> None:
+        self.set(None)
+
+    def set(self, frames: torch.Tensor | None) -> None:
+        """frames: [B] long tensor of the running batch, or None."""
+        self.frames, self._masks = frames, {}
+        self._top = int(frames.max()) if frames is not None else 0
 
     def valid(self, length: int) -> torch.Tensor | None:
         if self.frames is None:
             return None
-        top = int(self.frames.max())
-        return (length // top) * self.frames + (length % top)
+        return (length // self._top) * self.frames + (length % self._top)
 
     def mask(self, x: torch.Tensor) -> torch.Tensor | None:
         """[B, 1, L] float mask of x [B, C, L]'s valid positions."""
-        valid = self.valid(x.shape[-1])
-        if valid is None:
+        if self.frames is None:
             return None
-        return (torch.arange(x.shape[-1], device=x.device)[None, :] < valid[:, None].to(x.device)).to(x.dtype)[:, None, :]
+        length = x.shape[-1]
+        if length not in self._masks:
+            valid = self.valid(length).to(x.device)
+            self._masks[length] = (torch.arange(length, device=x.device)[None, :] < valid[:, None]).to(x.dtype)[:, None, :]
+        return self._masks[length]
 
 
 class MaskedInstanceNorm(torch.nn.Module):
@@ -116,7 +124,7 @@ def forward(kt, ids: list, styles: list, speeds: list[float], seeds: list[int], 
     pos = torch.arange(n_frames, device=dev)[None, None, :]
     aln[((pos >= (ends - dur)[..., None]) & (pos < ends[..., None]))] = 1.0
 
-    kt.lengths.frames = frames
+    kt.lengths.set(frames)
     samples = [int(f) * SAMPLES_PER_FRAME for f in frames]
     sine, stft = kt.sine_gen, net.decoder.generator.stft
     sine.seeds, sine.lengths, stft.lengths = list(seeds), samples, samples
@@ -132,7 +140,8 @@ def forward(kt, ids: list, styles: list, speeds: list[float], seeds: list[int], 
         asr = net.text_encoder(input_ids, tokens, pad) @ aln
         audio = net.decoder(asr, f0, n, s_dec).reshape(b, -1)
     finally:
-        kt.lengths.frames, sine.lengths, stft.lengths = None, None, None
+        kt.lengths.set(None)
+        sine.lengths, stft.lengths = None, None
     return {"audio": [audio[i, : samples[i]] for i in range(b)],
             "durations": [dur[i, : len(rows[i])].cpu() for i in range(b)],
             "f0": [f0[i, : 2 * int(frames[i])].cpu() for i in range(b)], "n": [n[i, : 2 * int(frames[i])].cpu() for i in range(b)]}

@@ -108,8 +108,8 @@ def _versus(gpu: np.ndarray, cpu: np.ndarray, mel_l1) -> dict:
     return row
 
 
-def run(stash: Path, out: Path, batches=BATCHES, tf32: bool = False) -> dict:
-    """Render every bench sentence at each batch size on CUDA; print and return the speeds."""
+def run(stash: Path, out: Path, batches=BATCHES, tf32: bool = False, device: str = "cuda", limit: int = 0) -> dict:
+    """Render every bench sentence (or the first `limit`) at each batch size; print and return the speeds."""
     import torch
 
     from .kokoro_torch import KOKORO_RATE, KokoroTorch
@@ -123,31 +123,34 @@ def run(stash: Path, out: Path, batches=BATCHES, tf32: bool = False) -> dict:
 
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
     data = np.load(stash / "bench_inputs.npz")
-    n = len(data["speeds"])
+    n = min(len(data["speeds"]), limit or len(data["speeds"]))
+    cuda = device.startswith("cuda")
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
     ids = [data[f"ids_{i}"] for i in range(n)]
     styles = [data[f"style_{i}"] for i in range(n)]
     speeds = [float(s) for s in data["speeds"]]
     t0 = time.time()
-    kt = KokoroTorch(join(stash), "cuda")
-    report = {"device": torch.cuda.get_device_name(0), "torch": torch.__version__, "sentences": n, "tf32": tf32,
+    kt = KokoroTorch(join(stash), device)
+    report = {"device": torch.cuda.get_device_name(0) if cuda else "cpu", "torch": torch.__version__, "sentences": n, "tf32": tf32,
               "load_s": round(time.time() - t0, 2), "runs": []}
     order = sorted(range(n), key=lambda i: len(ids[i]))  # similar lengths together: less padding
     for bs in batches:
         chunks = [order[k: k + bs] for k in range(0, n, bs)]
         for c in chunks[:WARMUP]:
             kt.batch([ids[i] for i in c], [styles[i] for i in c], [speeds[i] for i in c], list(c))
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
+        sync()
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
         t = time.time()
         audio = {}
         for c in chunks:
             for i, a in zip(c, kt.batch([ids[i] for i in c], [styles[i] for i in c], [speeds[i] for i in c], list(c))):
                 audio[i] = a
-        torch.cuda.synchronize()
+        sync()
         wall = time.time() - t
         seconds = sum(len(a) for a in audio.values()) / KOKORO_RATE
         row = {"batch": bs, "audio_s": round(seconds, 1), "wall_s": round(wall, 2), "audio_s_per_s": round(seconds / wall, 1),
-               "peak_gib": round(torch.cuda.max_memory_allocated() / 2 ** 30, 2),
+               "peak_gib": round(torch.cuda.max_memory_allocated() / 2 ** 30, 2) if cuda else None,
                "vs_cpu": [_versus(audio[i], data[f"cpu_{i}"], mel_l1) for i in range(N_CPU_REFERENCE)]}
         report["runs"].append(row)
         print(json.dumps(row), flush=True)
@@ -171,11 +174,13 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--out", type=Path, default=Path("out"))
     r.add_argument("--batches", default=",".join(map(str, BATCHES)))
     r.add_argument("--tf32", action="store_true")
+    r.add_argument("--device", default="cuda")
+    r.add_argument("--limit", type=int, default=0, help="only the first N sentences (a dry run on CPU)")
     args = ap.parse_args(argv)
     if args.cmd == "pack":
         print(json.dumps(pack(args.weights, args.out, args.pieces, args.sentences), indent=1))
     else:
-        run(args.stash, args.out, [int(b) for b in args.batches.split(",")], args.tf32)
+        run(args.stash, args.out, [int(b) for b in args.batches.split(",")], args.tf32, args.device, args.limit)
 
 
 if __name__ == "__main__":
