@@ -3,6 +3,8 @@
 #   scripts/corpus_setup.sh           engines + text sources + Python packages (build, render, tests)
 #   scripts/corpus_setup.sh --tests   only what tests/test_corpus*.py use (espeak-ng, flite, Praat, WORLD, piper, kokoro)
 #   scripts/corpus_setup.sh --dedup   also resemblyzer (speaker de-duplication), without its torch pin
+#   scripts/corpus_setup.sh --kokoro-torch   also Kokoro's PyTorch modules (lina/training/corpus/kokoro_torch.py,
+#                                     tests/test_kokoro_torch.py: ~3 CPU-minutes): kokoro without misaki/spacy
 # Without these, tests/test_corpus.py skips the engine tests and says which package is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,4 +37,10 @@ if [ "${1:-}" = "--dedup" ]; then
   # resemblyzer pins an old torch: install it without dependencies, and its real needs beside it.
   $PIP librosa webrtcvad-wheels
   $PIP --no-deps resemblyzer==0.1.4
+fi
+if [ "${1:-}" = "--kokoro-torch" ]; then
+  # kokoro's own requirements (misaki, spacy) serve only its text pipeline, which kokoro_torch does not import;
+  # transformers gives ALBERT; its needs (huggingface_hub, tokenizers, regex, typer, pyyaml, tqdm) came with the
+  # base and eval setup here (its optional `kernels` pin has no PyPI release that fits: hence --no-deps).
+  $PIP --no-deps kokoro==0.9.4 transformers==5.25.0 loguru==0.7.3
 fi
