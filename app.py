@@ -179,7 +179,7 @@ def _presets_tab(h: Handlers) -> None:
                                 elem_id="presets-streamed")
     inputs = [text, preset, voice_file, top_k, temperature, seed]
     speak.click(h.speak, inputs, [audio, info], api_name="speak", **SYNTHESIS)
-    stream.click(h.speak_stream, inputs, streamed, api_name="speak_stream", **SYNTHESIS)
+    stream.click(h.speak_stream, inputs, [streamed, info], api_name="speak_stream", **SYNTHESIS)
     preset.change(h.preset_details, preset, [details, sample], api_visibility="private", queue=False)
 
     def voices() -> list[dict]:

@@ -84,6 +84,8 @@ class Synthesis:
     tokens: int                   # audio tokens generated in the whole batch
     seconds: float                # wall time of generation and decoding
     alignment: np.ndarray | None  # [T, Tx] cross-attention of the first row (audio steps x text tokens)
+    # [T_i, Tx_i] per sentence of the first candidate (each row's own steps and text tokens); None if not kept
+    alignments: list[np.ndarray] | None = None
 
     @property
     def duration(self) -> float:
@@ -236,8 +238,9 @@ class LinaTTS:
                  for c in range(len(voices))]
         steps = len(codes[0]) if codes else 0
         alignment = out.alignment[0, 0, :steps, : int(lengths[0])].float().cpu().numpy()
+        per_sentence = [out.alignment[r, 0, : len(codes[r]), : int(lengths[r])].float().cpu().numpy() for r in range(n)]
         return Synthesis(audio, SAMPLE_RATE, spoken[:n], [all(finished[c * n:(c + 1) * n]) for c in range(len(voices))],
-                         sum(len(c) for c in codes), time.perf_counter() - start, alignment)
+                         sum(len(c) for c in codes), time.perf_counter() - start, alignment, per_sentence)
 
     def _initial_states(self, voices: list[Voice | None]) -> list[torch.Tensor] | None:
         if all(v is None for v in voices):

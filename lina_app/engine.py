@@ -14,11 +14,11 @@ from collections import Counter
 from typing import Iterator, Sequence
 
 import numpy as np
-import torch
 
 from lina.tts import LinaTTS, Synthesis
 from lina.voice import Voice
 from lina_app import warmup
+from lina_app.streaming import BatchStream
 from lina_app.settings import (GPU_BASE_SECONDS, GPU_MAX_SECONDS, GPU_SECONDS_PER_CHAR,
                                GPU_SECONDS_PER_TUNING_STEP, GPU_WARMUP_SECONDS, STREAM_CHUNK_SECONDS,
                                TUNING_BATCH_SIZE)
@@ -180,50 +180,29 @@ def tune(clips: Sequence[tuple[str, str]], steps: int, rank: int, learning_rate:
         stop.set()
 
 
-class _same_mode:
-    """Runs every step of `lina.tts.LinaTTS.stream` (and its close) under `torch.inference_mode()`.
-
-    lina's stream holds `inference_mode` across its `yield`s, but that mode is per thread, and a busy
-    Gradio resumes a generator on whichever worker thread is free: the next step then fails with
-    "Inplace update to inference tensor outside InferenceMode" (seen in tests/test_load.py). Entering
-    the mode around each step makes the thread irrelevant and restores the caller's mode afterwards.
-    """
-
-    def __init__(self, chunks: Iterator[np.ndarray]):
-        self._chunks = chunks
-
-    def __iter__(self):
-        return self
-
-    def __next__(self) -> np.ndarray:
-        with torch.inference_mode():
-            return next(self._chunks)
-
-    def close(self) -> None:
-        with torch.inference_mode():
-            self._chunks.close()
-
-
 @gpu(duration=_stream_seconds)
-def stream(text: str, voice: Voice | None, top_k: int, temperature: float, seed: int) -> Iterator[np.ndarray]:
-    """Float32 audio pieces of about `STREAM_CHUNK_SECONDS`, the first as soon as it is decoded.
+def stream(text: str, voice: Voice | None, top_k: int, temperature: float, seed: int) -> Iterator[tuple]:
+    """Yields `("audio", float32 piece)` of about `STREAM_CHUNK_SECONDS` (the first as soon as it is
+    decoded), then `("done", Synthesis)`: the words `synthesize` says for the same inputs
+    (`lina_app.streaming`), with the stream's own timings.
 
-    Closing this generator (the handler does when the visitor leaves) closes lina's generator too, so
-    no further token is generated.
+    Closing this generator (the handler does when the visitor leaves) stops the generation at the next
+    chunk: no further token is generated.
     """
     tts = model()
     wanted = int(STREAM_CHUNK_SECONDS * tts.sample_rate)
     pending: list[np.ndarray] = []
     size = 0
     first = True
-    with activity.track("stream"), contextlib.closing(
-            _same_mode(tts.stream(text, voice, top_k=top_k, temperature=temperature, seed=seed))) as chunks:
+    pieces = BatchStream(tts, text, voice, top_k, temperature, seed)
+    with activity.track("stream"), contextlib.closing(iter(pieces)) as chunks:
         for chunk in chunks:
             pending.append(chunk)
             size += len(chunk)
             # The first piece goes out at once: it is what makes streaming worth having.
             if first or size >= wanted:
-                yield np.concatenate(pending)
+                yield "audio", np.concatenate(pending)
                 pending, size, first = [], 0, False
         if pending:
-            yield np.concatenate(pending)
+            yield "audio", np.concatenate(pending)
+    yield "done", pieces.result

@@ -61,7 +61,8 @@ class Handlers:
         candidates = check_number("Number of candidates", candidates, (1, MAX_CANDIDATES), integer=True)
         result = engine.clone(text, prompt_audio, transcript, top_k, temperature, seed, candidates)
         files = [self.out.wav(audio, result.sample_rate, f"clone-{i + 1}") for i, audio in enumerate(result.audio)]
-        plot = alignment_png(result.alignment, self.out.new_path("alignment.png"))
+        plot = alignment_png(result.alignments if result.alignments is not None else result.alignment,
+                             self.out.new_path("alignment.png"), self.tts.sentences(text))
         return files, info_line(self.tts.name, result), plot
 
     @staticmethod
@@ -154,14 +155,18 @@ class Handlers:
     @user_errors
     def speak_stream(self, text, preset="", voice_file=None, top_k=DEFAULT_TOP_K, temperature=DEFAULT_TEMPERATURE,
                      seed=DEFAULT_SEED):
-        """Yields (24 kHz, int16 chunk) as audio is generated: the first sentence plays early."""
+        """Yields ((24 kHz, int16 chunk), info) as audio is generated: the first sentence plays early; the
+        words are `/speak`'s for the same inputs; the info line comes with the end of the stream."""
         text = check_text(text)
         top_k, temperature, seed = _sampling(top_k, temperature, seed)
-        voice, _ = self._voice(preset, voice_file)
+        voice, label = self._voice(preset, voice_file)
         # As in tune_voice: a visitor who leaves stops the generation at the next chunk.
-        with contextlib.closing(engine.stream(text, voice, top_k, temperature, seed)) as chunks:
-            for chunk in chunks:
-                yield self.tts.sample_rate, to_int16(np.asarray(chunk))
+        with contextlib.closing(engine.stream(text, voice, top_k, temperature, seed)) as events:
+            for kind, value in events:
+                if kind == "audio":
+                    yield (self.tts.sample_rate, to_int16(np.asarray(value))), gr.skip()
+                else:
+                    yield gr.skip(), info_line(self.tts.name, value, label) + " · streamed"
 
     @user_errors
     def voices(self) -> list[dict]:

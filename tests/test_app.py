@@ -243,10 +243,36 @@ def test_tune_voice_pairs_clip_txt_files_by_name(served, client):
     assert "tuned from 1 clip(s) in 3 steps" in status and Voice.load(voice_file).rank == 1
 
 
-def test_stream_endpoint_yields_audio(client):
-    job = client.submit(text="Streaming starts early.", preset="demo", api_name="/speak_stream")
+def test_stream_endpoint_yields_audio_then_the_info_of_speak(client):
+    """Streaming says /speak's words (same seed: the same audio length) and reports its info at the end."""
+    text = "Streaming starts early. The second sentence follows."
+    job = client.submit(text=text, preset="demo", seed=3, api_name="/speak_stream")
     pieces = list(job)
-    assert pieces, "no streamed audio"
+    assert len(pieces) >= 2, "no streamed audio"
+    info = job.outputs()[-1][1]
+    _, spoken = client.predict(text=text, preset="demo", seed=3, api_name="/speak")
+    assert "streamed" in info and "2 sentences in one batch" in info, info
+    length = re.compile(r"1 candidate, [\d.]+ s of audio")
+    assert length.search(info).group(0) == length.search(spoken).group(0), (info, spoken)
+
+
+def test_streaming_says_the_words_of_speaking_on_the_embedded_model():
+    """Same preset, text and seed: the streamed audio is /speak's (same tokens; the streaming codec decoder
+    approximates the audio), sentence after sentence; lina's sentence-by-sentence stream is not."""
+    from lina_app.streaming import BatchStream
+    from lina_app.model_choice import EMBEDDED_MODEL_DIR
+
+    if not (EMBEDDED_MODEL_DIR / "config.json").is_file():
+        pytest.skip("the embedded model is not in this checkout")
+    tts = LinaTTS.from_pretrained(str(EMBEDDED_MODEL_DIR))
+    voice = Voice.load(app.DEFAULT_VOICES_DIR / "ava_neutral.safetensors")
+    text = "Good morning. Here is the news."
+    spoken = tts.synthesize(text, voice, seed=5)
+    stream = BatchStream(tts, text, voice, 100, 1.0, 5)
+    streamed = np.concatenate(list(stream))
+    assert stream.result.tokens == spoken.tokens and stream.result.text == spoken.text
+    assert len(streamed) == len(spoken.audio[0])
+    assert np.corrcoef(streamed, spoken.audio[0])[0, 1] > 0.95
 
 
 # ---- bad input: clear messages, the app keeps serving ------------------------------------------
@@ -506,3 +532,24 @@ def test_shipped_examples_are_within_the_limits_and_transcribed():
     assert len(clips) == len(lines.splitlines()) == 4 and steps >= 1 and name
     assert all(len(load_audio(c)) / SAMPLE_RATE <= MAX_TUNING_CLIP_SECONDS for c in clips)
     assert [row[1] for row in preset_examples([])] == [""] * 4
+
+
+def test_alignment_image_has_a_readable_strip_per_sentence(tmp_path):
+    """Every sentence gets its strip (titled, both axes labelled), in more columns past a dozen; the image
+    is mostly light with dark marks (the former map drew near-black)."""
+    import matplotlib.image
+
+    from lina_app.plots import STRIPS_PER_COLUMN, alignment_figure, alignment_png
+
+    rng = np.random.default_rng(0)
+    diagonal = [np.eye(12)[np.minimum(np.arange(40) // 3, 11)] * 0.6 + 0.4 * rng.random((40, 12)) / 12
+                for _ in range(3)]
+    fig = alignment_figure(diagonal, ["One two three.", "Four five.", "Six seven eight nine."])
+    shown = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(shown) == 3
+    assert all(ax.get_xlabel() == "audio time (s)" and ax.get_ylabel() == "text token" for ax in shown)
+    assert shown[1].get_title(loc="left") == "sentence 2: Four five."
+    pixels = matplotlib.image.imread(alignment_png(diagonal, tmp_path / "a.png"))[..., :3].mean(axis=-1)
+    assert pixels.mean() > 0.6 and (pixels < 0.3).mean() > 0.005, (pixels.mean(), (pixels < 0.3).mean())
+    many = alignment_figure(diagonal * 7)
+    assert len([ax for ax in many.axes if ax.get_visible()]) == 21 > STRIPS_PER_COLUMN
