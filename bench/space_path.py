@@ -79,7 +79,8 @@ def endpoints(tts, args) -> dict:
     calls["clone_10s_prompt"] = lambda: tts.clone(SENTENCE.format(1), _tone(PROMPT_SECONDS, rate), "a prompt clip "
                                                   "of ten seconds, read for the benchmark", max_seconds=cap)
     calls["stream_first_audio"] = first_audio
-    calls[f"tune_voice_{args.tune_steps}_steps"] = lambda: tts.tune_voice(clips, steps=args.tune_steps)
+    if args.tune_steps:
+        calls[f"tune_voice_{args.tune_steps}_steps"] = lambda: tts.tune_voice(clips, steps=args.tune_steps)
     return calls
 
 
@@ -127,7 +128,7 @@ def run_phase(args) -> dict:
     res = Results(f"space_path_{args.phase}", phase=args.phase, device=device_name(tts.device), model=args.model,
                   model_id=tts.model_id, backend=tts.backend.name, torch=torch.__version__,
                   load_s=round(time.perf_counter() - start, 2), rows=[])
-    sec, parts = timed(tts, lambda: warm_up(tts, tuning=not args.quick))
+    sec, parts = timed(tts, lambda: warm_up(tts, tuning=bool(args.tune_steps) and not args.quick))
     res.data.update(warm_up_s=round(sec, 2), warm_up_parts=parts)
     res.log(f"{args.phase}: load {res.data['load_s']} s, warm-up {sec:.1f} s {parts}")
     if args.phase == "cold":
@@ -173,7 +174,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--device", default=None, help="(default cuda where available, else cpu)")
     p.add_argument("--backend", default="auto", help="decode back end (lina.backends; default auto)")
     p.add_argument("--batches", type=int, nargs="+", default=list(BATCHES))
-    p.add_argument("--tune-steps", type=int, default=100)
+    p.add_argument("--tune-steps", type=int, default=100, help="0: no voice tuning (row and warm-up)")
     p.add_argument("--row-seconds", type=float, default=ROW_SECONDS)
     p.add_argument("--repeats", type=int, default=2, help="steady-state calls per endpoint (best is kept)")
     p.add_argument("--cache", default=None, help="kernel cache folder (default $OUT/kernel-cache)")
