@@ -14,7 +14,7 @@
 #   bash scripts/gpu_kokoro_bench.sh stash .kokoro_carry/p2
 #   bash scripts/gpu_kokoro_bench.sh stash .kokoro_carry/p3 && bash scripts/gpu_kokoro_bench.sh bench
 # `bench` prints one JSON line per batch size (audio_s_per_s, peak_gib, GPU-vs-CPU audio) and leaves
-# $OUT/kokoro_gpu_bench.json and three WAVs. BENCH_ARGS adds options (e.g. "--batches 1,32,128 --tf32").
+# $OUT/kokoro_gpu_bench.json and three WAVs. BENCH_ARGS adds options (e.g. "--batches 1,32,128 --no-tf32").
 # Dry run here on CPU: KOKORO_STASH=/tmp/ks (stash p1 p2 p3) BENCH_ARGS="--device cpu --limit 6 --batches 1,3"
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -108,8 +108,9 @@ def _versus(gpu: np.ndarray, cpu: np.ndarray, mel_l1) -> dict:
     return row
 
 
-def run(stash: Path, out: Path, batches=BATCHES, tf32: bool = False, device: str = "cuda", limit: int = 0) -> dict:
-    """Render every bench sentence (or the first `limit`) at each batch size; print and return the speeds."""
+def run(stash: Path, out: Path, batches=BATCHES, tf32: bool = True, device: str = "cuda", limit: int = 0) -> dict:
+    """Render every bench sentence (or the first `limit`) at each batch size in float32, then the largest batch
+    again with TF32 matmuls/convolutions when `tf32`; print and return the speeds."""
     import torch
 
     from .kokoro_torch import KOKORO_RATE, KokoroTorch
@@ -121,7 +122,6 @@ def run(stash: Path, out: Path, batches=BATCHES, tf32: bool = False, device: str
     except ImportError:
         mel_l1 = None
 
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
     data = np.load(stash / "bench_inputs.npz")
     n = min(len(data["speeds"]), limit or len(data["speeds"]))
     cuda = device.startswith("cuda")
@@ -131,10 +131,12 @@ def run(stash: Path, out: Path, batches=BATCHES, tf32: bool = False, device: str
     speeds = [float(s) for s in data["speeds"]]
     t0 = time.time()
     kt = KokoroTorch(join(stash), device)
-    report = {"device": torch.cuda.get_device_name(0) if cuda else "cpu", "torch": torch.__version__, "sentences": n, "tf32": tf32,
+    report = {"device": torch.cuda.get_device_name(0) if cuda else "cpu", "torch": torch.__version__, "sentences": n,
               "load_s": round(time.time() - t0, 2), "runs": []}
     order = sorted(range(n), key=lambda i: len(ids[i]))  # similar lengths together: less padding
-    for bs in batches:
+    configs = [(bs, False) for bs in batches] + ([(max(batches), True)] if tf32 and cuda else [])
+    for bs, use_tf32 in configs:
+        torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = use_tf32
         chunks = [order[k: k + bs] for k in range(0, n, bs)]
         for c in chunks[:WARMUP]:
             kt.batch([ids[i] for i in c], [styles[i] for i in c], [speeds[i] for i in c], list(c))
@@ -149,7 +151,7 @@ def run(stash: Path, out: Path, batches=BATCHES, tf32: bool = False, device: str
         sync()
         wall = time.time() - t
         seconds = sum(len(a) for a in audio.values()) / KOKORO_RATE
-        row = {"batch": bs, "audio_s": round(seconds, 1), "wall_s": round(wall, 2), "audio_s_per_s": round(seconds / wall, 1),
+        row = {"batch": bs, "tf32": use_tf32, "audio_s": round(seconds, 1), "wall_s": round(wall, 2), "audio_s_per_s": round(seconds / wall, 1),
                "peak_gib": round(torch.cuda.max_memory_allocated() / 2 ** 30, 2) if cuda else None,
                "vs_cpu": [_versus(audio[i], data[f"cpu_{i}"], mel_l1) for i in range(N_CPU_REFERENCE)]}
         report["runs"].append(row)
@@ -173,7 +175,7 @@ def main(argv: list[str] | None = None) -> None:
     r.add_argument("--stash", type=Path, default=Path("/data/kokoro"))
     r.add_argument("--out", type=Path, default=Path("out"))
     r.add_argument("--batches", default=",".join(map(str, BATCHES)))
-    r.add_argument("--tf32", action="store_true")
+    r.add_argument("--no-tf32", dest="tf32", action="store_false", help="skip the TF32 run of the largest batch")
     r.add_argument("--device", default="cuda")
     r.add_argument("--limit", type=int, default=0, help="only the first N sentences (a dry run on CPU)")
     args = ap.parse_args(argv)
