@@ -133,10 +133,10 @@ def run_phase(args) -> dict:
     res.log(f"{args.phase}: load {res.data['load_s']} s, warm-up {sec:.1f} s {parts}")
     if args.phase == "cold":
         return res.done() and res.data
-    harness = tts.device.type == "cuda" and not args.quick
+    harness = tts.device.type == "cuda" and not args.quick and bool(args.harness_batches)
     for name, call in endpoints(tts, args).items():
         if harness and name.startswith("tune_voice"):  # before the longest row: a time limit cuts that one
-            res.data["harness"], harness = harness_rows(tts), False
+            res.data["harness"], harness = harness_rows(tts, args.harness_batches), False
             res.log("harness", res.data["harness"])
         first, out = timed(tts, call)
         steady = [timed(tts, call) for _ in range(args.repeats)]
@@ -149,6 +149,9 @@ def run_phase(args) -> dict:
                        rtf_steady=round(best / max(best_out.duration, 1e-9), 4))
         res.add("rows", row)
         res.log(row)
+    if harness:
+        res.data["harness"] = harness_rows(tts, args.harness_batches)
+        res.log("harness", res.data["harness"])
     res.done()
     return res.data
 
@@ -175,6 +178,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--backend", default="auto", help="decode back end (lina.backends; default auto)")
     p.add_argument("--batches", type=int, nargs="+", default=list(BATCHES))
     p.add_argument("--tune-steps", type=int, default=100, help="0: no voice tuning (row and warm-up)")
+    p.add_argument("--harness-batches", type=int, nargs="*", default=[1, 8])
     p.add_argument("--row-seconds", type=float, default=ROW_SECONDS)
     p.add_argument("--repeats", type=int, default=2, help="steady-state calls per endpoint (best is kept)")
     p.add_argument("--cache", default=None, help="kernel cache folder (default $OUT/kernel-cache)")
