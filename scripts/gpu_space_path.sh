@@ -5,6 +5,7 @@
 #
 #   bash scripts/gpu_space_path.sh          # GPU back-end tests (<= TEST_SECONDS), then the benchmark
 #   TESTS=0 QUICK=1 bash scripts/gpu_space_path.sh   # a smoke run: tiny-random model, no harness
+#   TESTS=0 SINGLE=1 TOTAL_SECONDS=200 bash scripts/gpu_space_path.sh --batches 1 8   # one process only
 #
 # Budget (H200): tests ~2 min, cold warm-up (empty kernel cache: compiles, fla autotuning) <= COLD_SECONDS,
 # then a fresh process with that cache: warm-up, every endpoint first + steady, harness <= MEASURE_SECONDS.
@@ -24,7 +25,10 @@ if [[ "${TESTS:-1}" == 1 ]]; then
     -k "${TEST_FILTER:-backend or bf16 or tts_on_cuda}" 2>&1 | tee "$OUT/gpu_tests_backends.txt" | tail -n 25
 fi
 left=$(( ${TOTAL_SECONDS:-530} - (SECONDS - start) ))
-if [[ "${QUICK:-0}" == 1 ]]; then
+if [[ "${SINGLE:-0}" == 1 ]]; then   # one process (no fresh-process emulation): a short device budget
+  timeout "$left" python3 -m bench.space_path --phase measure "$@" 2>&1 | tee "$OUT/space_path.log" | tail -n 40
+  rm -rf "$OUT/kernel-cache"; exit 0
+elif [[ "${QUICK:-0}" == 1 ]]; then
   args=(--model tiny-random --quick --tune-steps 5 --repeats 1 --cold-seconds 120 --measure-seconds 120)
 else
   cold=$(( left * 45 / 100 )); measure=$(( left - cold - 10 ))
