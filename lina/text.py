@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 from num2words import num2words
 
+from lina.text_forms import expand_written_forms
+
 __all__ = [
     "NormalizedText",
     "TextNormalizationWarning",
@@ -238,19 +240,22 @@ def _fold(ch: str, alphabet: Set[str]) -> str:
     return kept
 
 
-def normalize_text(text: str, alphabet: Set[str], *, lowercase: bool = True) -> NormalizedText:
+def normalize_text(text: str, alphabet: Set[str], *, lowercase: bool = True, warn: bool = True) -> NormalizedText:
     """Rewrite `text` so that every character is in `alphabet`, reading numbers and symbols as words.
 
     Steps: NFKC; typographic punctuation to ASCII; whitespace runs to one space; numbers (money, times,
     ordinals, years, decades, decimals, negatives) and symbols (& % + @ = ...) to English words;
     lowercase (when `lowercase`, as the released tokenizer does anyway); accents folded when the
     alphabet lacks the accented letter; anything else dropped, listed in `.dropped` and warned about
-    once (`TextNormalizationWarning`). Never raises for any string; the result may be empty.
+    once (`TextNormalizationWarning`; not when `warn` is False). Web and e-mail addresses, numeric dates,
+    "March 4" and simple fractions are read as a person reads them first (`lina.text_forms`).
+    Never raises for any string; the result may be empty.
     """
     if not isinstance(text, str):
         raise TypeError(f"normalize_text expects str, got {type(text).__name__}")
     text = "".join(_FRACTIONS.get(ch, ch) for ch in _MIXED_FRACTION_RE.sub(" and", text))
     text = _to_ascii_digits(unicodedata.normalize("NFKC", text))
+    text = expand_written_forms(text)  # before the number rules: "3/4/2025" is a date, not three numbers
     text = _RANGE_DASH_RE.sub(" to ", text)  # before the dashes become "-" (which would read as minus)
     text = text.translate(str.maketrans({k: v for k, v in _PUNCTUATION.items() if k not in alphabet}))
     text = _SPACES_RE.sub(" ", text)
@@ -276,7 +281,7 @@ def normalize_text(text: str, alphabet: Set[str], *, lowercase: bool = True) -> 
         else:
             dropped[ch] = None
     result = _MULTI_SPACE_RE.sub(" ", "".join(kept)).strip(" ")
-    if dropped:
+    if dropped and warn:
         shown = ", ".join(f"{ch!r} (U+{ord(ch):04X})" for ch in list(dropped)[:MAX_REPORTED_CHARS])
         more = len(dropped) - MAX_REPORTED_CHARS
         warnings.warn(

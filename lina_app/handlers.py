@@ -13,6 +13,7 @@ import gradio as gr
 import numpy as np
 
 from lina.audio import to_int16
+from lina.text import normalize_text
 from lina.voice import Voice
 from lina_app import engine
 from lina_app.clips import pair_clips
@@ -49,6 +50,11 @@ class Handlers:
         self.out = outputs or OutputDir()
         engine.use(self.tts)
 
+    def _dropped(self, text: str) -> tuple[str, ...]:
+        """Characters of `text` the model's front end cannot read (emoji, other scripts): for the info line."""
+        tokenizer = self.tts.tokenizer
+        return normalize_text(text, tokenizer.alphabet, lowercase=tokenizer.lowercases, warn=False).dropped
+
     # ---- tab 1: prompt continuation ------------------------------------------------------------
     @user_errors
     def clone(self, text, prompt_audio, transcript, top_k=DEFAULT_TOP_K, temperature=DEFAULT_TEMPERATURE,
@@ -63,7 +69,7 @@ class Handlers:
         files = [self.out.wav(audio, result.sample_rate, f"clone-{i + 1}") for i, audio in enumerate(result.audio)]
         plot = alignment_png(result.alignments if result.alignments is not None else result.alignment,
                              self.out.new_path("alignment.png"), self.tts.sentences(text))
-        return files, info_line(self.tts.name, result), plot
+        return files, info_line(self.tts.name, result, dropped=self._dropped(text)), plot
 
     @staticmethod
     def show_candidates(files):
@@ -143,7 +149,8 @@ class Handlers:
         top_k, temperature, seed = _sampling(top_k, temperature, seed)
         voice, label = self._voice(preset, voice_file)
         result = engine.synthesize(text, voice, top_k, temperature, seed)
-        return self.out.wav(result.audio[0], result.sample_rate, "speech"), info_line(self.tts.name, result, label)
+        return (self.out.wav(result.audio[0], result.sample_rate, "speech"),
+                info_line(self.tts.name, result, label, self._dropped(text)))
 
     def speak_with_file(self, text, voice_file):
         """Tab 2: the voice file (just tuned, or uploaded) speaks the text, no retuning."""
@@ -166,7 +173,7 @@ class Handlers:
                 if kind == "audio":
                     yield (self.tts.sample_rate, to_int16(np.asarray(value))), gr.skip()
                 else:
-                    yield gr.skip(), info_line(self.tts.name, value, label) + " · streamed"
+                    yield gr.skip(), info_line(self.tts.name, value, label + " · streamed", self._dropped(text))
 
     @user_errors
     def voices(self) -> list[dict]:

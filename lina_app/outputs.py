@@ -64,8 +64,12 @@ class OutputDir:
         return str(path)
 
 
-def info_line(model_name: str, result: Synthesis, extra: str = "") -> str:
-    """'Model · audio length · generation time · real-time factor · tokens/s', then warnings."""
+MAX_SHOWN_DROPPED = 12
+
+
+def info_line(model_name: str, result: Synthesis, extra: str = "", dropped: tuple[str, ...] = ()) -> str:
+    """'Model · audio length · generation time · real-time factor · tokens/s', then warnings (`dropped`:
+    characters of the text that could not be read, e.g. emoji)."""
     count = len(result.audio)
     lengths = " + ".join(f"{len(audio) / result.sample_rate:.1f}" for audio in result.audio)
     parts = [f"Model: {model_name}",
@@ -81,4 +85,7 @@ def info_line(model_name: str, result: Synthesis, extra: str = "") -> str:
     if unfinished:
         line += (f"\n⚠️ candidate {', '.join(unfinished)} reached the length limit before the end of speech "
                  "(try another seed or a lower temperature).")
+    if dropped:
+        shown = " ".join(dropped[:MAX_SHOWN_DROPPED]) + (" …" if len(dropped) > MAX_SHOWN_DROPPED else "")
+        line += f"\n⚠️ left out, the model cannot read them: {shown}"
     return line

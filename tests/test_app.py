@@ -211,6 +211,12 @@ def test_speak_with_a_preset(client):
     assert "Preset: Demo (calm)" in info
 
 
+def test_dropped_characters_are_reported_in_the_info_line(client):
+    wav, info = client.predict(text="Party time! 🎉😀 Bring snacks.", preset="demo", api_name="/speak")
+    check_wav(wav)
+    assert "left out, the model cannot read them: 🎉 😀" in info, info
+
+
 def test_speak_without_any_voice(client):
     wav, info = client.predict(text="No voice given.", preset="", voice_file=None, api_name="/speak")
     check_wav(wav)

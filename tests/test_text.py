@@ -148,6 +148,17 @@ NORMALIZATION_TABLE = [
     ("zero\u200bwidth soft\u00adhyphen", "zerowidth softhyphen"),
     ("emoji 😀 and 中文", "emoji and"),
     ("*bold* _under_ ¿qué?", "bold under qué?"),
+    # Written forms (lina.text_forms): addresses, dates, fractions read as a person reads them.
+    ("See https://www.example.com/docs?id=3.", "see w w w dot example dot com slash docs question mark id equals three."),
+    ("Docs at lina.github.io, or http://localhost:7860/", "docs at lina dot github dot io, or localhost colon seven eight six zero"),
+    ("Mail jane.doe+tts@example.org today", "mail jane dot doe plus t t s at example dot org today"),
+    ("On 3/4/2025 and 2025-03-04.", "on march fourth, twenty twenty-five and march fourth, twenty twenty-five."),
+    ("Born 25.12.1990, or 31/01/85", "born december twenty-fifth, nineteen ninety, or january thirty-first, nineteen eighty-five"),
+    ("March 4, 2025 at 10:30 am", "march fourth, twenty twenty-five at ten thirty a m"),
+    ("Sept. 21st and you may 5 times", "september twenty-first and you may five times"),
+    ("Add 3/4 cup, 1/2 spoon, 2/3 of it, 24/7", "add three quarters cup, one half spoon, two thirds of it, twenty-four seven"),
+    ("Up 12.5% to $1,200.50", "up twelve point five percent to one thousand two hundred dollars and fifty cents"),
+    ("version 1.2.33 and e.g. the U.S.", "version one dot two dot thirty-three and e.g. the u.s."),
 ]
 
 
@@ -179,6 +190,13 @@ def test_dropped_characters_reported_once():
         clean = normalize_text("nothing to drop, 42!", BPE256_ALPHABET)
     assert clean.dropped == () and not clean.is_empty
     assert normalize_text("", BPE256_ALPHABET).is_empty
+
+
+def test_dropped_characters_without_a_warning():
+    """`warn=False`: the caller reports `.dropped` itself (the app's info line)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert normalize_text("hi 😀🎉", BPE256_ALPHABET, warn=False).dropped == ("😀", "🎉")
 
 
 def test_normalize_rejects_non_text():
