@@ -128,7 +128,8 @@ def run_phase(args) -> dict:
     res = Results(f"space_path_{args.phase}", phase=args.phase, device=device_name(tts.device), model=args.model,
                   model_id=tts.model_id, backend=tts.backend.name, torch=torch.__version__,
                   load_s=round(time.perf_counter() - start, 2), rows=[])
-    sec, parts = timed(tts, lambda: warm_up(tts, tuning=bool(args.tune_steps) and not args.quick))
+    sec, parts = (0.0, {}) if args.no_warmup else timed(
+        tts, lambda: warm_up(tts, tuning=bool(args.tune_steps) and not args.quick))
     res.data.update(warm_up_s=round(sec, 2), warm_up_parts=parts)
     res.log(f"{args.phase}: load {res.data['load_s']} s, warm-up {sec:.1f} s {parts}")
     if args.phase == "cold":
@@ -178,6 +179,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--backend", default="auto", help="decode back end (lina.backends; default auto)")
     p.add_argument("--batches", type=int, nargs="+", default=list(BATCHES))
     p.add_argument("--tune-steps", type=int, default=100, help="0: no voice tuning (row and warm-up)")
+    p.add_argument("--no-warmup", action="store_true", help="(short budgets) first calls then include compiling")
     p.add_argument("--harness-batches", type=int, nargs="*", default=[1, 8])
     p.add_argument("--row-seconds", type=float, default=ROW_SECONDS)
     p.add_argument("--repeats", type=int, default=2, help="steady-state calls per endpoint (best is kept)")
