@@ -64,6 +64,8 @@ class GraphDecoder:
     decodes many requests passes an already compiled step instead). ``use_fla``: fla's fused step
     kernel (one pass over the state, the better choice at large batch). ``min_tokens: [B]``: a row
     cannot sample EOS before that many tokens (steps count from the prefill's prediction, 0).
+    ``bos_step``: without a prompt, the lone BOS runs as this step (see `lina.generate.prefill`)
+    instead of a one-position sequence pass (fla's chunked kernels, which autotune on first use).
     """
 
     needs_cuda = True  # a CPU stand-in for tests overrides this and `_capture`
@@ -72,7 +74,7 @@ class GraphDecoder:
     def __init__(self, model: LinaModel, ctx: TextContext, state: LinaState, prompt: Tensor | None,
                  sampling: SamplingConfig, generator: torch.Generator | None = None, block: int = 64,
                  use_fla: bool = False, compile_step: bool = False, min_tokens: Tensor | None = None,
-                 step: StepFn | None = None):
+                 step: StepFn | None = None, bos_step: StepFn | None = None):
         if self.needs_cuda and model.device.type != "cuda":
             raise ValueError("CUDA graphs need the model on a CUDA device")
         self.model, self.sampling, self.block, self.generator = model, sampling, block, generator
@@ -81,7 +83,7 @@ class GraphDecoder:
         # torch.compile fuses the step's ~200 small kernels (norms, gates, the recurrent update) into
         # fewer Triton kernels before the graph captures them; it costs a compile on first use.
         self._step = torch.compile(step, dynamic=False) if compile_step else step
-        logits, state, alignment = prefill(model, ctx, state, prompt)
+        logits, state, alignment = prefill(model, ctx, state, prompt, bos_step)
         self.batch = logits.shape[0]
         dev = model.device
         self.floors = None if min_tokens is None else torch.as_tensor(min_tokens, device=dev).expand(self.batch).clone()

@@ -89,7 +89,8 @@ class CudaGraph(Backend):
             return
         tx = ctx.keys.shape[1]
         dec = GraphDecoder(self.model, pad_context(ctx), state, prompt, sampling, generator, block=NOISE_BLOCK,
-                           use_fla=self.use_fla, min_tokens=min_tokens, step=self._step)
+                           use_fla=self.use_fla, min_tokens=min_tokens, step=self._step,
+                           bos_step=self.model.step)
         while True:
             tokens, alignment = dec.run_block(block)
             yield Block(tokens, alignment[..., :tx])
