@@ -27,6 +27,7 @@ from lina_app.model_choice import LoadedModel, load_model, requested_model
 from lina_app.errors import quiet_validation_errors
 from lina_app.examples import EXAMPLES_DIR, clone_examples, preset_examples, tune_examples
 from lina_app.presets import default_preset
+from lina_app.tuning import default_steps, tuning_hint
 from lina_app.settings import (BEST_CLONE_CLIP_SECONDS, DEFAULT_LEARNING_RATE, DEFAULT_PREVIEW_TEXT, DEFAULT_RANK,
                                DEFAULT_SEED, DEFAULT_STEPS, DEFAULT_TEMPERATURE, DEFAULT_TOP_K, DEFAULT_VOICES_DIR,
                                LEARNING_RATE_RANGE, MAX_CANDIDATES, MAX_CLONE_CLIP_SECONDS, MAX_TEXT_CHARS,
@@ -115,7 +116,9 @@ def _tune_tab(h: Handlers) -> None:
                                      placeholder="Not needed for clips uploaded with a clip.txt of the same name",
                                      elem_id="tune-transcripts")
             with gr.Row():
-                steps = gr.Slider(*STEPS_RANGE, value=DEFAULT_STEPS, step=1, label="Steps", elem_id="tune-steps")
+                device = h.tts.device.type
+                steps = gr.Slider(*STEPS_RANGE, value=default_steps(device, DEFAULT_STEPS), step=1, label="Steps",
+                                  info=tuning_hint(device), elem_id="tune-steps")
                 rank = gr.Slider(*RANK_RANGE, value=DEFAULT_RANK, step=1, label="Rank", elem_id="tune-rank")
                 learning_rate = gr.Number(value=DEFAULT_LEARNING_RATE, minimum=LEARNING_RATE_RANGE[0],
                                           maximum=LEARNING_RATE_RANGE[1], label="Learning rate",

@@ -36,10 +36,13 @@ class TuningConfig:
     scale: float = RELEASED_SCALE
     seed: int = 0
     anchor_weight: float = 0.0
+    # > 0: a clip longer than this many codes is tuned on its first `max_frames` only (no EOS target), so
+    # a step's memory and time are bounded by batch_size x max_frames whatever the clips' lengths.
+    max_frames: int = 0
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.rank < 1 or not self.learning_rate > 0 \
-                or not 0 <= self.anchor_weight < math.inf:  # (also refuses NaN)
+                or not 0 <= self.anchor_weight < math.inf or self.max_frames < 0:  # (also refuses NaN)
             raise ValueError(f"invalid tuning settings: {self}")
 
 
@@ -49,13 +52,22 @@ class TuningConfig:
 IST_BUCKET = 64
 
 
+def _row(codes: Tensor, max_frames: int) -> Tensor:
+    """BOS, codes + 3, EOS; a clip cut at ``max_frames`` keeps its start and has no EOS: the state is
+    tuned for the beginning of a reading, which a prefix still is (a later window would not be)."""
+    codes = codes.long().cpu() + N_SPECIAL_TOKENS
+    if 0 < max_frames < len(codes):
+        return torch.cat([torch.tensor([BOS_ID]), codes[:max_frames]])
+    return torch.cat([torch.tensor([BOS_ID]), codes, torch.tensor([EOS_ID])])
+
+
 def collate(clips: Sequence[Clip], device: torch.device,
-            multiple: int = 1) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+            multiple: int = 1, max_frames: int = 0) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """-> ``(text [B, Tx], text_len [B], audio [B, Ty] = BOS, codes+3, EOS (pad 0), audio_len [B])``;
-    ``multiple``: ``Tx`` and ``Ty + 1`` (the model's input length) padded up to multiples of it."""
+    ``multiple``: ``Tx`` and ``Ty + 1`` (the model's input length) padded up to multiples of it;
+    ``max_frames`` > 0: longer clips cut to their first ``max_frames`` codes (no EOS)."""
     text = pad_sequence([c.text.long() for c in clips], batch_first=True, padding_value=TEXT_PAD_ID)
-    rows = [torch.cat([torch.tensor([BOS_ID]), c.codes.long().cpu() + N_SPECIAL_TOKENS, torch.tensor([EOS_ID])])
-            for c in clips]
+    rows = [_row(c.codes, max_frames) for c in clips]
     audio = pad_sequence(rows, batch_first=True, padding_value=PAD_ID)
     if multiple > 1:
         text = F.pad(text, (0, -text.shape[1] % multiple), value=TEXT_PAD_ID)
@@ -66,13 +78,13 @@ def collate(clips: Sequence[Clip], device: torch.device,
 
 
 def clip_loss(model: LinaModel, clips: Sequence[Clip], initial: list[Tensor] | None,
-              use_fla: bool = True) -> Tensor:
+              use_fla: bool = True, max_frames: int = 0) -> Tensor:
     """Mean next-token cross-entropy of ``clips`` from the given initial states (``[B, H, Dk, Dv]`` each).
 
     ``use_fla``: fla's chunked kernels on CUDA. They compile and autotune for every new clip shape
     (minutes on first use), so a process tuning a few voices of varied clips is faster without them."""
     text, text_len, audio, audio_len = collate(clips, model.device,
-                                               IST_BUCKET if model.device.type == "cuda" else 1)
+                                               IST_BUCKET if model.device.type == "cuda" else 1, max_frames)
     # Each clip's own text positions, as generation will see them: the state is tuned for inference.
     ctx = model.encode_text(text, text_len)
     with fla_kernels(sequences=use_fla):
@@ -160,7 +172,8 @@ def tune_voice(model: LinaModel, clips: Sequence[Clip], cfg: TuningConfig = Tuni
     try:
         for step, idx in zip(range(cfg.steps), _batches(len(clips), cfg.batch_size, gen)):
             voice = Voice(k, v, cfg.scale)
-            loss = clip_loss(model, [clips[i] for i in idx], voice.initial_states(len(idx)), use_fla=use_fla)
+            loss = clip_loss(model, [clips[i] for i in idx], voice.initial_states(len(idx)), use_fla=use_fla,
+                             max_frames=cfg.max_frames)
             opt.zero_grad(set_to_none=True)
             if anchor is None:
                 loss.backward()

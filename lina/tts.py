@@ -301,9 +301,11 @@ class LinaTTS:
     def tune_voice(self, clips: Sequence[tuple[AudioSource, str]], *, steps: int = 100, rank: int = 1,
                    learning_rate: float = 0.05, batch_size: int = 8, seed: int = 0, anchor_weight: float = 0.0,
                    on_step: Callable[[int, float], None] | None = None, name: str = "", description: str = "",
-                   style: str = "", start: Voice | None = None) -> tuple[Voice, list[float]]:
+                   style: str = "", start: Voice | None = None, crop_seconds: float = 0.0) -> tuple[Voice, list[float]]:
         """Initial-State Tuning from any number of ``(audio, transcript)`` clips; the model stays frozen.
-        ``start``, ``anchor_weight``: start from that voice, kept near it (`lina.ist.tune_voice`)."""
+        ``start``, ``anchor_weight``: start from that voice, kept near it (`lina.ist.tune_voice`).
+        ``crop_seconds`` > 0: each step reads at most the first that many seconds of a clip (bounded memory
+        and time per step; `lina.ist.TuningConfig.max_frames`)."""
         if not clips:
             raise ValueError("give at least one clip with its transcript")
         examples = []
@@ -316,6 +318,7 @@ class LinaTTS:
             except AudioError as exc:
                 raise AudioError(f"clip {i + 1}: {exc}") from None
             examples.append(Clip(codes.cpu(), torch.tensor(ids)))
-        cfg = TuningConfig(steps, batch_size, rank, learning_rate, seed=seed, anchor_weight=anchor_weight)
+        cfg = TuningConfig(steps, batch_size, rank, learning_rate, seed=seed, anchor_weight=anchor_weight,
+                           max_frames=int(crop_seconds * FRAME_RATE))
         return tune_voice(self.model, examples, cfg, on_step, start=start, name=name, description=description,
                           style=style)

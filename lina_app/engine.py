@@ -19,6 +19,7 @@ from lina.tts import LinaTTS, Synthesis
 from lina.voice import Voice
 from lina_app import warmup
 from lina_app.streaming import BatchStream
+from lina_app.tuning import release_memory
 from lina_app.settings import (GPU_BASE_SECONDS, GPU_MAX_SECONDS, GPU_SECONDS_PER_CHAR,
                                GPU_SECONDS_PER_TUNING_STEP, GPU_WARMUP_SECONDS, STREAM_CHUNK_SECONDS,
                                TUNING_BATCH_SIZE)
@@ -137,11 +138,13 @@ def clone(text: str, prompt_audio: str, transcript: str, top_k: int, temperature
 
 @gpu(duration=_tuning_seconds)
 def tune(clips: Sequence[tuple[str, str]], steps: int, rank: int, learning_rate: float, seed: int = 0,
-         name: str = "", description: str = "") -> Iterator[tuple]:
+         name: str = "", description: str = "", batch_size: int = TUNING_BATCH_SIZE,
+         crop_seconds: float = 0.0) -> Iterator[tuple]:
     """Initial-State Tuning; yields `("step", step, loss)` as it goes, then `("done", voice, losses)`.
 
     The tuning runs in a thread so each step can be reported while it happens; closing the
-    generator stops the tuning at the next step instead of letting it run on unseen.
+    generator stops the tuning at the next step instead of letting it run on unseen. `batch_size` and
+    `crop_seconds` bound a step's memory (`lina_app.tuning.plan`); the memory goes back to the system after.
     """
     events: queue.Queue = queue.Queue()
     stop = threading.Event()
@@ -156,13 +159,16 @@ def tune(clips: Sequence[tuple[str, str]], steps: int, rank: int, learning_rate:
         try:
             with activity.track("tune"):
                 voice, losses = model().tune_voice(list(clips), steps=steps, rank=rank,
-                                                   learning_rate=learning_rate, batch_size=TUNING_BATCH_SIZE,
-                                                   seed=seed, on_step=on_step, name=name, description=description)
+                                                   learning_rate=learning_rate, batch_size=batch_size,
+                                                   seed=seed, on_step=on_step, name=name, description=description,
+                                                   crop_seconds=crop_seconds)
             events.put(("done", voice, losses))
         except _Stop:
             events.put(("stopped",))
         except BaseException as error:  # noqa: BLE001 - handed to the consumer, which raises it
             events.put(("error", error))
+        finally:
+            release_memory()
 
     worker = threading.Thread(target=work, name="lina-tune", daemon=True)
     worker.start()

@@ -28,6 +28,8 @@ from lina_app.settings import (DEFAULT_LEARNING_RATE, DEFAULT_PREVIEW_TEXT, DEFA
                                DEFAULT_STEPS, DEFAULT_TEMPERATURE, DEFAULT_TOP_K,
                                LEARNING_RATE_RANGE, MAX_CANDIDATES, RANK_RANGE, SEED_RANGE, STEPS_RANGE,
                                TEMPERATURE_RANGE, TOP_K_RANGE)
+from lina_app.tuning import plan as tuning_plan
+from lina_app.tuning import time_left
 
 # The live loss plot is redrawn at most this often (seconds): often enough to watch, cheap to send.
 LOSS_PLOT_INTERVAL_SECONDS = 0.5
@@ -91,15 +93,23 @@ class Handlers:
         name = voice_name(name, DEFAULT_VOICE_NAME)
         preview = check_text(preview_text if (preview_text or "").strip() else DEFAULT_PREVIEW_TEXT,
                              "preview sentence")
-        check_clips_audio(pairs)
+        seconds = check_clips_audio(pairs)
+        how = tuning_plan(seconds, steps, self.tts.device.type)
+        if how.too_long:  # a hard cap, checked before any work
+            raise gr.Error(f"This tuning would take {how.describe(steps)}; the limit here is "
+                           f"{how.limit_seconds / 60:g} min. Please use fewer steps, or fewer or shorter clips.",
+                           print_exception=False)
         description = f"tuned from {len(pairs)} clip(s), {steps} steps, rank {rank}, on {self.tts.name}"
         losses: list[float] = []
         voice = None
         last_plot = 0.0
         progress(0, desc="Encoding the clips")
+        yield gr.skip(), gr.skip(), gr.skip(), f"Starting: {how.describe(steps)}."
+        started = time.monotonic()
         # Gradio closes this generator when the visitor leaves or cancels; `closing` passes that on to the
         # engine at once (not whenever the garbage collector gets to it), which stops the tuning thread.
-        with contextlib.closing(engine.tune(pairs, steps, rank, learning_rate, 0, name, description)) as events:
+        with contextlib.closing(engine.tune(pairs, steps, rank, learning_rate, 0, name, description,
+                                            how.batch_size, how.crop_seconds)) as events:
             for event in events:
                 if event[0] == "done":
                     voice, losses = event[1], event[2]
@@ -109,8 +119,9 @@ class Handlers:
                 progress((step + 1, steps), desc="Tuning the voice", unit="steps")
                 if time.monotonic() - last_plot > LOSS_PLOT_INTERVAL_SECONDS:
                     last_plot = time.monotonic()
+                    left = time_left(time.monotonic() - started, step + 1, steps)
                     yield (gr.skip(), gr.skip(), loss_frame(losses),
-                           f"Tuning: step {step + 1}/{steps}, loss {loss:.3f}")
+                           f"Tuning: step {step + 1}/{steps}, loss {loss:.3f}, {left}")
         if voice is None:
             raise gr.Error("Tuning stopped before it finished.", print_exception=False)
         voice_path = self.out.new_path(f"{slug(name)}.safetensors")

@@ -75,9 +75,10 @@ def load_voice_file(path, cfg: LinaConfig) -> Voice:
     return voice
 
 
-def check_clips_audio(pairs: list[tuple[str, str]]) -> None:
+def check_clips_audio(pairs: list[tuple[str, str]]) -> list[float]:
     """Reads every tuning clip before any tuning, so a bad or over-long one is named (lina's message alone
-    does not say which) and no work starts on a request that would fail."""
+    does not say which) and no work starts on a request that would fail. -> each clip's seconds."""
+    lengths = []
     for number, (path, _) in enumerate(pairs, start=1):
         try:
             seconds = len(load_audio(path)) / SAMPLE_RATE
@@ -87,3 +88,5 @@ def check_clips_audio(pairs: list[tuple[str, str]]) -> None:
             raise gr.Error(f"Clip {number} ({Path(path).name}) is {seconds:.1f} s long after trimming silence; "
                            f"the limit is {MAX_TUNING_CLIP_SECONDS:g} s per clip: cut it into shorter clips.",
                            print_exception=False)
+        lengths.append(seconds)
+    return lengths

@@ -325,7 +325,7 @@ def test_bad_clips(served, client, clip, message):
 @pytest.mark.parametrize("kind, message", [
     ("wrong_shape", "voice is for a model with (layers, heads, Dk, Dv)"),
     ("other_model", "voice was tuned for model 'someone/other-model'"),
-    ("not_safetensors", "Not a voice file (safetensors expected)"),
+    ("not_safetensors", "This is not a voice file: voice files are the .safetensors files"),
     ("text_file", "Invalid file type"),
 ])
 def test_bad_voice_files(served, client, kind, message):

@@ -129,3 +129,36 @@ def test_tts_passes_start_and_anchor_through():
     assert losses[0] == pytest.approx(want, abs=1e-5) and voice.style == "happy" and voice.model_id == tts.model_id
     with pytest.raises(ValueError, match="start voice"):
         tts.tune_voice([clip], steps=1, anchor_weight=1.0)
+
+
+def test_max_frames_tunes_on_each_clips_start(model, clips):
+    """A clip longer than max_frames is read up to it, without its EOS; shorter clips are unchanged. The
+    loss is the teacher-forced loss of the truncated rows (the naive reference: clips cut by hand)."""
+    from lina.ist import collate
+    from lina.constants import BOS_ID, EOS_ID
+
+    cut = 14
+    _, _, audio, audio_len = collate(clips, torch.device("cpu"), max_frames=cut)
+    for row, n, clip in zip(audio, audio_len.tolist(), clips):
+        if len(clip.codes) > cut:
+            assert n == 1 + cut and row[0] == BOS_ID and EOS_ID not in row[:n].tolist()
+        else:
+            assert n == len(clip.codes) + 2 and row[n - 1] == EOS_ID
+    long_clip = [c for c in clips if len(c.codes) > cut][:1]
+    torch.manual_seed(3)
+    state = [torch.randn(1, H, DK, DV) * 0.1 for _ in range(L)]
+    with torch.no_grad():
+        cropped = clip_loss(model, long_clip, state, max_frames=cut)
+        # Reference: the same row built by hand (BOS + first `cut` codes), scored by the model directly.
+        from lina.model import teacher_forcing_loss
+
+        clip = long_clip[0]
+        row = torch.cat([torch.tensor([BOS_ID]), clip.codes[:cut].long() + 3])[None]
+        text = clip.text.long()[None]
+        ctx = model.encode_text(text, torch.tensor([text.shape[1]]))
+        out = model(ctx, row[:, :-1], model.init_state(1, state))
+        reference = teacher_forcing_loss(out.logits, row[:, 1:], torch.tensor([row.shape[1]]))
+        whole = clip_loss(model, long_clip, state)
+    assert float(cropped) == pytest.approx(float(reference), rel=1e-5) and float(cropped) != float(whole)
+    with pytest.raises(ValueError):
+        TuningConfig(max_frames=-1)
