@@ -33,7 +33,7 @@ log = logging.getLogger("lina.backends")
 DECODE_DTYPE = torch.bfloat16
 # Largest |logit difference| of the bfloat16 copy against float32, relative to the logits' spread
 # (max - min per row), over a 64-step teacher-forced decode of random weights of the released size.
-BF16_LOGIT_TOLERANCE = 0.05
+BF16_LOGIT_TOLERANCE = 0.02  # measured 0.0082 on an H200 (tests/test_gpu.py)
 TEXT_BUCKET = 64       # text positions are padded up to a multiple of this
 NOISE_BLOCK = 64       # steps of sampling noise drawn at once (GraphDecoder's block)
 CHECK_EVERY = 16       # steps per block handed to `generate` (host checks for "all rows finished")
