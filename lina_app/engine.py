@@ -162,13 +162,16 @@ def tune(clips: Sequence[tuple[str, str]], steps: int, rank: int, learning_rate:
                                                    learning_rate=learning_rate, batch_size=batch_size,
                                                    seed=seed, on_step=on_step, name=name, description=description,
                                                    crop_seconds=crop_seconds)
-            events.put(("done", voice, losses))
+            finish(("done", voice, losses))
         except _Stop:
-            events.put(("stopped",))
+            finish(("stopped",))
         except BaseException as error:  # noqa: BLE001 - handed to the consumer, which raises it
-            events.put(("error", error))
-        finally:
-            release_memory()
+            finish(("error", error))
+
+    def finish(event: tuple) -> None:
+        # Memory first: once the consumer has the last event, the app counts as idle again.
+        release_memory()
+        events.put(event)
 
     worker = threading.Thread(target=work, name="lina-tune", daemon=True)
     worker.start()
