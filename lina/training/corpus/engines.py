@@ -25,8 +25,9 @@ import numpy as np
 
 ENGINES = ("espeak", "flite", "festival", "piper", "kokoro")
 # Seconds of speech per character of normalized text at tempo 1, measured on this corpus's sentences
-# (`bench`, then checked on a 1% render of the 30-hour manifest: within 2%); the estimate before rendering.
-SECONDS_PER_CHAR = {"espeak": 0.049, "flite": 0.056, "festival": 0.0525, "piper": 0.049, "kokoro": 0.058}
+# (`bench`, then checked on a 1% render of the 30-hour manifest: within 2%; kokoro: the 24 speakers kept by
+# the v2 screen and dedup reading its four sentences); the estimate before rendering.
+SECONDS_PER_CHAR = {"espeak": 0.049, "flite": 0.056, "festival": 0.0525, "piper": 0.049, "kokoro": 0.054}
 SUBPROCESS_TIMEOUT_S = 120
 _MULTIARCH = "x86_64-linux-gnu"
 
