@@ -88,7 +88,7 @@ def _clone_tab(h: Handlers) -> None:
                                    info="generated together, as one batch", elem_id="clone-candidates")
             button = gr.Button("Clone and speak", variant="primary", elem_id="clone-button")
             _examples(clone_examples(), [clip, transcript, text], "clone",
-                      "Examples (a synthetic voice: click one, then *Clone and speak*)")
+                      "Examples (a synthetic voice): click one, then Clone and speak")
         with gr.Column():
             with gr.Row(elem_classes="candidate-row"):
                 players = [gr.Audio(label=f"Candidate {i + 1}", type="filepath", interactive=False, visible=i == 0,
@@ -127,7 +127,7 @@ def _tune_tab(h: Handlers) -> None:
             preview_text = gr.Textbox(label="Preview sentence", value=DEFAULT_PREVIEW_TEXT, elem_id="tune-preview-text")
             button = gr.Button("Build the voice", variant="primary", elem_id="tune-button")
             _examples(tune_examples(), [clips, transcripts, steps, name], "tune",
-                      "Example clip set (a synthetic voice: click it, then *Build the voice*)")
+                      "Example clip set (a synthetic voice): click it, then Build the voice")
         with gr.Column():
             # The progress bar covers the status box only, so the loss curve stays in view as it grows.
             status = gr.Textbox(label="Status", lines=2, interactive=False, elem_id="tune-status")
@@ -173,7 +173,7 @@ def _presets_tab(h: Handlers) -> None:
             with gr.Row():
                 speak = gr.Button("Speak", variant="primary", elem_id="presets-speak")
                 stream = gr.Button("Stream (first sentence plays early)", elem_id="presets-stream")
-            _examples(preset_examples(presets), [text, preset], "presets", "Examples (click one, then *Speak*)")
+            _examples(preset_examples(presets), [text, preset], "presets", "Examples: click one, then Speak")
         with gr.Column():
             audio = gr.Audio(label="Speech", type="filepath", interactive=False, buttons=["download"],
                              elem_id="presets-audio")
