@@ -10,7 +10,10 @@ audio is rendered on demand and is the same for the same row (seeded).
     python -m lina.training.corpus dedup  --out lina/training/corpus/dedup_seed0.json --jobs 2
     python -m lina.training.corpus bench | status
 
-Files: engines (engine calls), speakers (inventory), styles, texts (sentences), manifest (plan and
-splits), generate (rendering), dedup, bench, __main__ (CLI). Set-up: scripts/corpus_setup.sh here,
+Corpus v2 (issue 28, `build --recipe v2`) adds Kokoro-82M voices (engines_kokoro), screened by Whisper
+WER (screen) and de-duplicated across engines, for 70 % of the hours from neural voices.
+
+Files: engines (engine calls), engines_kokoro (Kokoro), speakers (inventory), styles, texts (sentences),
+manifest (plan, splits, recipes), generate (rendering), screen (WER screen), dedup, bench, __main__ (CLI). Set-up: scripts/corpus_setup.sh here,
 scripts/corpus_bundle.sh for a machine without apt (unpacked .deb files, LINA_CORPUS_ROOT).
 """
