@@ -125,7 +125,9 @@ def _tune_tab(h: Handlers) -> None:
                                           elem_id="tune-learning-rate")
             name = gr.Textbox(label="Voice name", value="my voice", elem_id="tune-name")
             preview_text = gr.Textbox(label="Preview sentence", value=DEFAULT_PREVIEW_TEXT, elem_id="tune-preview-text")
-            button = gr.Button("Build the voice", variant="primary", elem_id="tune-button")
+            with gr.Row():
+                button = gr.Button("Build the voice", variant="primary", elem_id="tune-button", scale=3)
+                stop = gr.Button("Stop, keep the best so far", elem_id="tune-stop", scale=1)
             _examples(tune_examples(), [clips, transcripts, steps, name], "tune",
                       "Example clip set (a synthetic voice): click it, then Build the voice")
         with gr.Column():
@@ -145,6 +147,8 @@ def _tune_tab(h: Handlers) -> None:
             again_info = gr.Textbox(label="Generation info", interactive=False, elem_id="again-info")
     button.click(h.tune_voice, [clips, transcripts, steps, rank, learning_rate, name, preview_text],
                  [voice_file, preview, loss, status], api_name="tune_voice", show_progress_on=status, **TUNING)
+    # Not a cancel: the tuning ends at its next step and still saves and previews its best state.
+    stop.click(h.stop_tuning, None, status, api_visibility="private", queue=False)
     again.click(h.speak_with_file, [again_text, voice_file], [again_audio, again_info], api_visibility="private",
                 **SYNTHESIS)
 

@@ -124,9 +124,13 @@ def _batches(n_clips: int, batch_size: int, gen: torch.Generator):
 
 
 def tune_voice(model: LinaModel, clips: Sequence[Clip], cfg: TuningConfig = TuningConfig(),
-               on_step: Callable[[int, float], None] | None = None, use_fla: bool = True, *,
+               on_step: Callable[[int, float], bool | None] | None = None, use_fla: bool = True, *,
                start: Voice | None = None, **meta: str) -> tuple[Voice, list[float]]:
     """Learns a rank-``cfg.rank`` voice from any number and length of clips; returns it and the losses.
+
+    ``on_step(step, loss)`` runs after each step; if it returns True the tuning stops there and the voice
+    is the state with the lowest loss seen so far (each loss is measured at the state before its update):
+    a visitor's "stop" keeps the best voice instead of losing the run.
 
     ``start``: a voice of rank ``cfg.rank`` for this model (e.g. the speaker's neutral voice, to tune a
     style as an offset from it) that ``k [L, R, H, Dk]``, ``v [L, R, H, Dv]`` start from instead of the
@@ -169,6 +173,8 @@ def tune_voice(model: LinaModel, clips: Sequence[Clip], cfg: TuningConfig = Tuni
     was_training = model.training
     model.eval()
     losses: list[float] = []
+    best: tuple[float, Tensor, Tensor] | None = None
+    stopped = False
     try:
         for step, idx in zip(range(cfg.steps), _batches(len(clips), cfg.batch_size, gen)):
             voice = Voice(k, v, cfg.scale)
@@ -180,15 +186,20 @@ def tune_voice(model: LinaModel, clips: Sequence[Clip], cfg: TuningConfig = Tuni
             else:  # styles as offsets from the start voice: pull the state back towards it
                 (loss + cfg.anchor_weight * anchor_penalty(voice.layer_states(), anchor)).backward()
             assert all(p.grad is None for p in model.parameters()), "a gradient reached the frozen model"
-            opt.step()
             losses.append(loss.item())
+            if best is None or losses[-1] < best[0]:  # the state this loss was measured at, before its update
+                best = (losses[-1], k.detach().clone(), v.detach().clone())
+            opt.step()
             if not math.isfinite(losses[-1]):
                 raise FloatingPointError(f"voice tuning diverged at step {step} (loss {losses[-1]})")
-            if on_step is not None:
-                on_step(step, losses[-1])
+            if on_step is not None and on_step(step, losses[-1]):
+                stopped = True
+                break
     finally:
         for p in frozen:
             p.requires_grad_(True)
         model.train(was_training)
+    if stopped and best is not None:  # asked to stop early: the lowest-loss state seen so far
+        k, v = best[1], best[2]
     voice = Voice(k.detach().clone(), v.detach().clone(), cfg.scale, model_id=c.model_id, **meta)
     return voice, losses

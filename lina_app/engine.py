@@ -139,20 +139,24 @@ def clone(text: str, prompt_audio: str, transcript: str, top_k: int, temperature
 @gpu(duration=_tuning_seconds)
 def tune(clips: Sequence[tuple[str, str]], steps: int, rank: int, learning_rate: float, seed: int = 0,
          name: str = "", description: str = "", batch_size: int = TUNING_BATCH_SIZE,
-         crop_seconds: float = 0.0) -> Iterator[tuple]:
+         crop_seconds: float = 0.0, key: str = "") -> Iterator[tuple]:
     """Initial-State Tuning; yields `("step", step, loss)` as it goes, then `("done", voice, losses)`.
 
     The tuning runs in a thread so each step can be reported while it happens; closing the
     generator stops the tuning at the next step instead of letting it run on unseen. `batch_size` and
     `crop_seconds` bound a step's memory (`lina_app.tuning.plan`); the memory goes back to the system after.
+    `request_stop(key)` ends the tuning at its next step with the best voice so far (a "done" event).
     """
     events: queue.Queue = queue.Queue()
     stop = threading.Event()
+    finish_early = _early_stops.setdefault(key, threading.Event()) if key else threading.Event()
+    finish_early.clear()
 
-    def on_step(step: int, loss: float) -> None:
+    def on_step(step: int, loss: float) -> bool:
         if stop.is_set():
             raise _Stop
         events.put(("step", step, loss))
+        return finish_early.is_set()
 
     def work() -> None:
         # Tracked in the thread itself: the tuning counts as running until it has really stopped.
@@ -187,6 +191,19 @@ def tune(clips: Sequence[tuple[str, str]], steps: int, rank: int, learning_rate:
                 return
     finally:
         stop.set()
+        if key:
+            _early_stops.pop(key, None)
+
+
+_early_stops: dict[str, threading.Event] = {}   # tuning key (the visitor's session) -> "stop, keep the best"
+
+
+def request_stop(key: str) -> bool:
+    """Asks the tuning running under `key` to stop at its next step and keep its best state so far."""
+    event = _early_stops.get(key)
+    if event is not None:
+        event.set()
+    return event is not None
 
 
 @gpu(duration=_stream_seconds)

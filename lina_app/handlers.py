@@ -36,6 +36,11 @@ LOSS_PLOT_INTERVAL_SECONDS = 0.5
 DEFAULT_VOICE_NAME = "my voice"
 
 
+def _session(request) -> str:
+    """The visitor's session id ("" for calls without one): a stop button reaches only its own tuning."""
+    return str(getattr(request, "session_hash", "") or "")
+
+
 def _sampling(top_k, temperature, seed) -> tuple[int, float, int]:
     return (check_number("Top-k", top_k, TOP_K_RANGE, integer=True),
             check_number("Temperature", temperature, TEMPERATURE_RANGE),
@@ -84,6 +89,7 @@ class Handlers:
     @user_errors
     def tune_voice(self, clips, transcripts="", steps=DEFAULT_STEPS, rank=DEFAULT_RANK,
                    learning_rate=DEFAULT_LEARNING_RATE, name=DEFAULT_VOICE_NAME, preview_text=DEFAULT_PREVIEW_TEXT,
+                   request: gr.Request = None,
                    progress=gr.Progress()):  # noqa: B008 - Gradio's way of asking for a progress tracker
         """Yields live (voice file, preview WAV, loss table, status); the last yield is the result."""
         pairs = pair_clips(clips, transcripts)
@@ -108,8 +114,9 @@ class Handlers:
         started = time.monotonic()
         # Gradio closes this generator when the visitor leaves or cancels; `closing` passes that on to the
         # engine at once (not whenever the garbage collector gets to it), which stops the tuning thread.
+        key = _session(request)
         with contextlib.closing(engine.tune(pairs, steps, rank, learning_rate, 0, name, description,
-                                            how.batch_size, how.crop_seconds)) as events:
+                                            how.batch_size, how.crop_seconds, key)) as events:
             for event in events:
                 if event[0] == "done":
                     voice, losses = event[1], event[2]
@@ -129,9 +136,22 @@ class Handlers:
         progress(1.0, desc="Speaking the preview")
         result = engine.synthesize(preview, voice, DEFAULT_TOP_K, DEFAULT_TEMPERATURE, DEFAULT_SEED)
         wav = self.out.wav(result.audio[0], result.sample_rate, f"{slug(name)}-preview")
-        summary = (f"Voice '{name}' tuned from {len(pairs)} clip(s) in {steps} steps (rank {rank}); "
+        if len(losses) < steps:  # stopped by the visitor: the voice is the best state so far
+            best = min(range(len(losses)), key=losses.__getitem__)
+            done = (f"stopped at step {len(losses)} of {steps}, kept the best state (step {best + 1}, "
+                    f"loss {losses[best]:.3f})")
+        else:
+            done = f"in {steps} steps"
+        summary = (f"Voice '{name}' tuned from {len(pairs)} clip(s) {done} (rank {rank}); "
                    f"loss {losses[0]:.3f} → {losses[-1]:.3f}.\n" + info_line(self.tts.name, result))
         yield str(voice_path), wav, loss_frame(losses), summary
+
+    @staticmethod
+    def stop_tuning(request: gr.Request = None) -> str:
+        """The stop button: the visitor's tuning ends at its next step, keeping its best state so far."""
+        if engine.request_stop(_session(request)):
+            return "Stopping at the next step; the best state so far is kept…"
+        return gr.skip()
 
     # ---- tab 3 (and tab 2's voice file): speaking with a tuned voice ---------------------------
     def presets(self) -> list[Preset]:

@@ -559,3 +559,17 @@ def test_alignment_image_has_a_readable_strip_per_sentence(tmp_path):
     assert pixels.mean() > 0.6 and (pixels < 0.3).mean() > 0.005, (pixels.mean(), (pixels < 0.3).mean())
     many = alignment_figure(diagonal * 7)
     assert len([ax for ax in many.axes if ax.get_visible()]) == 21 > STRIPS_PER_COLUMN
+
+
+def test_stop_keeps_the_best_voice_so_far(served):
+    """request_stop(key) ends that tuning at its next step with a voice (not a cancel); other keys are untouched."""
+    events = engine.tune([(str(served["inputs"] / "clip1.wav"), "Words of clip one.")], 500, 1, 0.05, 0, "s", "",
+                         1, 0.0, key="visitor-a")
+    first = next(events)
+    assert first[0] == "step"
+    assert not engine.request_stop("someone-else") and engine.request_stop("visitor-a")
+    rest = list(events)
+    assert rest[-1][0] == "done"
+    voice, losses = rest[-1][1], rest[-1][2]
+    assert isinstance(voice, Voice) and len(losses) < 500
+    assert not engine.request_stop("visitor-a")  # gone once the tuning ended

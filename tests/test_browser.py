@@ -144,6 +144,20 @@ def test_build_voice_tab(site, page):
     shot(page, "05-build-voice-speak-again")
 
 
+def test_stop_button_keeps_the_best_voice(site, page):
+    open_tab(page, "Build a voice from several clips")
+    page.locator("#tune-clips input[type=file]").set_input_files([str(site["inputs"] / "clip1.wav")])
+    page.locator("#tune-transcripts textarea").fill("Words spoken in clip one.")
+    set_number(page, "tune-steps", 1000)
+    page.locator("#tune-button").click()
+    page.wait_for_function(LIVE_LOSS_JS, arg=2, timeout=GENERATION_TIMEOUT_MS)
+    page.locator("#tune-stop").click()
+    fetch_wav(page, "tune-preview")
+    status = text_of(page, "tune-status")
+    assert "stopped at step" in status and "kept the best state" in status, status
+    shot(page, "14-tune-stopped")
+
+
 def test_expressive_voices_tab(site, page):
     open_tab(page, "Expressive voices")
     page.locator("#presets-details").get_by_text("calm").wait_for()

@@ -162,3 +162,20 @@ def test_max_frames_tunes_on_each_clips_start(model, clips):
     assert float(cropped) == pytest.approx(float(reference), rel=1e-5) and float(cropped) != float(whole)
     with pytest.raises(ValueError):
         TuningConfig(max_frames=-1)
+
+
+def test_stopping_early_keeps_the_lowest_loss_state(model, clips):
+    """on_step returning True stops the run; the voice is the state its lowest loss was measured at, i.e.
+    the final state of a run of exactly that many steps (the reference: same seed, same batches)."""
+    cfg = TuningConfig(steps=50, batch_size=2, learning_rate=0.05, seed=4)
+    voice, losses = tune_voice(model, clips, cfg, on_step=lambda step, loss: step == 5)
+    assert len(losses) == 6
+    best = int(np.argmin(losses))
+    if best == 0:
+        pytest.skip("the first state was the best: nothing to compare with a shorter run")
+    reference, _ = tune_voice(model, clips, TuningConfig(steps=best, batch_size=2, learning_rate=0.05, seed=4))
+    torch.testing.assert_close(voice.k, reference.k)
+    torch.testing.assert_close(voice.v, reference.v)
+    # Without a stop, the last state is returned as before.
+    full, full_losses = tune_voice(model, clips, TuningConfig(steps=6, batch_size=2, learning_rate=0.05, seed=4))
+    assert full_losses == losses and (best == 5 or not torch.equal(full.k, voice.k))
