@@ -14,6 +14,7 @@ Corpus v2 (issue 28, `build --recipe v2`) adds Kokoro-82M voices (engines_kokoro
 WER (screen) and de-duplicated across engines, for 70 % of the hours from neural voices.
 
 Files: engines (engine calls), engines_kokoro (Kokoro), speakers (inventory), styles, texts (sentences),
-manifest (plan, splits, recipes), generate (rendering), screen (WER screen), dedup, bench, __main__ (CLI). Set-up: scripts/corpus_setup.sh here,
+manifest (plan, splits, recipes), generate (rendering), screen (WER screen), dedup, bench, __main__ (CLI).
+Set-up: scripts/corpus_setup.sh here,
 scripts/corpus_bundle.sh for a machine without apt (unpacked .deb files, LINA_CORPUS_ROOT).
 """

@@ -44,7 +44,8 @@ ESPEAK_VOICE = "en-us"
 # espeak-ng IPA (with ties `^` between the letters of one phoneme) -> Kokoro's (misaki's) symbols.
 _ESPEAK_TO_KOKORO = {
     "a^ɪ": "I", "a^ʊ": "W", "e^ɪ": "A", "ɔ^ɪ": "Y", "o^ʊ": "O", "d^ʒ": "ʤ", "t^ʃ": "ʧ",
-    "ʔˌn\u0329": "tᵊn", "ʔn\u0329": "tᵊn", "ʔn": "tᵊn", "ʔ": "t", "ə^l": "ᵊl", "ɚɹ": "əɹ", "ɚ": "əɹ", "ɐ": "ə", "e": "A",
+    "ʔˌn\u0329": "tᵊn", "ʔn\u0329": "tᵊn", "ʔn": "tᵊn", "ʔ": "t", "ə^l": "ᵊl",
+    "ɚɹ": "əɹ", "ɚ": "əɹ", "ɐ": "ə", "e": "A",
     "r": "ɹ", "x": "k", "ç": "k", "ɬ": "l", "ʲ": "", "\u0303": "",
     "ɜːɹ": "ɜɹ", "ɜː": "ɜɹ", "ɪə": "iə",
 }
@@ -121,7 +122,8 @@ def model_bytes() -> bytes:
         parts.append((importlib.resources.files(name) / "part.bin").read_bytes())
     blob = b"".join(parts)
     if hashlib.sha256(blob).hexdigest() != _data("model.sha256").read_text().strip():
-        raise RuntimeError("the kokoro model parts do not join into the expected file (SHA-256 differs): reinstall them")
+        raise RuntimeError("the kokoro model parts do not join into the expected file (SHA-256 differs): "
+                           "reinstall them")
     return blob
 
 
@@ -255,8 +257,8 @@ class KokoroOnnx:
 
     def __call__(self, ids: np.ndarray, style: np.ndarray, speed: float, seed: int = 0) -> np.ndarray:
         del seed  # no random op in this graph (tests/test_corpus_kokoro.py checks it)
-        feeds = {"tokens": np.asarray(ids, np.int64).reshape(1, -1), "style": np.asarray(style, np.float32).reshape(1, STYLE_DIM),
-                 "speed": np.array([speed], np.float32)}
+        feeds = {"tokens": np.asarray(ids, np.int64).reshape(1, -1),
+                 "style": np.asarray(style, np.float32).reshape(1, STYLE_DIM), "speed": np.array([speed], np.float32)}
         return np.asarray(self.session.run(None, feeds)[0], np.float32).reshape(-1)
 
     def synth(self, text: str, recipe: KokoroRecipe, *, seed: int = 0) -> tuple[np.ndarray, int]:
