@@ -14,7 +14,6 @@ Voice guidance (twice the rows, two distributions combined) runs the eager loop 
 from __future__ import annotations
 
 import copy
-import logging
 from collections.abc import Iterator
 
 import torch
@@ -27,8 +26,6 @@ from lina.generate import Block, decode
 from lina.model import LinaModel
 from lina.sampling import SamplingConfig
 from lina.state import LinaState
-
-log = logging.getLogger("lina.backends")
 
 DECODE_DTYPE = torch.bfloat16
 # Largest |logit difference| of the bfloat16 copy against float32, relative to the logits' spread
@@ -76,9 +73,6 @@ class CudaGraph(Backend):
         if model.device.type != "cuda":
             return f"{cls.name} needs the model on a CUDA device (it is on {model.device})"
         return None
-
-    def step(self, ctx: TextContext, token: Tensor, state: LinaState):
-        return self.model.step(ctx, token, state)
 
     def blocks(self, ctx: TextContext, state: LinaState, prompt: Tensor | None, sampling: SamplingConfig,
                generator: torch.Generator | None, min_tokens: Tensor, guidance: float,
