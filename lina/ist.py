@@ -81,8 +81,9 @@ def clip_loss(model: LinaModel, clips: Sequence[Clip], initial: list[Tensor] | N
               use_fla: bool = True, max_frames: int = 0) -> Tensor:
     """Mean next-token cross-entropy of ``clips`` from the given initial states (``[B, H, Dk, Dv]`` each).
 
-    ``use_fla``: fla's chunked kernels on CUDA. They compile and autotune for every new clip shape
-    (minutes on first use), so a process tuning a few voices of varied clips is faster without them."""
+    ``use_fla``: fla's chunked kernels on CUDA. They compile and autotune on first use (minutes; batches
+    are padded to :data:`IST_BUCKET` frames there so shapes repeat, and the Space keeps the results on
+    disk, `lina_app.warmup`), so a one-off process tuning a voice or two may be faster without them."""
     text, text_len, audio, audio_len = collate(clips, model.device,
                                                IST_BUCKET if model.device.type == "cuda" else 1, max_frames)
     # Each clip's own text positions, as generation will see them: the state is tuned for inference.
