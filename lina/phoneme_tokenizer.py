@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from lina.constants import TEXT_BOS, TEXT_EOS, TEXT_PAD_ID
+from lina.tokenizer import pad_rows
 
 __all__ = ["FORMAT", "PHONEMES", "PhonemeTokenizer", "PhonemeWarning"]
 
@@ -136,12 +137,7 @@ class PhonemeTokenizer:
 
     def encode_batch(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """`(ids [B, T] long, padded with pad_id; lengths [B] long)` for already-normalized texts."""
-        rows = [self.encode(t) for t in texts]
-        lengths = torch.tensor([len(r) for r in rows], dtype=torch.long)
-        ids = torch.full((len(rows), max(lengths.tolist(), default=0)), self.pad_id, dtype=torch.long)
-        for i, row in enumerate(rows):
-            ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-        return ids, lengths
+        return pad_rows([self.encode(t) for t in texts], self.pad_id)
 
     def strip_special_tokens(self, text: str) -> str:
         """``text`` unchanged: special tokens never come from text here (ids come from the G2P only)."""

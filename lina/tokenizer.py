@@ -96,12 +96,7 @@ class TextTokenizer:
 
     def encode_batch(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
         """`(ids [B, T] long, padded with pad_id; lengths [B] long)` for already-normalized texts."""
-        rows = [self.encode(t) for t in texts]
-        lengths = torch.tensor([len(r) for r in rows], dtype=torch.long)
-        ids = torch.full((len(rows), max(lengths.tolist(), default=0)), self.pad_id, dtype=torch.long)
-        for i, row in enumerate(rows):
-            ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
-        return ids, lengths
+        return pad_rows([self.encode(t) for t in texts], self.pad_id)
 
     def strip_special_tokens(self, text: str) -> str:
         """`text` with special-token strings ("[BOS]", any case) replaced by spaces."""
@@ -120,6 +115,15 @@ class PreparedText:
     text: str
     ids: list[int]
     dropped: tuple[str, ...] = ()
+
+
+def pad_rows(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token rows -> `(ids [B, T] long, padded with pad_id; lengths [B] long)` (every text front end's batch)."""
+    lengths = torch.tensor([len(r) for r in rows], dtype=torch.long)
+    ids = torch.full((len(rows), max(lengths.tolist(), default=0)), pad_id, dtype=torch.long)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = torch.tensor(list(row), dtype=torch.long)
+    return ids, lengths
 
 
 def prepare_text(text: str, tokenizer: TextTokenizer, max_tokens: int = MAX_TEXT_TOKENS) -> PreparedText:
