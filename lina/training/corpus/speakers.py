@@ -169,7 +169,7 @@ def inventory(seed: int = 0, counts: dict[str, int] | None = None) -> list[Speak
 
 # ------------------------------------------------------------------------------------------------ kokoro (v2)
 KOKORO_PACKS = ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo")
-KOKORO_COUNT = 120  # candidates before the WER screen and de-duplication
+KOKORO_COUNT = 170  # candidates before the WER screen and de-duplication (seed 0: 40 distinct kept)
 # Noise on the 256-d style vector, in units of each dimension's spread over the packs (engines_kokoro):
 # 1.0 stays the pack's voice (resemblyzer cosine 0.88-0.92), 1.5-2.0 gives 0.67-0.85; a first screen
 # with 1.5-2.3 lost most voices from ~1.8 up (WER 0.13-1.6 at 1.8-2.2, 0.06-0.09 at 1.56-1.9).
