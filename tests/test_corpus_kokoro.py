@@ -232,5 +232,5 @@ def test_committed_v2_screen_and_dedup_cover_the_inventory():
     ids = {s.id for s in speakers.inventory_v2(0)}
     assert set(result["kept"]) | set(result["dropped"]) == ids and not set(result["kept"]) & set(result["dropped"])
     kept_kokoro = [k for k in result["kept"] if k.startswith("kokoro-")]
-    assert len(kept_kokoro) >= 20 and set(kept_kokoro) <= set(screened["kept"])  # 24 for seed 0 (the aim was 40)
+    assert len(kept_kokoro) >= 40 and set(kept_kokoro) <= set(screened["kept"])
     assert all(screened["scores"][k]["wer"] <= screened["max_wer"] for k in kept_kokoro)
