@@ -7,6 +7,7 @@ The model is the tiny random-weight one: outputs are noise, so the checks are on
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 
@@ -16,8 +17,10 @@ for _key, _value in {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
     os.environ.setdefault(_key, _value)
 
 import socket
+import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -142,6 +145,39 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+APP_ENV = {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
+
+
+@contextlib.contextmanager
+def app_process(args: list[str], log_path: Path, timeout: float, poll: float = 0.25):
+    """-> (proc, url): `python3 app.py ARGS --host 127.0.0.1 --port P` from the repository root, in its own
+    process (output in `log_path`), once its page answers; stopped (then killed) on exit."""
+    port = free_port()
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, str(REPO_ROOT / "app.py"), *args, "--host", "127.0.0.1",
+                                 "--port", str(port)], cwd=REPO_ROOT, env=os.environ | APP_ENV, stdout=log,
+                                stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.monotonic() + timeout
+    try:
+        while True:
+            assert proc.poll() is None, "the app exited at start-up:\n" + log_path.read_text()[-3000:]
+            try:
+                urllib.request.urlopen(url + "config", timeout=2).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the app did not start:\n" + log_path.read_text()[-3000:]
+                time.sleep(poll)
+        yield proc, url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def launch_app(voices_dir: Path):

@@ -28,13 +28,13 @@ def _one_thread():
     torch.set_num_threads(threads)
 
 
-def _voices(batch: int, seed: int, samples: int = SEGMENT) -> torch.Tensor:
-    """Harmonic tones with random pitch and amplitude: `[batch, samples]`."""
+def _voices(batch: int, seed: int, samples: int = SEGMENT, min_amplitude: float = 0.0) -> torch.Tensor:
+    """Harmonic tones with random pitch and amplitude (at least `min_amplitude` of full): `[batch, samples]`."""
     g = torch.Generator().manual_seed(seed)
     t = torch.arange(samples) / 24_000
     f0 = 100 + 200 * torch.rand(batch, 1, generator=g)
     wav = sum(torch.sin(2 * torch.pi * k * f0 * t) / k for k in range(1, 6))
-    return 0.3 * wav * torch.rand(batch, 1, generator=g)
+    return 0.3 * wav * (min_amplitude + (1 - min_amplitude) * torch.rand(batch, 1, generator=g))
 
 
 def test_ema_codebook_starts_from_kmeans_and_restarts_dead_entries():

@@ -18,6 +18,8 @@ from lina.training.codec.freeze import CODES_JSON, codes_id, read_codes_id
 from lina.training.codec.runs import export, freeze_run, join_parts, open_run
 from lina.training.codec.stft_discriminator import BandSTFTDiscriminator, MultiBandSTFTDiscriminator
 from lina.training.codec.train import Trainer, train
+from test_codec_training import _one_thread  # noqa: F401 - autouse fixture: one thread for tiny convolutions
+from test_codec_training import _voices as training_voices
 
 CPU = torch.device("cpu")
 SEGMENT = 320 * 24
@@ -26,21 +28,9 @@ GAN_LIGHT = {"discriminators": ("mbstft",), "batch_size": 2, "warmup_steps": 1, 
 MEL_LIGHT = {"batch_size": 2, "warmup_steps": 1, "learning_rate": 2e-3}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny convolutions are slower with more threads on a shared CPU
-    yield
-    torch.set_num_threads(threads)
-
-
 def _voices(batch: int, seed: int, samples: int = SEGMENT) -> torch.Tensor:
-    """Harmonic tones with random pitch and amplitude: `[batch, samples]`."""
-    g = torch.Generator().manual_seed(seed)
-    t = torch.arange(samples) / 24_000
-    f0 = 100 + 200 * torch.rand(batch, 1, generator=g)
-    wav = sum(torch.sin(2 * torch.pi * k * f0 * t) / k for k in range(1, 6))
-    return 0.3 * wav * (0.5 + 0.5 * torch.rand(batch, 1, generator=g))
+    """test_codec_training's tones, never quieter than half of full amplitude: `[batch, samples]`."""
+    return training_voices(batch, seed, samples, min_amplitude=0.5)
 
 
 def _batches(start: int = 0):

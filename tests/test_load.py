@@ -16,20 +16,16 @@ Linux only: memory is read from /proc.
 from __future__ import annotations
 
 import json
-import os
 import statistics
-import subprocess
-import sys
 import threading
 import time
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 # First: test_app skips the whole module, with the reason, where gradio is not installed.
-from test_app import bad_voices, free_port, make_voices, speechlike, write_inputs  # isort: skip
+from test_app import app_process, bad_voices, make_voices, speechlike, write_inputs  # isort: skip
 
 from gradio_client import Client, handle_file  # isort: skip
 from gradio_client.exceptions import AppError  # isort: skip
@@ -41,7 +37,6 @@ from lina_app.settings import MAX_TEXT_CHARS, QUEUE_MAX_SIZE, SYNTHESIS_CONCURRE
 if not Path("/proc/self/status").exists():
     pytest.skip("the load test reads the server's memory from /proc (Linux)", allow_module_level=True)
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 STARTUP_TIMEOUT = 60.0          # import torch + gradio and build the page on a busy 2-core machine
 BURST_DEADLINE = 75.0           # every request of the burst has ended by then, or it counts as a hang
 PEAK_RSS_BOUND_MIB = 1536       # the tiny model's server peaks near 0.6 GiB under this burst (docs/reliability.md)
@@ -50,7 +45,6 @@ PROMISE_SLACK = 5.0             # seconds, for a noisy shared machine
 LONG_TUNING_STEPS = 500         # never reached: the job is cancelled once the promise is checked
 CLIENTS = 8                     # the burst comes from several visitors (sessions), not one
 QUEUE_FULL = "queue is full"
-ENV = {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
 
 
 # ---- the server -------------------------------------------------------------------------------
@@ -71,31 +65,9 @@ def server(tmp_path_factory):
     tts = LinaTTS.from_pretrained("tiny-random")
     voices = make_voices(root / "voices", tts, speechlike(seed=5))
     bad = bad_voices(inputs, tts)
-    port = free_port()
     log_path = root / "server.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, str(REPO_ROOT / "app.py"), "--model", "tiny-random", "--voices",
-                                 str(voices), "--host", "127.0.0.1", "--port", str(port)],
-                                cwd=REPO_ROOT, env=os.environ | ENV, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    try:
-        while True:
-            assert proc.poll() is None, "the app exited at start-up:\n" + log_path.read_text()[-3000:]
-            try:
-                urllib.request.urlopen(url + "config", timeout=2).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the app did not start:\n" + log_path.read_text()[-3000:]
-                time.sleep(0.25)
+    with app_process(["--model", "tiny-random", "--voices", str(voices)], log_path, STARTUP_TIMEOUT) as (proc, url):
         yield dict(proc=proc, url=url, inputs=inputs, bad=bad, log=log_path, root=root)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 # ---- the burst --------------------------------------------------------------------------------

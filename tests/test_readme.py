@@ -7,17 +7,12 @@ from the repository root, so what they write (`my-voice.safetensors`) stays out 
 """
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
 # First: test_app skips the whole module, with the reason, where gradio is not installed.
-from test_app import SNIPPET_CLONE, SNIPPET_SPEAK, SNIPPET_TUNE_VOICE, SNIPPET_VOICES, check_wav, free_port, run_snippet  # isort: skip
+from test_app import SNIPPET_CLONE, SNIPPET_SPEAK, SNIPPET_TUNE_VOICE, SNIPPET_VOICES, app_process, check_wav, run_snippet  # isort: skip
 from gradio_client import Client  # isort: skip
 
 from lina.voice import Voice
@@ -25,7 +20,6 @@ from lina_app.settings import DEFAULT_VOICES_DIR, EMBEDDED_MODEL_DIR
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STARTUP_TIMEOUT = 180.0     # torch + gradio imports and the embedded model, on a busy 2-core machine
-ENV = {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
 SHIPPED_VOICES = sorted(p.stem for p in DEFAULT_VOICES_DIR.glob("*.safetensors"))
 
 if not (EMBEDDED_MODEL_DIR / "config.json").is_file():
@@ -37,30 +31,8 @@ def readme_app(tmp_path_factory):
     """-> (url, folder to run the snippets in): `python3 app.py` as the README says, its log beside."""
     root = tmp_path_factory.mktemp("readme")
     (root / "assets").symlink_to(REPO_ROOT / "assets")
-    port = free_port()
-    log_path = root / "server.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "app.py", "--host", "127.0.0.1", "--port", str(port)], cwd=REPO_ROOT,
-                                env=os.environ | ENV, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    try:
-        while True:
-            assert proc.poll() is None, "the app exited at start-up:\n" + log_path.read_text()[-3000:]
-            try:
-                urllib.request.urlopen(url + "config", timeout=2).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline, "the app did not start:\n" + log_path.read_text()[-3000:]
-                time.sleep(0.5)
+    with app_process([], root / "server.log", STARTUP_TIMEOUT, poll=0.5) as (_, url):
         yield url, root
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def test_every_readme_snippet_runs_against_the_shipped_app(readme_app, capsys):
