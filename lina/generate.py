@@ -160,6 +160,12 @@ def decode(model: LinaModel, ctx: TextContext, state: LinaState, prompt: Tensor 
         step += 1
 
 
+def step_blocks(steps: Iterator[Step]) -> Iterator[Block]:
+    """:func:`decode`'s steps as one-step blocks (``tokens [B, 1]``): how eager decoding feeds the block loops."""
+    for s in steps:
+        yield Block(s.tokens[:, None], s.alignment[:, :, None])
+
+
 def _generator(model: LinaModel, seed: int | None) -> torch.Generator | None:
     if seed is None:
         return None
@@ -170,12 +176,11 @@ def _generator(model: LinaModel, seed: int | None) -> torch.Generator | None:
 
 def _blocks(model: LinaModel, ctx: TextContext, state: LinaState, cfg: GenerationConfig, prompt: Tensor | None,
             backend, block: int) -> Iterator[Block]:
-    if backend is None:
-        from lina.backends import Reference
-        backend = Reference(model)
     batch = ctx.keys.shape[0]
-    return backend.blocks(ctx, state, prompt, cfg.sampling, _generator(model, cfg.seed),
-                          cfg.floors(batch, model.device), cfg.voice_guidance, block)
+    generator, floors = _generator(model, cfg.seed), cfg.floors(batch, model.device)
+    if backend is None:  # the reference back end: model.step in a Python loop
+        return step_blocks(decode(model, ctx, state, prompt, cfg.sampling, generator, floors, cfg.voice_guidance))
+    return backend.blocks(ctx, state, prompt, cfg.sampling, generator, floors, cfg.voice_guidance, block)
 
 
 def stream(model: LinaModel, ctx: TextContext, state: LinaState, cfg: GenerationConfig,

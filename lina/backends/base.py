@@ -11,7 +11,7 @@ import torch
 from torch import Tensor
 
 from lina.cross_attention import TextContext
-from lina.generate import Block, decode
+from lina.generate import Block, decode, step_blocks
 from lina.model import LinaModel, ModelOutput
 from lina.sampling import SamplingConfig
 from lina.state import LinaState
@@ -48,9 +48,8 @@ class Backend:
                block: int) -> Iterator[Block]:
         """Endless blocks of sampled tokens (EOS included; the caller stops). ``block``: how many steps
         the caller wants at a time (a hint: eager back ends yield one step per block)."""
-        for s in decode(self.model, ctx, state, prompt, sampling, generator, min_tokens, guidance,
-                        self.fast_step()):
-            yield Block(s.tokens[:, None], s.alignment[:, :, None])
+        return step_blocks(decode(self.model, ctx, state, prompt, sampling, generator, min_tokens, guidance,
+                                  self.fast_step()))
 
     def warm_up(self, batches: tuple[int, ...] = (1,), text_lengths: tuple[int, ...] = (32,)) -> None:
         """Runs the shapes decoding will see (compilation, graph capture, kernel autotuning) once."""

@@ -22,7 +22,7 @@ from torch import Tensor
 from lina.backends.base import Backend
 from lina.cross_attention import TextContext
 from lina.cuda_graphs import GraphDecoder
-from lina.generate import Block, decode
+from lina.generate import Block, decode, step_blocks
 from lina.model import LinaModel
 from lina.sampling import SamplingConfig
 from lina.state import LinaState
@@ -78,8 +78,7 @@ class CudaGraph(Backend):
                generator: torch.Generator | None, min_tokens: Tensor, guidance: float,
                block: int) -> Iterator[Block]:
         if guidance:
-            for s in decode(self.model, ctx, state, prompt, sampling, generator, min_tokens, guidance):
-                yield Block(s.tokens[:, None], s.alignment[:, :, None])
+            yield from step_blocks(decode(self.model, ctx, state, prompt, sampling, generator, min_tokens, guidance))
             return
         tx = ctx.keys.shape[1]
         dec = GraphDecoder(self.model, pad_context(ctx), state, prompt, sampling, generator, block=NOISE_BLOCK,
