@@ -20,8 +20,9 @@ import os
 from pathlib import Path
 
 import gradio as gr
+from gradio.data_classes import FileData
 
-from lina_app import engine
+from lina_app import engine, transcriber
 from lina_app.handlers import Handlers
 from lina_app.model_choice import LoadedModel, load_model, requested_model
 from lina_app.errors import quiet_validation_errors
@@ -34,7 +35,7 @@ from lina_app.settings import (BEST_CLONE_CLIP_SECONDS, DEFAULT_LEARNING_RATE, D
                                MAX_TRANSCRIPT_CHARS, MAX_TUNING_CLIP_SECONDS, MAX_TUNING_CLIPS, OUTPUT_TTL_SECONDS,
                                QUEUE_MAX_SIZE, RANK_RANGE, STEPS_RANGE, SYNTHESIS_CONCURRENCY, SYNTHESIS_GROUP,
                                TEMPERATURE_RANGE, TOP_K_RANGE, TUNING_CONCURRENCY, TUNING_GROUP)
-from lina_app.texts import (CLONE_HELP, CONSENT, NO_PRESETS, PRESETS_HELP, TITLE, TUNE_HELP, about, banner)
+from lina_app.texts import (AUTO_TRANSCRIPT, CLONE_HELP, CONSENT, NO_PRESETS, PRESETS_HELP, TITLE, TUNE_HELP, about, banner)
 from lina_app.warmup import configure_kernel_caches
 
 VOICES_ENV_VAR = "LINA_VOICES_DIR"
@@ -48,6 +49,8 @@ CSS = """
 """
 SYNTHESIS = dict(concurrency_id=SYNTHESIS_GROUP, concurrency_limit=SYNTHESIS_CONCURRENCY)
 TUNING = dict(concurrency_id=TUNING_GROUP, concurrency_limit=TUNING_CONCURRENCY)
+# Speech recognition of an empty transcript box: one clip at a time, apart from synthesis.
+ASR = dict(concurrency_id="asr", concurrency_limit=1)
 
 
 def _sampling_controls(prefix: str) -> tuple[gr.Slider, gr.Slider, gr.Number]:
@@ -70,7 +73,8 @@ def _examples(rows: list, inputs: list, prefix: str, label: str) -> None:
 
 
 def _clone_tab(h: Handlers) -> None:
-    gr.Markdown(CLONE_HELP)
+    auto = transcriber.available()
+    gr.Markdown(CLONE_HELP + (AUTO_TRANSCRIPT if auto else ""))
     gr.Markdown(CONSENT)
     with gr.Row():
         with gr.Column():
@@ -78,8 +82,8 @@ def _clone_tab(h: Handlers) -> None:
             clip = gr.Audio(sources=["upload", "microphone"], type="filepath",
                             label=f"Voice clip ({low} to {high} s is best; at most {MAX_CLONE_CLIP_SECONDS:g} s)",
                             elem_id="clone-clip")
-            transcript = gr.Textbox(label=f"Transcript of the clip (required, up to {MAX_TRANSCRIPT_CHARS} characters)",
-                                    lines=2,
+            transcript = gr.Textbox(label=f"Transcript of the clip ({'left empty: transcribed for you, check it' if auto else 'required'}"
+                                          f", up to {MAX_TRANSCRIPT_CHARS} characters)", lines=2,
                                     placeholder="Exactly the words spoken in the clip", elem_id="clone-transcript")
             text = gr.Textbox(label=f"Text to speak (up to {MAX_TEXT_CHARS} characters)", lines=4,
                               value=EXAMPLE_TEXT, elem_id="clone-text")
@@ -98,13 +102,26 @@ def _clone_tab(h: Handlers) -> None:
             alignment = gr.Image(label="Alignment (cross-attention)", show_label=False, type="filepath",
                                  interactive=False, elem_id="clone-alignment")
             files = gr.File(label="All candidates", file_count="multiple", visible=False)
-    button.click(h.clone, [text, clip, transcript, top_k, temperature, seed, candidates], [files, info, alignment],
-                 api_name="clone", **SYNTHESIS).success(
-        h.show_candidates, files, players, api_visibility="private", queue=False)
+    # An empty transcript box is filled (and shown) before cloning; a recognizer failure stops here, the clip kept.
+    for upload in (clip.upload, clip.stop_recording):
+        upload(h.fill_transcript, [clip, transcript], transcript, api_visibility="private", **ASR)
+    button.click(h.fill_transcript, [clip, transcript], transcript, api_visibility="private", **ASR).success(
+        h.clone, [text, clip, transcript, top_k, temperature, seed, candidates], [files, info, alignment],
+        api_name="clone", **SYNTHESIS).success(h.show_candidates, files, players, api_visibility="private", queue=False)
+
+    def transcribe(clip: FileData) -> str:
+        """The words spoken in an audio clip, as the Space's speech recognizer (Whisper) hears them.
+
+        Args:
+            clip: the audio file (WAV, FLAC, MP3, OGG, M4A, WebM) of clear English speech.
+        """
+        return h.transcribe(clip)
+
+    gr.api(transcribe, api_name="transcribe", **ASR)
 
 
 def _tune_tab(h: Handlers) -> None:
-    gr.Markdown(TUNE_HELP)
+    gr.Markdown(TUNE_HELP + (AUTO_TRANSCRIPT if transcriber.available() else ""))
     gr.Markdown(CONSENT)
     with gr.Row():
         with gr.Column():
@@ -145,8 +162,9 @@ def _tune_tab(h: Handlers) -> None:
             again_audio = gr.Audio(label="Speech with the voice file", type="filepath", interactive=False,
                                    buttons=["download"], elem_id="again-audio")
             again_info = gr.Textbox(label="Generation info", interactive=False, elem_id="again-info")
-    button.click(h.tune_voice, [clips, transcripts, steps, rank, learning_rate, name, preview_text],
-                 [voice_file, preview, loss, status], api_name="tune_voice", show_progress_on=status, **TUNING)
+    button.click(h.fill_tune_transcripts, [clips, transcripts], transcripts, api_visibility="private", **ASR).success(
+        h.tune_voice, [clips, transcripts, steps, rank, learning_rate, name, preview_text],
+        [voice_file, preview, loss, status], api_name="tune_voice", show_progress_on=status, **TUNING)
     # Not a cancel: the tuning ends at its next step and still saves and previews its best state.
     stop.click(h.stop_tuning, None, status, api_visibility="private", queue=False)
     again.click(h.speak_with_file, [again_text, voice_file], [again_audio, again_info], api_visibility="private",

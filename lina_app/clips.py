@@ -1,11 +1,13 @@
 """Pairs the clips uploaded to build a voice with their transcripts.
 
 Two ways, mixable: `name.wav` + `name.txt` uploaded together (paired by file name), and a textbox
-with one transcript per line for the remaining clips, in upload order.
+with one transcript per line for the remaining clips, in upload order. An empty box with a speech
+recognizer at hand: the remaining clips are transcribed (lina_app/transcriber.py).
 """
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import gradio as gr
 
@@ -31,11 +33,35 @@ def _read_transcript(path: Path) -> str:
     return text
 
 
-def pair_clips(files, transcripts: str | None) -> list[tuple[str, str]]:
-    """-> `[(audio path, transcript)]` in upload order, or a `gr.Error` that says what is missing."""
+def _split(files) -> tuple[list[Path], dict[str, Path]]:
+    """-> (audio clips in upload order, transcript files by stem)."""
     paths = [Path(f) for f in (files or []) if f]
     audio = [p for p in paths if p.suffix.lower() != TRANSCRIPT_SUFFIX]
-    texts = {p.stem: p for p in paths if p.suffix.lower() == TRANSCRIPT_SUFFIX}
+    return audio, {p.stem: p for p in paths if p.suffix.lower() == TRANSCRIPT_SUFFIX}
+
+
+def _recognize_each(clips: list[Path], recognize: Callable[[str], str]) -> list[str]:
+    """One recognized line per clip; a failure names its clip (the uploads stay: the visitor can type)."""
+    lines = []
+    for number, path in enumerate(clips, start=1):
+        try:
+            lines.append(" ".join(recognize(str(path)).split()))
+        except gr.Error as error:
+            raise gr.Error(f"Clip {number} ({path.name}): {error.message}", print_exception=False) from None
+    return lines
+
+
+def recognized_lines(files) -> list[str]:
+    """The recognizer's line for every uploaded clip that has no clip.txt, in upload order."""
+    from lina_app.transcriber import transcribe
+    audio, texts = _split(files)
+    return _recognize_each([p for p in audio[:MAX_TUNING_CLIPS] if p.stem not in texts], transcribe)
+
+
+def pair_clips(files, transcripts: str | None, recognize: Callable[[str], str] | None = None) -> list[tuple[str, str]]:
+    """-> `[(audio path, transcript)]` in upload order, or a `gr.Error` that says what is missing. With
+    `recognize` (path -> words), an empty box is filled by it for the clips without a clip.txt."""
+    audio, texts = _split(files)
     if not audio:
         raise gr.Error("Please upload at least one audio clip of the voice, with its transcript.",
                        print_exception=False)
@@ -48,6 +74,8 @@ def pair_clips(files, transcripts: str | None) -> list[tuple[str, str]]:
     lines = [" ".join(line.split()) for line in (transcripts or "").splitlines()]
     lines = [line for line in lines if line]
     unpaired = [p for p in audio if p.stem not in texts]
+    if not lines and unpaired and recognize is not None:
+        lines = _recognize_each(unpaired, recognize)
     if len(lines) != len(unpaired):
         names = ", ".join(p.name for p in unpaired[:5]) + (", ..." if len(unpaired) > 5 else "")
         if not lines:

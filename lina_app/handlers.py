@@ -1,6 +1,6 @@
 """The event handlers behind the UI and the API: check inputs, call the engine, write the outputs.
 
-Each public method is one endpoint (`/clone`, `/tune_voice`, `/speak`, `/speak_stream`, `/voices`);
+Each public method is one endpoint (`/clone`, `/tune_voice`, `/speak`, `/speak_stream`, `/voices`, `/transcribe`);
 their parameters are the endpoint's inputs in order and their returns its outputs, so keep them stable.
 """
 from __future__ import annotations
@@ -15,8 +15,8 @@ import numpy as np
 from lina.audio import to_int16
 from lina.text import normalize_text
 from lina.voice import Voice
-from lina_app import engine
-from lina_app.clips import pair_clips
+from lina_app import engine, transcriber
+from lina_app.clips import pair_clips, recognized_lines
 from lina_app.errors import user_errors
 from lina_app.inputs import (check_clip, check_clips_audio, check_number, check_text, check_transcript,
                              load_voice_file, voice_name)
@@ -39,6 +39,10 @@ DEFAULT_VOICE_NAME = "my voice"
 def _session(request) -> str:
     """The visitor's session id ("" for calls without one): a stop button reaches only its own tuning."""
     return str(getattr(request, "session_hash", "") or "")
+
+
+def _blank(text) -> bool:
+    return not isinstance(text, str) or not text.strip()
 
 
 def _sampling(top_k, temperature, seed) -> tuple[int, float, int]:
@@ -68,6 +72,8 @@ class Handlers:
               seed=DEFAULT_SEED, candidates=1):
         """-> (WAV file per candidate, info line, alignment plot PNG)."""
         text = check_text(text)
+        if _blank(transcript) and transcriber.available():  # an empty transcript: Whisper's words are used
+            transcript = transcriber.transcribe(check_clip(prompt_audio))
         transcript = check_transcript(transcript)
         prompt_audio = check_clip(prompt_audio)
         top_k, temperature, seed = _sampling(top_k, temperature, seed)
@@ -77,6 +83,29 @@ class Handlers:
         plot = alignment_png(result.alignments if result.alignments is not None else result.alignment,
                              self.out.new_path("alignment.png"), self.tts.sentences(text))
         return files, info_line(self.tts.name, result, dropped=self._dropped(text)), plot
+
+    @staticmethod
+    def fill_transcript(prompt_audio, transcript):
+        """UI, before `/clone` and on upload: an empty transcript box gets the clip's recognized words, shown
+        for correction; a typed one, or no recognizer here, leaves the box as it is (`/clone` then decides)."""
+        if not prompt_audio or not _blank(transcript) or not transcriber.available():
+            return gr.skip()
+        return transcriber.transcribe(prompt_audio)
+
+    @staticmethod
+    def transcribe(clip) -> str:
+        """`/transcribe`: the words spoken in an audio file (str path or Gradio file data), as Whisper hears them."""
+        path = clip.get("path") if isinstance(clip, dict) else clip
+        return transcriber.transcribe(check_clip(path))
+
+    @staticmethod
+    def fill_tune_transcripts(clips, transcripts):
+        """UI, before `/tune_voice`: an empty transcript box gets one recognized line per clip that has no
+        clip.txt, shown for correction; otherwise the box is left as it is."""
+        if not clips or not _blank(transcripts) or not transcriber.available():
+            return gr.skip()
+        lines = recognized_lines(clips)
+        return "\n".join(lines) if lines else gr.skip()
 
     @staticmethod
     def show_candidates(files):
@@ -92,7 +121,7 @@ class Handlers:
                    request: gr.Request = None,
                    progress=gr.Progress()):  # noqa: B008 - Gradio's way of asking for a progress tracker
         """Yields live (voice file, preview WAV, loss table, status); the last yield is the result."""
-        pairs = pair_clips(clips, transcripts)
+        pairs = pair_clips(clips, transcripts, transcriber.transcribe if transcriber.available() else None)
         steps = check_number("Steps", steps, STEPS_RANGE, integer=True)
         rank = check_number("Rank", rank, RANK_RANGE, integer=True)
         learning_rate = check_number("Learning rate", learning_rate, LEARNING_RATE_RANGE)

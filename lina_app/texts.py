@@ -30,6 +30,9 @@ TUNE_HELP = ("Initial-State Tuning learns a small voice file (the starting state
              f"{MAX_TRANSCRIPT_CHARS} characters a line). The result is a `.safetensors` voice file: download it, "
              "and upload it later (here or in *Expressive voices*) to speak again without retuning.")
 
+AUTO_TRANSCRIPT = (" **Left empty, the transcript is filled in by speech recognition (Whisper)** when the clip is "
+                   "uploaded or the button pressed: check it and correct it if needed.")
+
 PRESETS_HELP = ("Pick a preset voice from `voices/`, or upload a voice file (`.safetensors`) built in the "
                 "previous tab. *Stream* plays the first sentence while the rest is still being generated.")
 

