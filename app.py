@@ -189,6 +189,11 @@ def _presets_tab(h: Handlers) -> None:
                               visible=bool(presets), elem_id="presets-sample")
             voice_file = gr.File(label="…or upload a voice file (.safetensors); it wins over the preset",
                                  file_types=VOICE_FILE_TYPES, elem_id="presets-voice-file")
+            with gr.Row():
+                hub_repo = gr.Textbox(label="…or a voice shared on the Hugging Face Hub (repo id)", scale=3,
+                                      placeholder="owner/name", elem_id="presets-hub-repo")
+                hub_load = gr.Button("Load from the Hub", scale=1, elem_id="presets-hub-load")
+            hub_status = gr.Markdown(elem_id="presets-hub-status")
             text = gr.Textbox(label=f"Text to speak (up to {MAX_TEXT_CHARS} characters)", lines=4, value=EXAMPLE_TEXT,
                               elem_id="presets-text")
             top_k, temperature, seed = _sampling_controls("presets")
@@ -206,6 +211,8 @@ def _presets_tab(h: Handlers) -> None:
     speak.click(h.speak, inputs, [audio, info], api_name="speak", **SYNTHESIS)
     stream.click(h.speak_stream, inputs, [streamed, info], api_name="speak_stream", **SYNTHESIS)
     preset.change(h.preset_details, preset, [details, sample], api_visibility="private", queue=False)
+    # The loaded voice goes into the voice-file box: Speak uses it, and the visitor can download it.
+    hub_load.click(h.voice_from_hub, hub_repo, [voice_file, hub_status], api_name="voice_from_hub")
 
     def voices() -> list[dict]:
         """The preset voices of the Space as JSON (id, name, style, description, model_id, rank, ...)."""

@@ -88,6 +88,21 @@ class Voice:
                 "model_id": self.model_id, "extra": json.dumps(self.extra), CHECKSUM_KEY: tensor_checksum(tensors)}
         save_file(tensors, str(path), metadata=meta)
 
+    def push_to_hub(self, repo_id: str, consent: str, source_clips: list[dict] | None = None,
+                    token: str | None = None, private: bool | None = None) -> str:
+        """Uploads this voice and its card (model id, source clips, `consent`) to Hub repo `repo_id` (created if
+        needed); `source_clips` default to those the Space records in `extra`. -> the commit URL."""
+        from lina.voice_hub import push_voice
+        return push_voice(self, repo_id, consent, source_clips, token=token, private=private)
+
+    @classmethod
+    def from_hub(cls, repo_id: str, model: LinaConfig | None = None, revision: str | None = None,
+                 token: str | None = None) -> "Voice":
+        """The voice of Hub repo `repo_id` (its voice.safetensors only: nothing is executed); raises
+        :class:`VoiceError` in plain words when it is missing, damaged, or, given `model`, made for another."""
+        from lina.voice_hub import load_voice
+        return load_voice(repo_id, model, revision=revision, token=token)
+
     @classmethod
     def load(cls, path: str | Path) -> "Voice":
         path = Path(path)

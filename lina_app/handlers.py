@@ -15,6 +15,7 @@ import numpy as np
 from lina.audio import to_int16
 from lina.text import normalize_text
 from lina.voice import Voice
+from lina.voice_hub import SOURCE_CLIPS_KEY
 from lina_app import engine, transcriber
 from lina_app.clips import pair_clips, recognized_lines
 from lina_app.errors import user_errors
@@ -160,6 +161,9 @@ class Handlers:
                            f"Tuning: step {step + 1}/{steps}, loss {loss:.3f}, {left}")
         if voice is None:
             raise gr.Error("Tuning stopped before it finished.", print_exception=False)
+        # The voice card of a voice shared on the Hub lists them (lina/voice_hub.py).
+        voice.extra[SOURCE_CLIPS_KEY] = [{"name": Path(path).name, "seconds": round(length, 2)}
+                                         for (path, _), length in zip(pairs, seconds)]
         voice_path = self.out.new_path(f"{slug(name)}.safetensors")
         voice.save(voice_path)
         progress(1.0, desc="Speaking the preview")
@@ -234,6 +238,16 @@ class Handlers:
                     yield (self.tts.sample_rate, to_int16(np.asarray(value))), gr.skip()
                 else:
                     yield gr.skip(), info_line(self.tts.name, value, label + " · streamed", self._dropped(text))
+
+    @user_errors
+    def voice_from_hub(self, repo_id):
+        """`/voice_from_hub`: the voice of a Hub repo (owner/name), checked against the loaded model.
+        -> (voice file, what was loaded)."""
+        voice = Voice.from_hub(str(repo_id or "").strip(), model=self.tts.model.cfg)
+        repo_id = str(repo_id).strip()
+        path = self.out.new_path(f"{slug(voice.name or repo_id.split('/')[-1])}.safetensors")
+        voice.save(path)
+        return str(path), f"Loaded the voice '{voice.name or repo_id}' from the Hub repo {repo_id}."
 
     @user_errors
     def voices(self) -> list[dict]:
