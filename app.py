@@ -35,10 +35,13 @@ from lina_app.settings import (BEST_CLONE_CLIP_SECONDS, DEFAULT_LEARNING_RATE, D
                                MAX_TRANSCRIPT_CHARS, MAX_TUNING_CLIP_SECONDS, MAX_TUNING_CLIPS, OUTPUT_TTL_SECONDS,
                                QUEUE_MAX_SIZE, RANK_RANGE, STEPS_RANGE, SYNTHESIS_CONCURRENCY, SYNTHESIS_GROUP,
                                TEMPERATURE_RANGE, TOP_K_RANGE, TUNING_CONCURRENCY, TUNING_GROUP)
-from lina_app.texts import (AUTO_TRANSCRIPT, CLONE_HELP, CONSENT, NO_PRESETS, PRESETS_HELP, TITLE, TUNE_HELP, about, banner)
+from lina_app.texts import (AUTO_TRANSCRIPT, CLONE_HELP, CONSENT, NO_PRESETS, PRESETS_HELP, TITLE, TUNE_HELP, about,
+                            banner)
+from lina_app.tool_docs import CLONE, LIST_VOICES, SPEAK, TRANSCRIBE, VOICE_FROM_HUB, documented
 from lina_app.warmup import configure_kernel_caches
 
 VOICES_ENV_VAR = "LINA_VOICES_DIR"
+MCP_ENV_VAR = "LINA_MCP_SERVER"   # 1/true: serve the endpoints as MCP tools too (as --mcp)
 CLIP_FILE_TYPES = ["audio", ".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".webm", ".txt"]
 VOICE_FILE_TYPES = [".safetensors"]
 MAX_UPLOAD_BYTES = 50 * 2**20  # as lina.audio's limit: larger uploads are refused before they are stored
@@ -82,8 +85,9 @@ def _clone_tab(h: Handlers) -> None:
             clip = gr.Audio(sources=["upload", "microphone"], type="filepath",
                             label=f"Voice clip ({low} to {high} s is best; at most {MAX_CLONE_CLIP_SECONDS:g} s)",
                             elem_id="clone-clip")
-            transcript = gr.Textbox(label=f"Transcript of the clip ({'left empty: transcribed for you, check it' if auto else 'required'}"
-                                          f", up to {MAX_TRANSCRIPT_CHARS} characters)", lines=2,
+            need = "left empty: transcribed for you, check it" if auto else "required"
+            transcript = gr.Textbox(label=f"Transcript of the clip ({need}, up to {MAX_TRANSCRIPT_CHARS} characters)",
+                                    lines=2,
                                     placeholder="Exactly the words spoken in the clip", elem_id="clone-transcript")
             text = gr.Textbox(label=f"Text to speak (up to {MAX_TEXT_CHARS} characters)", lines=4,
                               value=EXAMPLE_TEXT, elem_id="clone-text")
@@ -106,16 +110,14 @@ def _clone_tab(h: Handlers) -> None:
     for upload in (clip.upload, clip.stop_recording):
         upload(h.fill_transcript, [clip, transcript], transcript, api_visibility="private", **ASR)
     button.click(h.fill_transcript, [clip, transcript], transcript, api_visibility="private", **ASR).success(
-        h.clone, [text, clip, transcript, top_k, temperature, seed, candidates], [files, info, alignment],
+        documented(h.clone, CLONE), [text, clip, transcript, top_k, temperature, seed, candidates],
+        [files, info, alignment],
         api_name="clone", **SYNTHESIS).success(h.show_candidates, files, players, api_visibility="private", queue=False)
 
     def transcribe(clip: FileData) -> str:
-        """The words spoken in an audio clip, as the Space's speech recognizer (Whisper) hears them.
-
-        Args:
-            clip: the audio file (WAV, FLAC, MP3, OGG, M4A, WebM) of clear English speech.
-        """
         return h.transcribe(clip)
+
+    transcribe.__doc__ = TRANSCRIBE
 
     gr.api(transcribe, api_name="transcribe", **ASR)
 
@@ -208,17 +210,14 @@ def _presets_tab(h: Handlers) -> None:
             streamed = gr.Audio(label="Streamed speech", streaming=True, autoplay=True, interactive=False,
                                 elem_id="presets-streamed")
     inputs = [text, preset, voice_file, top_k, temperature, seed]
-    speak.click(h.speak, inputs, [audio, info], api_name="speak", **SYNTHESIS)
+    speak.click(documented(h.speak, SPEAK), inputs, [audio, info], api_name="speak", **SYNTHESIS)
     stream.click(h.speak_stream, inputs, [streamed, info], api_name="speak_stream", **SYNTHESIS)
     preset.change(h.preset_details, preset, [details, sample], api_visibility="private", queue=False)
     # The loaded voice goes into the voice-file box: Speak uses it, and the visitor can download it.
-    hub_load.click(h.voice_from_hub, hub_repo, [voice_file, hub_status], api_name="voice_from_hub")
+    hub_load.click(documented(h.voice_from_hub, VOICE_FROM_HUB), hub_repo, [voice_file, hub_status],
+                   api_name="voice_from_hub")
 
-    def voices() -> list[dict]:
-        """The preset voices of the Space as JSON (id, name, style, description, model_id, rank, ...)."""
-        return h.voices()
-
-    gr.api(voices, api_name="voices", concurrency_limit=None)
+    gr.api(documented(h.voices, LIST_VOICES, "list_voices"), api_name="voices", concurrency_limit=None)
 
 
 def build_demo(loaded: LoadedModel, voices_dir: str | Path | None = DEFAULT_VOICES_DIR) -> gr.Blocks:
@@ -257,6 +256,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="folder of preset voices (default: $LINA_VOICES_DIR, else voices/)")
     parser.add_argument("--host", default=None, help="address to listen on (default: Gradio's, e.g. 127.0.0.1)")
     parser.add_argument("--port", type=int, default=None, help="port (default: Gradio's, 7860 or the next free)")
+    parser.add_argument("--mcp", action="store_true",
+                        default=os.environ.get(MCP_ENV_VAR, "").lower() in ("1", "true", "yes", "on"),
+                        help=f"also serve the endpoints as MCP tools at /gradio_api/mcp/ (default: ${MCP_ENV_VAR})")
     return parser.parse_args(argv)
 
 
@@ -270,7 +272,9 @@ def main(argv: list[str] | None = None) -> None:
     demo = build_demo(loaded, args.voices)
     # Every kernel shape the endpoints use runs once before the page is served (lina_app/warmup.py).
     engine.warm_up()
-    demo.launch(server_name=args.host, server_port=args.port, **launch_options(args.voices))
+    # mcp_server=None leaves it to Gradio's own GRADIO_MCP_SERVER.
+    demo.launch(server_name=args.host, server_port=args.port, mcp_server=args.mcp or None,
+                **launch_options(args.voices))
 
 
 if __name__ == "__main__":

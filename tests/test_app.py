@@ -66,6 +66,7 @@ SNIPPET_TUNE_VOICE = _SNIPPETS["tune_voice"]
 SNIPPET_SPEAK = _SNIPPETS["speak"]
 SNIPPET_VOICES = _SNIPPETS["voices"]
 SNIPPET_TRANSCRIBE = _SNIPPETS["transcribe"]
+SNIPPET_MCP = _SNIPPETS["mcp"]
 
 
 def run_snippet(snippet: str, url: str, folder: Path) -> dict:

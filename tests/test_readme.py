@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 # First: test_app skips the whole module, with the reason, where gradio is not installed.
-from test_app import (SNIPPET_CLONE, SNIPPET_SPEAK, SNIPPET_TRANSCRIBE, SNIPPET_TUNE_VOICE, SNIPPET_VOICES,  # isort: skip
+from test_app import (SNIPPET_CLONE, SNIPPET_MCP, SNIPPET_SPEAK, SNIPPET_TRANSCRIBE, SNIPPET_TUNE_VOICE, SNIPPET_VOICES,  # isort: skip
                       app_process, check_wav, run_snippet)
 from gradio_client import Client  # isort: skip
 
@@ -32,8 +32,9 @@ def readme_app(tmp_path_factory):
     """-> (url, folder to run the snippets in): `python3 app.py` as the README says, its log beside."""
     root = tmp_path_factory.mktemp("readme")
     (root / "assets").symlink_to(REPO_ROOT / "assets")
+    # `--mcp` as the README's MCP paragraph says (the other snippets do not mind it).
     # As a fresh install: the offline recognizer on (tests/test_app.py turns it off for its own app).
-    with app_process([], root / "server.log", STARTUP_TIMEOUT, poll=0.5, env={"LINA_ASR_MODEL": "auto"}) as (_, url):
+    with app_process(["--mcp"], root / "server.log", STARTUP_TIMEOUT, poll=0.5, env={"LINA_ASR_MODEL": "auto"}) as (_, url):
         yield url, root
 
 
@@ -52,6 +53,10 @@ def test_every_readme_snippet_runs_against_the_shipped_app(readme_app, capsys):
 
     ns = run_snippet(SNIPPET_TRANSCRIBE, url, folder)
     assert ns["words"].startswith("Every morning I walk along the river"), ns["words"]
+
+    ns = run_snippet(SNIPPET_MCP, url, folder)
+    assert {"speak", "clone", "list_voices"} <= {tool.name for tool in ns["tools"].tools}
+    assert not ns["result"].isError and "Preset: Ava" in ns["result"].content[0].text
 
     ns = run_snippet(SNIPPET_TUNE_VOICE, url, folder)
     check_wav(ns["preview_wav"], min_seconds=0.5)
