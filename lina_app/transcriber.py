@@ -127,8 +127,15 @@ def _whisper(source: ModelSource):
             device, compute_type = _device()
             threads = max(1, min(MAX_CPU_THREADS, os.cpu_count() or 1))
             log.info("loading speech recognizer %s on %s (%s)", source.model, device, compute_type)
-            _loaded[source] = WhisperModel(source.model, device=device, compute_type=compute_type,
-                                           cpu_threads=threads, local_files_only=not source.download)
+            try:
+                _loaded[source] = WhisperModel(source.model, device=device, compute_type=compute_type,
+                                               cpu_threads=threads, local_files_only=not source.download)
+            except RuntimeError:  # CUDA seen but its libraries (cuBLAS, cuDNN) not loadable: the CPU still works
+                if device == "cpu":
+                    raise
+                log.warning("speech recognizer: %s failed, using the CPU", device, exc_info=True)
+                _loaded[source] = WhisperModel(source.model, device="cpu", compute_type="int8",
+                                               cpu_threads=threads, local_files_only=not source.download)
         return _loaded[source]
 
 

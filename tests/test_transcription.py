@@ -80,3 +80,24 @@ def test_a_recognizer_failure_is_a_plain_message(recognizer, monkeypatch, client
     text = expect_error(client, "Clip 1 (clip1.wav)", clips=[handle_file(served["inputs"] / "clip1.wav")],
                         transcripts="", steps=1, api_name="/tune_voice")
     assert "Your clip is kept" in text
+
+
+def test_the_page_fills_only_empty_boxes(recognizer, tmp_path):
+    """What the clone and voice-building buttons run first: an empty box gets the words, a typed one stays."""
+    import shutil
+
+    from lina_app.handlers import Handlers
+
+    assert Handlers.fill_transcript(str(CLIP), "").startswith("Every morning I walk")
+    assert Handlers.fill_transcript(str(CLIP), "My own words.") == gr_skip()
+    assert Handlers.fill_transcript(None, "") == gr_skip()
+    with_text = [shutil.copy(EXAMPLES_DIR / f"joe_tune_{i}.{ext}", tmp_path) for i in (1, 2) for ext in ("flac", "txt")]
+    clips = with_text[:2] + [with_text[2]]  # clip 1 with its .txt, clip 2 without
+    lines = Handlers.fill_tune_transcripts(clips, "  ").splitlines()
+    assert len(lines) == 1 and scoring.wer(transcript_of(EXAMPLES_DIR / "joe_tune_2.flac"), lines[0]) <= MAX_WER
+    assert Handlers.fill_tune_transcripts(clips, "typed") == gr_skip()
+
+
+def gr_skip():
+    import gradio as gr
+    return gr.skip()
