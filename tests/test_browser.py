@@ -127,7 +127,7 @@ def test_clone_with_an_empty_transcript_shows_the_recognized_one(page, monkeypat
     page.locator("#clone-button").click()  # the transcript box left as it is: empty
     fetch_wav(page, "clone-candidate-1")
     assert text_of(page, "clone-transcript").startswith("Every morning I walk along the river")
-    shot(page, "03-clone-transcribed")
+    shot(page, "02b-clone-transcribed")
 
 
 def test_build_voice_tab(site, page):
