@@ -131,6 +131,32 @@ class PhonemeTokenizer:
                           "vocabulary; is another gruut installed?)", PhonemeWarning, stacklevel=2)
         return ids + [self.eos_id]
 
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        """``(start, end)`` characters of ``text`` behind each id of ``encode(text)``: a word's phonemes all
+        span that word, a boundary or a mark its own place (BOS/EOS: empty spans at the ends)."""
+        from lina.g2p import G2P
+
+        spans: list[tuple[int, int]] = [(0, 0)]
+        cursor, previous = 0, None
+        for token in G2P.shared().words(text):
+            found = text.find(token.text, cursor)
+            start, end = (found, found + len(token.text)) if found >= 0 else (cursor, cursor)
+            cursor = max(cursor, end)
+            if token.is_word:
+                if previous is not None and previous not in ("(", '"'):
+                    spans.append((start, start))  # the boundary before the word
+                for phoneme in token.phonemes:
+                    base = phoneme.lstrip("".join(STRESS))
+                    symbols = [*phoneme[: len(phoneme) - len(base)], base]
+                    spans += [(start, end)] * sum(s in self._ids for s in symbols)
+                previous = "word"
+            else:
+                marks = [ch for ch in token.text if ch in PUNCTUATION]
+                spans += [(start, end)] * sum(m in self._ids for m in marks)
+                previous = marks[-1] if marks else previous
+        spans.append((len(text), len(text)))
+        return spans
+
     def decode(self, ids: Sequence[int]) -> str:
         """The symbols of ``ids`` joined (boundaries are spaces), specials removed: for logs and tests."""
         return "".join(self._by_id[i] for i in ids if int(i) >= len(SPECIALS) and int(i) in self._by_id)

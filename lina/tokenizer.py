@@ -90,6 +90,13 @@ class TextTokenizer:
         """Ids of `"[BOS]" + text + "[EOS]"`, exactly as the original code; raises on unknown characters."""
         return self._tokenizer.encode(TEXT_BOS + text + TEXT_EOS).ids
 
+    def token_spans(self, text: str) -> list[tuple[int, int]]:
+        """`(start, end)` characters of `text` each id of `encode(text)` spells (BOS/EOS: empty spans at
+        the ends): how word timestamps map tokens back to words (`lina.timestamps`)."""
+        shift = len(TEXT_BOS)
+        spans = self._tokenizer.encode(TEXT_BOS + text + TEXT_EOS).offsets
+        return [(min(max(s - shift, 0), len(text)), min(max(e - shift, 0), len(text))) for s, e in spans]
+
     def decode(self, ids: Sequence[int]) -> str:
         """Text of `ids`, special tokens removed (for logs and tests)."""
         return self._tokenizer.decode(list(ids), skip_special_tokens=True)

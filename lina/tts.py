@@ -27,10 +27,12 @@ from lina.backends import AUTO, Backend, choose
 from lina.constants import FRAME_RATE, HOP_LENGTH, SAMPLE_RATE
 from lina.generate import GenerationConfig, generate, stream
 from lina.ist import Clip, TuningConfig, tune_voice
+from lina.marks import Glossary, describe_pauses, split_pauses
 from lina.model import LinaModel
 from lina.pretrained import Bundle, resolve, save_folder
 from lina.sampling import DEFAULT_TOP_K, SamplingConfig
 from lina.text import split_sentences
+from lina.timestamps import WordTime, row_words
 from lina.tokenizer import TextError, prepare_text
 from lina.voice import Voice
 
@@ -43,6 +45,7 @@ MIN_SECONDS_PER_CHAR = 0.025
 MAX_PROMPT_SECONDS = 15.0     # prompt continuation works best with 3-10 s of speech
 MAX_SENTENCES = 64            # one request's batch of sentences x candidates stays bounded
 PAUSE_SECONDS = 0.25          # silence between the sentences of a paragraph
+ALIGNMENT_HEAD = 1            # of the cross-attention's two maps, the one word timestamps read
 
 
 def row_seconds(sentence: str, cap: float = MAX_ROW_SECONDS) -> float:
@@ -73,6 +76,43 @@ def speech_end(wav: np.ndarray, rate: int = SAMPLE_RATE) -> int:
     return int(sound[-1] + 1) * step
 
 
+def join_rows(waves: Sequence[np.ndarray], pauses: Sequence[float], lead: float = 0.0,
+              rate: int = SAMPLE_RATE) -> tuple[np.ndarray, list[float]]:
+    """Rows' audio ``[S_i]`` joined in order with ``pauses[i]`` seconds of silence after row ``i`` and
+    ``lead`` before the first -> ``(audio [S], start second of each row)``."""
+    parts, starts, at = [np.zeros(int(round(lead * rate)), dtype=np.float32)], [], int(round(lead * rate))
+    for wav, pause in zip(waves, pauses):
+        starts.append(at / rate)
+        gap = np.zeros(int(round(pause * rate)), dtype=np.float32)
+        parts += [np.asarray(wav, dtype=np.float32), gap]
+        at += len(wav) + len(gap)
+    return np.concatenate(parts), starts
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What `LinaTTS.plan` makes of a text: its sentences (pause marks removed), the silence after each
+    (seconds) and before the first, and the marks in words for the info line."""
+
+    sentences: list[str]
+    pauses: list[float]
+    lead: float = 0.0
+    describe: str = ""
+
+
+@dataclass
+class Rows:
+    """One batch of `LinaTTS.generate_rows`, per row: audio ``[S_i]``, codes ``[T_i]``, EOS within the
+    budget, alignment ``[T_i, Tx_i]``, the normalized text spoken, word times from the row's start."""
+
+    waves: list[np.ndarray]
+    codes: list[torch.Tensor]
+    finished: list[bool]
+    alignments: list[np.ndarray]
+    spoken: list[str]
+    words: list[list[WordTime]]
+
+
 @dataclass
 class Synthesis:
     """Result of one request. ``audio[c]`` is candidate ``c``: float32 ``[S]`` at ``sample_rate``."""
@@ -86,6 +126,9 @@ class Synthesis:
     alignment: np.ndarray | None  # [T, Tx] cross-attention of the first row (audio steps x text tokens)
     # [T_i, Tx_i] per sentence of the first candidate (each row's own steps and text tokens); None if not kept
     alignments: list[np.ndarray] | None = None
+    words: list[list[WordTime]] | None = None     # per candidate: the written words and when they are heard
+    spans: list[list[tuple[float, float]]] | None = None  # per candidate: (start, end) s of each sentence
+    marks: str = ""               # the pause marks it obeyed, in words ("" without any)
 
     @property
     def duration(self) -> float:
@@ -139,16 +182,35 @@ class LinaTTS:
         return self.model.device
 
     # ---- inputs -------------------------------------------------------------------------------
-    def sentences(self, text: str) -> list[str]:
-        """Long text split into sentences, each checked speakable (raises :class:`TextError`)."""
+    def plan(self, text: str) -> Plan:
+        """Long text -> its sentences (each checked speakable), the silence after each and before the
+        first: pause marks (`lina.marks`) cut the text and set their silence, the usual gap between
+        sentences is ``PAUSE_SECONDS``. Raises :class:`TextError` (also for a malformed mark)."""
         if not isinstance(text, str) or not text.strip():
             raise TextError("the text is empty")
-        pieces = [p for p in split_sentences(text) if any(ch.isalnum() for ch in p)]
-        if not pieces:
+        chunks = split_pauses(text)
+        lead = chunks[0].pause if not chunks[0].text else 0.0
+        sentences: list[str] = []
+        pauses: list[float] = []
+        for chunk in chunks:
+            pieces = [p for p in split_sentences(chunk.text) if any(ch.isalnum() for ch in p)]
+            if not pieces:
+                if pauses:  # a mark after text that says nothing: its silence still counts
+                    pauses[-1] += chunk.pause
+                continue
+            sentences += pieces
+            pauses += [PAUSE_SECONDS] * (len(pieces) - 1) + [chunk.pause or PAUSE_SECONDS]
+        if not sentences:
             raise TextError("nothing speakable in the text")
-        if len(pieces) > MAX_SENTENCES:
-            raise TextError(f"the text has {len(pieces)} sentences; the limit is {MAX_SENTENCES} per request")
-        return pieces
+        if len(sentences) > MAX_SENTENCES:
+            raise TextError(f"the text has {len(sentences)} sentences; the limit is {MAX_SENTENCES} per request")
+        if not chunks[-1].pause:
+            pauses[-1] = 0.0  # no silence after the last sentence, unless a mark asks for it
+        return Plan(sentences, pauses, lead, describe_pauses(chunks))
+
+    def sentences(self, text: str) -> list[str]:
+        """Long text split into sentences, each checked speakable (raises :class:`TextError`)."""
+        return self.plan(text).sentences
 
     def encode_audio(self, audio: AudioSource, max_seconds: float = MAX_PROMPT_SECONDS) -> torch.Tensor:
         """A user clip (path, bytes or ``(rate, array)``) -> codec ids ``[T]`` (raises ``AudioError``)."""
@@ -174,8 +236,10 @@ class LinaTTS:
         with torch.inference_mode():
             return self.codec.encode(torch.from_numpy(wav).to(self.device)[None])[0]
 
-    def _texts(self, sentences: Sequence[str], prefix: str = "") -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-        prepared = [prepare_text(f"{prefix} {s}".strip(), self.tokenizer, self.model.cfg.max_text_len)
+    def _texts(self, sentences: Sequence[str], prefix: str = "",
+               glossary: Glossary | None = None) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
+        respell = (glossary or Glossary()).apply
+        prepared = [prepare_text(f"{prefix} {respell(s)}".strip(), self.tokenizer, self.model.cfg.max_text_len)
                     for s in sentences]
         ids = [torch.tensor(p.ids) for p in prepared]
         padded = torch.nn.utils.rnn.pad_sequence(ids, batch_first=True, padding_value=self.tokenizer.pad_id)
@@ -185,40 +249,76 @@ class LinaTTS:
     def synthesize(self, text: str, voice: Voice | Sequence[Voice | None] | None = None, *,
                    top_k: int = DEFAULT_TOP_K, temperature: float = 1.0, seed: int | None = 0,
                    candidates: int = 1, max_seconds: float = MAX_ROW_SECONDS,
-                   voice_guidance: float = 0.0) -> Synthesis:
+                   voice_guidance: float = 0.0, glossary: Glossary | None = None) -> Synthesis:
         """Speaks ``text`` (split into sentences, all generated as one batch) with a tuned voice or none.
 
         ``voice`` may be a list with one voice per candidate: different voices share one batch.
         ``voice_guidance`` > 0 samples from ``log p_voice + w (log p_voice - log p_no_voice)``: more of the
         voice's speaker and style, at twice the decoding work (`lina.generate.guide`; a row without a voice
         comes out as without guidance); 0 = off.
+        Pause marks in ``text`` (``[pause 0.5]``, ``<break time="500ms"/>``) become that much silence;
+        ``glossary`` respells words before normalization (`lina.marks.Glossary`). The result carries word
+        timestamps (``words``) from the model's alignment.
         """
         voices = list(voice) if isinstance(voice, (list, tuple)) else [voice] * candidates
         if len(voices) != candidates:
             raise ValueError(f"{len(voices)} voices for {candidates} candidates")
-        return self._run(self.sentences(text), voices, None, "", top_k, temperature, seed, max_seconds,
-                         voice_guidance)
+        return self._run(self.plan(text), voices, None, "", top_k, temperature, seed, max_seconds,
+                         voice_guidance, glossary)
 
     def clone(self, text: str, prompt_audio: AudioSource, prompt_transcript: str, *, top_k: int = DEFAULT_TOP_K,
               temperature: float = 1.0, seed: int | None = 0, candidates: int = 1,
-              max_seconds: float = MAX_ROW_SECONDS) -> Synthesis:
+              max_seconds: float = MAX_ROW_SECONDS, glossary: Glossary | None = None) -> Synthesis:
         """Prompt continuation: the clip and its transcript are a prefix the model continues."""
         if not isinstance(prompt_transcript, str) or not prompt_transcript.strip():
             raise TextError("the transcript of the prompt clip is required")
         prompt = self.encode_prompt(prompt_audio)
-        return self._run(self.sentences(text), [None] * candidates, prompt, prompt_transcript, top_k, temperature,
-                         seed, max_seconds)
+        return self._run(self.plan(text), [None] * candidates, prompt, prompt_transcript, top_k, temperature,
+                         seed, max_seconds, glossary=glossary)
 
-    def _run(self, sentences: list[str], voices: list[Voice | None], prompt: torch.Tensor | None, prefix: str,
+    def synthesize_dialogue(self, script, voices=None, **options):
+        """Every line of a script spoken by its own voice, all lines in one batch: see
+        `lina.dialogue.synthesize_dialogue` (same arguments after the model)."""
+        from lina.dialogue import synthesize_dialogue
+
+        return synthesize_dialogue(self, script, voices, **options)
+
+    def _run(self, plan: Plan, voices: list[Voice | None], prompt: torch.Tensor | None, prefix: str,
              top_k: int, temperature: float, seed: int | None, max_seconds: float,
-             voice_guidance: float = 0.0) -> Synthesis:
+             voice_guidance: float = 0.0, glossary: Glossary | None = None) -> Synthesis:
         start = time.perf_counter()
+        sentences, n = plan.sentences, len(plan.sentences)
         rows = [s for _ in voices for s in sentences]
         if len(rows) > MAX_SENTENCES:
             raise TextError(f"{len(sentences)} sentences x {len(voices)} candidates exceeds {MAX_SENTENCES} rows")
-        text, lengths, spoken = self._texts(rows, prefix)
-        initial = self._initial_states([v for v in voices for _ in sentences])
-        limits = [row_seconds(s, max_seconds) for s in sentences] * len(voices)
+        batch = self.generate_rows(rows, [v for v in voices for _ in sentences], top_k=top_k,
+                                   temperature=temperature, seed=seed, max_seconds=max_seconds,
+                                   voice_guidance=voice_guidance, prompt=prompt, prefix=prefix, glossary=glossary)
+        audio, words, spans = [], [], []
+        for c in range(len(voices)):
+            wav, starts = join_rows(batch.waves[c * n:(c + 1) * n], plan.pauses, plan.lead)
+            audio.append(wav)
+            spans.append([(s, s + len(w) / SAMPLE_RATE) for s, w in zip(starts, batch.waves[c * n:(c + 1) * n])])
+            words.append([w.shifted(s) for r, s in zip(range(c * n, (c + 1) * n), starts) for w in batch.words[r]])
+        steps = len(batch.codes[0]) if batch.codes else 0
+        alignment = batch.alignments[0][:steps] if batch.alignments else None
+        return Synthesis(audio, SAMPLE_RATE, batch.spoken[:n],
+                         [all(batch.finished[c * n:(c + 1) * n]) for c in range(len(voices))],
+                         sum(len(c) for c in batch.codes), time.perf_counter() - start, alignment,
+                         batch.alignments[:n], words, spans, plan.describe)
+
+    def generate_rows(self, rows: Sequence[str], voices: Sequence[Voice | None], *, top_k: int = DEFAULT_TOP_K,
+                      temperature: float = 1.0, seed: int | None = 0, max_seconds: float = MAX_ROW_SECONDS,
+                      voice_guidance: float = 0.0, prompt: torch.Tensor | None = None, prefix: str = "",
+                      glossary: Glossary | None = None) -> Rows:
+        """One batch, one ``generate`` call: row ``i`` speaks the sentence ``rows[i]`` with ``voices[i]`` (its
+        own initial state). What `synthesize`, `clone` and dialogues share; returns every row's audio,
+        codes, alignment and word timestamps (seconds from the row's start)."""
+        if len(rows) != len(voices):
+            raise ValueError(f"{len(voices)} voices for {len(rows)} rows")
+        text, lengths, spoken = self._texts(rows, prefix, glossary)
+        initial = self._initial_states(list(voices))
+        limits = [row_seconds(s, max_seconds) for s in rows]
         max_tokens = int(max(limits) * FRAME_RATE)
         # The floor counts the sentence to speak, not the prompt's transcript: the prompt is given.
         floors = tuple(min_row_tokens(s, int(lim * FRAME_RATE)) for s, lim in zip(rows, limits))
@@ -232,15 +332,14 @@ class LinaTTS:
             codes = [c[: int(lim * FRAME_RATE)] for c, lim in zip(out.codes, limits)]
             finished = [bool(f) and len(c) == len(o) for f, c, o in zip(out.finished.tolist(), codes, out.codes)]
             waves = self._decode(codes)
-        pause = np.zeros(int(PAUSE_SECONDS * SAMPLE_RATE), dtype=np.float32)
-        n = len(sentences)
-        audio = [np.concatenate([x for w in waves[c * n:(c + 1) * n] for x in (w, pause)][:-1])
-                 for c in range(len(voices))]
-        steps = len(codes[0]) if codes else 0
-        alignment = out.alignment[0, 0, :steps, : int(lengths[0])].float().cpu().numpy()
-        per_sentence = [out.alignment[r, 0, : len(codes[r]), : int(lengths[r])].float().cpu().numpy() for r in range(n)]
-        return Synthesis(audio, SAMPLE_RATE, spoken[:n], [all(finished[c * n:(c + 1) * n]) for c in range(len(voices))],
-                         sum(len(c) for c in codes), time.perf_counter() - start, alignment, per_sentence)
+        alignments = [out.alignment[r, 0, : len(codes[r]), : int(lengths[r])].float().cpu().numpy()
+                      for r in range(len(rows))]
+        # Word times read the second attention: the position the position net chose (monotonic by
+        # construction); the first one (drawn by the alignment view) is a content lookup, often diffuse.
+        chosen = [out.alignment[r, ALIGNMENT_HEAD, : len(codes[r]), : int(lengths[r])].float().cpu().numpy()
+                  for r in range(len(rows))]
+        words = [row_words(s, prefix, a, t, self.tokenizer, glossary) for s, a, t in zip(rows, chosen, spoken)]
+        return Rows(waves, codes, finished, alignments, spoken, words)
 
     def _initial_states(self, voices: list[Voice | None]) -> list[torch.Tensor] | None:
         if all(v is None for v in voices):

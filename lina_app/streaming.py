@@ -19,7 +19,7 @@ from lina.constants import FRAME_RATE, SAMPLE_RATE
 from lina.generate import GenerationConfig
 from lina.generate import stream as stream_tokens
 from lina.sampling import SamplingConfig
-from lina.tts import PAUSE_SECONDS, LinaTTS, Synthesis, min_row_tokens, row_seconds
+from lina.tts import LinaTTS, Synthesis, min_row_tokens, row_seconds
 from lina.voice import Voice
 
 CHUNK_TOKENS = 15   # tokens per streamed piece (0.2 s of audio): the first sound comes after this many steps
@@ -32,7 +32,8 @@ class BatchStream:
     def __init__(self, tts: LinaTTS, text: str, voice: Voice | None, top_k: int, temperature: float,
                  seed: int | None, chunk_tokens: int = CHUNK_TOKENS):
         self.tts, self.voice, self.chunk_tokens = tts, voice, chunk_tokens
-        self.sentences = tts.sentences(text)
+        self.plan = tts.plan(text)  # pause marks: the same silences as `synthesize`
+        self.sentences = self.plan.sentences
         self.sampling = SamplingConfig(top_k=top_k, temperature=temperature)
         self.seed = seed
         self.result: Synthesis | None = None
@@ -58,7 +59,11 @@ class BatchStream:
         finished = [False] * len(sentences)
         spoken_audio: list[np.ndarray] = []
         current = 0
-        pause = np.zeros(int(PAUSE_SECONDS * SAMPLE_RATE), dtype=np.float32)
+        pauses = [np.zeros(int(round(p * SAMPLE_RATE)), dtype=np.float32) for p in self.plan.pauses]
+        if self.plan.lead:
+            lead = np.zeros(int(round(self.plan.lead * SAMPLE_RATE)), dtype=np.float32)
+            spoken_audio.append(lead)
+            yield lead
         while current < len(sentences):
             with torch.inference_mode():  # per step: a server may resume this generator on another thread
                 item = next(chunks, None)
@@ -84,9 +89,9 @@ class BatchStream:
                 ready[current] = []
                 if not ended[current]:
                     break
-                if current < len(sentences) - 1:
-                    spoken_audio.append(pause)
-                    yield pause
+                if pauses[current].size:
+                    spoken_audio.append(pauses[current])
+                    yield pauses[current]
                 current += 1
         self.result = Synthesis([np.concatenate(spoken_audio) if spoken_audio else np.zeros(0, np.float32)],
                                 SAMPLE_RATE, spoken, [all(finished)], sum(made), time.perf_counter() - start, None)
