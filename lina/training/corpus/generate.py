@@ -65,7 +65,10 @@ def change_voice(audio: np.ndarray, sr: int, *, pitch: float, f0_range: float, f
     if not np.isfinite(f0):
         return audio  # nothing voiced
     run(f"random_initializeWithSeedUnsafelyButPredictably ({seed})")  # Praat's resampling/PSOLA draw noise
-    out = call(sound, "Change gender", PITCH_FLOOR_HZ, PITCH_CEILING_HZ, formant, f0 * pitch, f0_range, 1.0)
+    try:
+        out = call(sound, "Change gender", PITCH_FLOOR_HZ, PITCH_CEILING_HZ, formant, f0 * pitch, f0_range, 1.0)
+    except parselmouth.PraatError:  # a pitch track Praat cannot resynthesize (seen on short, barely voiced rows)
+        return audio
     return out.values[0].astype(np.float32)
 
 
@@ -110,6 +113,14 @@ def finish(audio: np.ndarray, sr: int, style_name: str) -> np.ndarray:
 def render_row(row: dict) -> np.ndarray:
     """The row's audio at 24 kHz, float32 mono; the same row always gives the same samples."""
     audio, sr = _synthesize(row)
+    return post_process(audio, sr, row)
+
+
+def post_process(audio: np.ndarray, sr: int, row: dict) -> np.ndarray:
+    """An engine's raw audio of `row` -> the corpus audio (voice change, filters, style, 24 kHz, level).
+
+    Split from `render_row` so that audio synthesized elsewhere (Kokoro batched on a GPU) gets the same
+    treatment as the rows rendered one by one."""
     spk, st = row["spk"], style(row["style"])
     native_style = spk["engine"] == "espeak"  # SSML carried the style's pitch and range
     pitch = spk.get("pitch", 1.0) * (1.0 if native_style else st.f0)
