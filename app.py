@@ -54,6 +54,7 @@ SYNTHESIS = dict(concurrency_id=SYNTHESIS_GROUP, concurrency_limit=SYNTHESIS_CON
 TUNING = dict(concurrency_id=TUNING_GROUP, concurrency_limit=TUNING_CONCURRENCY)
 # Speech recognition of an empty transcript box: one clip at a time, apart from synthesis.
 ASR = dict(concurrency_id="asr", concurrency_limit=1)
+PRESET_STATUS_SECONDS = 2.0   # the presets tab redraws a preset's tuning status this often
 
 
 def _sampling_controls(prefix: str) -> tuple[gr.Slider, gr.Slider, gr.Number]:
@@ -187,6 +188,10 @@ def _presets_tab(h: Handlers) -> None:
                                  elem_id="presets-preset")
             first_details, first_sample = h.preset_details(first.id) if first else ("", None)
             details = gr.Markdown(first_details, elem_id="presets-details")
+            # Where the preset stands for this model (ready / tuning / tuned on first use / failed), redrawn
+            # while presets are being tuned.
+            status = gr.Markdown(h.preset_status(first.id) if first else "", elem_id="presets-status")
+            ticker = gr.Timer(PRESET_STATUS_SECONDS, active=not h.tuner.all_ready())
             sample = gr.Audio(first_sample, label="Sample of the preset", type="filepath", interactive=False,
                               visible=bool(presets), elem_id="presets-sample")
             voice_file = gr.File(label="…or upload a voice file (.safetensors); it wins over the preset",
@@ -216,6 +221,8 @@ def _presets_tab(h: Handlers) -> None:
     # The loaded voice goes into the voice-file box: Speak uses it, and the visitor can download it.
     hub_load.click(documented(h.voice_from_hub, VOICE_FROM_HUB), hub_repo, [voice_file, hub_status],
                    api_name="voice_from_hub")
+    for event in (preset.change, ticker.tick, speak.click):
+        event(h.preset_status, preset, status, api_visibility="private", queue=False)
 
     gr.api(documented(h.voices, LIST_VOICES, "list_voices"), api_name="voices", concurrency_limit=None)
 
@@ -238,6 +245,7 @@ def build_demo(loaded: LoadedModel, voices_dir: str | Path | None = DEFAULT_VOIC
             with gr.Tab("About", id="about"):
                 gr.Markdown(about(loaded), elem_id="about")
     demo.queue(max_size=QUEUE_MAX_SIZE, default_concurrency_limit=SYNTHESIS_CONCURRENCY)
+    demo.preset_tuner = h.tuner  # main() starts its background tuning once the warm-up is done
     return demo
 
 
@@ -272,6 +280,8 @@ def main(argv: list[str] | None = None) -> None:
     demo = build_demo(loaded, args.voices)
     # Every kernel shape the endpoints use runs once before the page is served (lina_app/warmup.py).
     engine.warm_up()
+    # On a dedicated GPU, presets without a state for this model are tuned while visitors use the app.
+    demo.preset_tuner.start_background()
     # mcp_server=None leaves it to Gradio's own GRADIO_MCP_SERVER.
     demo.launch(server_name=args.host, server_port=args.port, mcp_server=args.mcp or None,
                 **launch_options(args.voices))

@@ -18,6 +18,7 @@ import numpy as np
 from lina.tts import LinaTTS, Synthesis
 from lina.voice import Voice
 from lina_app import warmup
+from lina_app.preset_tuner import tune_with
 from lina_app.streaming import BatchStream
 from lina_app.tuning import release_memory
 from lina_app.settings import (GPU_BASE_SECONDS, GPU_MAX_SECONDS, GPU_SECONDS_PER_CHAR,
@@ -193,6 +194,18 @@ def tune(clips: Sequence[tuple[str, str]], steps: int, rank: int, learning_rate:
         stop.set()
         if key:
             _early_stops.pop(key, None)
+
+
+def _preset_seconds(clips: Sequence = (), settings=None, *args, **kwargs) -> int:
+    return _capped(GPU_SECONDS_PER_TUNING_STEP * int(getattr(settings, "steps", 100)))
+
+
+@gpu(duration=_preset_seconds)
+def tune_preset(clips: Sequence[tuple[str, str]], settings, spec, on_step=None) -> Voice:
+    """One preset voice tuned from its clips (`lina_app.preset_tuner`): in the request's GPU slot on
+    ZeroGPU, where `on_step` is None (a callback does not cross to the GPU worker)."""
+    with activity.track("tune_preset"):
+        return tune_with(model(), clips, settings, spec, on_step)
 
 
 _early_stops: dict[str, threading.Event] = {}   # tuning key (the visitor's session) -> "stop, keep the best"

@@ -24,7 +24,8 @@ from lina_app.inputs import (check_clip, check_clips_audio, check_number, check_
 from lina_app.model_choice import LoadedModel
 from lina_app.outputs import OutputDir, info_line, slug
 from lina_app.plots import alignment_png, loss_frame
-from lina_app.presets import Preset, find_preset, list_presets, load_preset
+from lina_app.preset_tuner import PresetNotReady, PresetTuner, on_zero_gpu
+from lina_app.presets import Preset, find_preset, list_presets, load_preset, manifest_presets, state_files
 from lina_app.settings import (DEFAULT_LEARNING_RATE, DEFAULT_PREVIEW_TEXT, DEFAULT_RANK, DEFAULT_SEED,
                                DEFAULT_STEPS, DEFAULT_TEMPERATURE, DEFAULT_TOP_K,
                                LEARNING_RATE_RANGE, MAX_CANDIDATES, RANK_RANGE, SEED_RANGE, STEPS_RANGE,
@@ -61,6 +62,11 @@ class Handlers:
         self.voices_dir = Path(voices_dir) if voices_dir else None
         self.out = outputs or OutputDir()
         engine.use(self.tts)
+        # A preset of the manifest without a state for this model is tuned through the engine: on ZeroGPU in
+        # the request's GPU slot, where no step callback can cross to the GPU worker (so no live progress).
+        zero_gpu = on_zero_gpu()
+        self.tuner = PresetTuner(self.tts, self.voices_dir, tune_fn=lambda pairs, settings, spec, on_step:
+                                 engine.tune_preset(pairs, settings, spec, None if zero_gpu else on_step))
 
     def _dropped(self, text: str) -> tuple[str, ...]:
         """Characters of `text` the model's front end cannot read (emoji, other scripts): for the info line."""
@@ -188,8 +194,10 @@ class Handlers:
 
     # ---- tab 3 (and tab 2's voice file): speaking with a tuned voice ---------------------------
     def presets(self) -> list[Preset]:
-        """Re-read at each call, so voices added to the folder are found without a restart."""
-        return list_presets(self.voices_dir, self.tts.model.cfg)
+        """The manifest's presets (with their status), then the folder's other voice files, re-read at each
+        call so that voices added to the folder are found without a restart."""
+        return manifest_presets(self.tuner) + list_presets(self.voices_dir, self.tts.model.cfg,
+                                                           state_files(self.tuner))
 
     def _voice(self, preset, voice_file) -> tuple[Voice | None, str]:
         """An uploaded voice file wins over a preset; neither means the untuned model."""
@@ -202,6 +210,11 @@ class Handlers:
             if found is None:
                 known = ", ".join(p.id for p in presets if p.compatible) or "none"
                 raise gr.Error(f"Unknown preset voice '{preset}'. Available: {known}.", print_exception=False)
+            if found.managed:
+                try:
+                    return self.tuner.voice(found.id), f"Preset: {found.label}"
+                except PresetNotReady as error:
+                    raise gr.Error(str(error), print_exception=False) from None
             return load_preset(found), f"Preset: {found.label}"
         return None, "No voice (the untuned model)"
 
@@ -266,3 +279,11 @@ class Handlers:
         if not found.compatible:
             lines.append(f"⚠️ Not usable with the loaded model: {found.problem}")
         return "\n\n".join(lines), found.sample
+
+    def preset_status(self, preset):
+        """Tab 3: where the chosen preset stands for the loaded model, and all presets in one line (UI only;
+        redrawn by a timer while presets are being tuned)."""
+        found = find_preset(self.presets(), preset or "")
+        line = f"**Status:** {found.public()['status_text']}" if found else ""
+        summary = self.tuner.summary()
+        return "\n\n".join(x for x in (line, summary and f"*{summary}*") if x)

@@ -36,9 +36,10 @@ AUTO_TRANSCRIPT = (" **Left empty, the transcript is filled in by speech recogni
 PRESETS_HELP = ("Pick a preset voice from `voices/`, or upload a voice file (`.safetensors`) built in the "
                 "previous tab. *Stream* plays the first sentence while the rest is still being generated.")
 
-NO_PRESETS = ("**No preset voices yet.** The `voices/` folder holds none: build a voice in "
-              "*Build a voice from several clips* and upload its file here, or add `*.safetensors` voices "
-              "(with an optional sample `name.wav` beside each) to `voices/`; see `voices/README.md`.")
+NO_PRESETS = ("**No preset voices yet.** The voices folder has none this model can use: build a voice in "
+              "*Build a voice from several clips* and upload its file here, or add presets (clips and "
+              "transcripts in `voices/presets.json`, tuned for the loaded model by the app) or `*.safetensors` "
+              "voices to `voices/`; see `voices/README.md`.")
 
 
 HOW_TO_GET_RELEASED = (f"For real speech, start the app with the released model (`{RELEASED_REPO}`, fetched "
