@@ -141,7 +141,7 @@ class PresetTuner:
             settings = replace(settings, batch_size=spec.tuning.batch_size, crop_seconds=0.0)
         return settings, how.estimate_seconds, how.limit_seconds
 
-    def _seconds(self, spec: PresetSpec) -> list[float]:
+    def clip_seconds(self, spec: PresetSpec) -> list[float]:
         return [soundfile.info(path).duration for path, _ in self.clip_pairs(spec)]
 
     def _initial_status(self, spec: PresetSpec) -> PresetStatus:
@@ -150,7 +150,7 @@ class PresetTuner:
             if voice is not None:
                 self._voices[spec.id] = voice
                 return PresetStatus(READY, source=source)
-            settings, estimate, limit = self.run_settings(spec, self._seconds(spec))
+            settings, estimate, limit = self.run_settings(spec, self.clip_seconds(spec))
         except (OSError, ValueError, RuntimeError, ManifestError) as error:
             return PresetStatus(UNAVAILABLE, problem=f"its clips cannot be read ({error})")
         if estimate > limit:
@@ -161,20 +161,19 @@ class PresetTuner:
         return PresetStatus(QUEUED if self.mode == BACKGROUND else ON_FIRST_USE, estimate, steps=settings.steps)
 
     def _stored(self, spec: PresetSpec) -> tuple[Voice | None, str]:
-        """A shipped state for this model under the key of the manifest's settings, else a cached one under
-        that key or under this machine's bounded key."""
+        """A state shipped for this model, else a cached one, under the key of the manifest's settings or
+        (on a CPU) of this machine's bounded settings: the full one first."""
         model_id, cfg = self.tts.model_id, self.tts.model.cfg
-        full = preset_key(spec, self.folder, model_id, spec.tuning.as_dict())
+        keys = [preset_key(spec, self.folder, model_id, spec.tuning.as_dict())]
         shipped = spec.states.get(model_id)
-        if shipped and shipped["key"] == full:
-            voice = load_trusted_shipped(self.folder / shipped["file"], cfg)
-            if voice is not None:
-                return voice, "shipped"
-        keys = [full]
-        if self.device == "cpu":
-            keys.append(self.key(spec, self.run_settings(spec, self._seconds(spec))[0]))
-        for key in keys:
-            voice = self.cache.load(model_id, spec.id, key, cfg)
+        for n in range(2 if self.device == "cpu" else 1):
+            if n:  # read the clips' lengths only when the full key found nothing
+                keys.append(self.key(spec, self.run_settings(spec, self.clip_seconds(spec))[0]))
+            if shipped and shipped["key"] == keys[n]:
+                voice = load_trusted_shipped(self.folder / shipped["file"], cfg)
+                if voice is not None:
+                    return voice, "shipped"
+            voice = self.cache.load(model_id, spec.id, keys[n], cfg)
             if voice is not None:
                 return voice, "cache"
         return None, ""
@@ -247,7 +246,7 @@ class PresetTuner:
 
     def _tune(self, spec: PresetSpec) -> Voice:
         pairs = self.clip_pairs(spec)
-        settings, estimate, _ = self.run_settings(spec, self._seconds(spec))
+        settings, estimate, _ = self.run_settings(spec, self.clip_seconds(spec))
         key = self.key(spec, settings)
         with self._lock:
             self._status[spec.id] = PresetStatus(TUNING, estimate, 0, settings.steps, time.monotonic())

@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from lina.tts import LinaTTS  # noqa: E402
 from lina_app.preset_cache import KEY_FIELD  # noqa: E402
 from lina_app.preset_manifest import MANIFEST, clip_path, preset_key, read_manifest, write_manifest  # noqa: E402
-from lina_app.preset_tuner import tune_with  # noqa: E402
+from lina_app.preset_tuner import OFF, PresetTuner, tune_with  # noqa: E402
 
 STATES_DIR = "states"
 
@@ -66,6 +66,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=0, help="override the manifest's steps (timing runs)")
     p.add_argument("--out", default="", help="write states here instead of VOICES/states/<model id>")
     p.add_argument("--no-manifest", action="store_true", help="leave presets.json as it is")
+    p.add_argument("--app-settings", action="store_true",
+                   help="tune as the app does on this device (on a CPU: its bounded steps and crops)")
     p.add_argument("--force", action="store_true", help="tune even presets whose state has the current key")
     p.add_argument("--report", default="", help="JSON file for the times")
     args = p.parse_args(argv)
@@ -84,8 +86,10 @@ def main(argv: list[str] | None = None) -> int:
         p.error("--out outside the voices folder: add --no-manifest (the manifest lists states inside it)")
     out.mkdir(parents=True, exist_ok=True)
     rows, updated = [], {s.id: s for s in read_manifest(folder)}
+    app = PresetTuner(tts, folder, mode=OFF) if args.app_settings else None
     for n, spec in enumerate(specs, 1):
-        tuning = replace(spec.tuning, steps=args.steps) if args.steps else spec.tuning
+        tuning = app.run_settings(spec, app.clip_seconds(spec))[0] if app else spec.tuning
+        tuning = replace(tuning, steps=args.steps) if args.steps else tuning
         spec = replace(spec, tuning=tuning)
         key = preset_key(spec, folder, model_id, tuning.as_dict())
         listed = spec.states.get(model_id)
