@@ -23,6 +23,8 @@ import gradio as gr
 from gradio.data_classes import FileData
 
 from lina_app import engine, transcriber
+from lina_app.dialogue import dialogue_tab
+from lina_app.extras import speech_options, subtitle_outputs, subtitles_of
 from lina_app.handlers import Handlers
 from lina_app.model_choice import LoadedModel, load_model, requested_model
 from lina_app.errors import quiet_validation_errors
@@ -35,8 +37,8 @@ from lina_app.settings import (BEST_CLONE_CLIP_SECONDS, DEFAULT_LEARNING_RATE, D
                                MAX_TRANSCRIPT_CHARS, MAX_TUNING_CLIP_SECONDS, MAX_TUNING_CLIPS, OUTPUT_TTL_SECONDS,
                                QUEUE_MAX_SIZE, RANK_RANGE, STEPS_RANGE, SYNTHESIS_CONCURRENCY, SYNTHESIS_GROUP,
                                TEMPERATURE_RANGE, TOP_K_RANGE, TUNING_CONCURRENCY, TUNING_GROUP)
-from lina_app.texts import (AUTO_TRANSCRIPT, CLONE_HELP, CONSENT, NO_PRESETS, PRESETS_HELP, TITLE, TUNE_HELP, about,
-                            banner)
+from lina_app.texts import (AUTO_TRANSCRIPT, CLONE_HELP, CONSENT, NO_PRESETS, PAUSES_HELP, PRESETS_HELP, TITLE,
+                            TUNE_HELP, about, banner)
 from lina_app.tool_docs import CLONE, LIST_VOICES, SPEAK, TRANSCRIBE, VOICE_FROM_HUB, documented
 from lina_app.warmup import configure_kernel_caches
 
@@ -203,6 +205,9 @@ def _presets_tab(h: Handlers) -> None:
             hub_status = gr.Markdown(elem_id="presets-hub-status")
             text = gr.Textbox(label=f"Text to speak (up to {MAX_TEXT_CHARS} characters)", lines=4, value=EXAMPLE_TEXT,
                               elem_id="presets-text")
+            with gr.Accordion("Pauses, pronunciations, speed", open=False):
+                gr.Markdown(PAUSES_HELP)
+                glossary, speed = speech_options("presets")
             top_k, temperature, seed = _sampling_controls("presets")
             with gr.Row():
                 speak = gr.Button("Speak", variant="primary", elem_id="presets-speak")
@@ -214,8 +219,12 @@ def _presets_tab(h: Handlers) -> None:
             info = gr.Textbox(label="Generation info", lines=2, interactive=False, elem_id="presets-info")
             streamed = gr.Audio(label="Streamed speech", streaming=True, autoplay=True, interactive=False,
                                 elem_id="presets-streamed")
+            subtitles, words = subtitle_outputs("presets")
     inputs = [text, preset, voice_file, top_k, temperature, seed]
-    speak.click(documented(h.speak, SPEAK), inputs, [audio, info], api_name="speak", **SYNTHESIS)
+    timed = gr.State()  # the word timestamps of the last speech: the page's subtitles (not part of the API)
+    speak.click(documented(h.speak, SPEAK), inputs + [glossary, speed], [audio, info, timed], api_name="speak",
+                **SYNTHESIS).success(subtitles_of(h.out, "speech"), timed, [subtitles, words],
+                                     api_visibility="private", queue=False)
     stream.click(h.speak_stream, inputs, [streamed, info], api_name="speak_stream", **SYNTHESIS)
     preset.change(h.preset_details, preset, [details, sample], api_visibility="private", queue=False)
     # The loaded voice goes into the voice-file box: Speak uses it, and the visitor can download it.
@@ -242,6 +251,8 @@ def build_demo(loaded: LoadedModel, voices_dir: str | Path | None = DEFAULT_VOIC
                 _tune_tab(h)
             with gr.Tab("Expressive voices", id="presets"):
                 _presets_tab(h)
+            with gr.Tab("Dialogue and subtitles", id="dialogue"):
+                dialogue_tab(h, VOICE_FILE_TYPES, SYNTHESIS)
             with gr.Tab("About", id="about"):
                 gr.Markdown(about(loaded), elem_id="about")
     demo.queue(max_size=QUEUE_MAX_SIZE, default_concurrency_limit=SYNTHESIS_CONCURRENCY)

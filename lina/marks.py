@@ -18,7 +18,7 @@ from pathlib import Path
 
 from lina.tokenizer import TextError
 
-__all__ = ["Chunk", "Glossary", "MAX_PAUSE_SECONDS", "split_pauses"]
+__all__ = ["Chunk", "Glossary", "MAX_PAUSE_SECONDS", "split_pauses", "strip_marks"]
 
 MAX_PAUSE_SECONDS = 10.0   # one mark's silence; longer is a mistake (or an attempt to make huge files)
 MAX_GLOSSARY_ENTRIES = 200
@@ -83,6 +83,13 @@ def split_pauses(text: str) -> list[Chunk]:
     if len(chunks) > 1 and not chunks[-1].text:
         chunks.pop()  # a mark at the very end: the silence belongs to the chunk before it
     return chunks
+
+
+def strip_marks(text: str) -> str:
+    """``text`` with its valid pause marks replaced by spaces (what remains is read)."""
+    for start, end, _ in reversed(_marks(text)):
+        text = f"{text[:start]} {text[end:]}"
+    return text
 
 
 def describe_pauses(chunks: Iterable[Chunk]) -> str:

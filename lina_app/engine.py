@@ -95,7 +95,8 @@ def _capped(seconds: float) -> int:
     return int(min(GPU_MAX_SECONDS, GPU_BASE_SECONDS + seconds))
 
 
-def _synthesis_seconds(text: str, voice=None, top_k=0, temperature=0.0, seed=0, candidates: int = 1) -> int:
+def _synthesis_seconds(text: str, voice=None, top_k=0, temperature=0.0, seed=0, candidates: int = 1,
+                       glossary=None) -> int:
     return _capped(GPU_SECONDS_PER_CHAR * len(text) * max(1, int(candidates)))
 
 
@@ -121,11 +122,26 @@ def warm_up() -> dict[str, float]:
 
 @gpu(duration=_synthesis_seconds)
 def synthesize(text: str, voice: Voice | None, top_k: int, temperature: float, seed: int,
-               candidates: int = 1) -> Synthesis:
-    """Text (split into sentences, one batch) spoken with `voice` (None: the untuned model)."""
+               candidates: int = 1, glossary=None) -> Synthesis:
+    """Text (split into sentences, one batch) spoken with `voice` (None: the untuned model); `glossary`:
+    a `lina.marks.Glossary` of pronunciations."""
     with activity.track("synthesize"):
         return model().synthesize(text, voice, top_k=top_k, temperature=temperature, seed=seed,
-                                  candidates=candidates)
+                                  candidates=candidates, glossary=glossary)
+
+
+def _dialogue_seconds(turns: Sequence[tuple[str, str]] = (), voices=None, gap=0.0, top_k=0, temperature=0.0,
+                      seed=0, glossary=None, line_by_line: bool = False) -> int:
+    return _capped(GPU_SECONDS_PER_CHAR * sum(len(text) for _, text in turns) * (2 if line_by_line else 1))
+
+
+@gpu(duration=_dialogue_seconds)
+def dialogue(turns: Sequence[tuple[str, str]], voices: dict, gap: float, top_k: int, temperature: float, seed: int,
+             glossary=None, line_by_line: bool = False):
+    """A script's lines, each with its speaker's voice, in one batch (`lina.dialogue`)."""
+    with activity.track("dialogue"):
+        return model().synthesize_dialogue(turns, voices, gap=gap, top_k=top_k, temperature=temperature, seed=seed,
+                                           glossary=glossary, line_by_line=line_by_line)
 
 
 @gpu(duration=_clone_seconds)

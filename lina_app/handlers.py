@@ -13,12 +13,14 @@ import gradio as gr
 import numpy as np
 
 from lina.audio import to_int16
+from lina.marks import strip_marks
 from lina.text import normalize_text
 from lina.voice import Voice
 from lina.voice_hub import SOURCE_CLIPS_KEY
 from lina_app import engine, transcriber
 from lina_app.clips import pair_clips, recognized_lines
 from lina_app.errors import user_errors
+from lina_app.extras import SPEED_RANGE, at_speed, glossary_note, request_glossary, speed_note, words_json
 from lina_app.inputs import (check_clip, check_clips_audio, check_number, check_text, check_transcript,
                              load_voice_file, voice_name)
 from lina_app.model_choice import LoadedModel
@@ -71,6 +73,8 @@ class Handlers:
     def _dropped(self, text: str) -> tuple[str, ...]:
         """Characters of `text` the model's front end cannot read (emoji, other scripts): for the info line."""
         tokenizer = self.tts.tokenizer
+        with contextlib.suppress(ValueError):  # a malformed pause mark: refused with its own message later
+            text = strip_marks(text)
         return normalize_text(text, tokenizer.alphabet, lowercase=tokenizer.lowercases, warn=False).dropped
 
     # ---- tab 1: prompt continuation ------------------------------------------------------------
@@ -220,21 +224,27 @@ class Handlers:
 
     @user_errors
     def speak(self, text, preset="", voice_file=None, top_k=DEFAULT_TOP_K, temperature=DEFAULT_TEMPERATURE,
-              seed=DEFAULT_SEED):
-        """-> (WAV file, info line)."""
+              seed=DEFAULT_SEED, glossary="", speed=1.0):
+        """-> (WAV file, info line, word timestamps). The page keeps the words in a `gr.State` for its
+        subtitle files: the API and MCP return the first two only."""
         text = check_text(text)
         top_k, temperature, seed = _sampling(top_k, temperature, seed)
+        speed = check_number("Speed", speed, SPEED_RANGE)
+        respell = request_glossary(glossary)
         voice, label = self._voice(preset, voice_file)
-        result = engine.synthesize(text, voice, top_k, temperature, seed)
-        return (self.out.wav(result.audio[0], result.sample_rate, "speech"),
-                info_line(self.tts.name, result, label, self._dropped(text)))
+        result = engine.synthesize(text, voice, top_k, temperature, seed, glossary=respell)
+        audio, words = at_speed(result.audio[0], result.words[0], speed)
+        extra = " · ".join(n for n in (label, result.marks and f"pauses: {result.marks}", glossary_note(respell, text),
+                                       speed_note(speed, len(audio) / result.sample_rate)) if n)
+        return (self.out.wav(audio, result.sample_rate, "speech"),
+                info_line(self.tts.name, result, extra, self._dropped(text)), words_json(words))
 
     def speak_with_file(self, text, voice_file):
         """Tab 2: the voice file (just tuned, or uploaded) speaks the text, no retuning."""
         if not voice_file:
             raise gr.Error("Please tune a voice first, or upload a voice file (.safetensors).",
                            print_exception=False)
-        return self.speak(text, "", voice_file)
+        return self.speak(text, "", voice_file)[:2]
 
     @user_errors
     def speak_stream(self, text, preset="", voice_file=None, top_k=DEFAULT_TOP_K, temperature=DEFAULT_TEMPERATURE,

@@ -36,6 +36,10 @@ AUTO_TRANSCRIPT = (" **Left empty, the transcript is filled in by speech recogni
 PRESETS_HELP = ("Pick a preset voice from `voices/`, or upload a voice file (`.safetensors`) built in the "
                 "previous tab. *Stream* plays the first sentence while the rest is still being generated.")
 
+PAUSES_HELP = ("Pauses: write `[pause 0.5]` (seconds) or `<break time=\"500ms\"/>` in the text, where a silence "
+               "should be. Pronunciations: a word and how to say it, e.g. `Nguyen = win`, applied before the "
+               "text is read. Speed changes the finished audio (time-stretched, pitch kept), not the model.")
+
 NO_PRESETS = ("**No preset voices yet.** The voices folder has none this model can use: build a voice in "
               "*Build a voice from several clips* and upload its file here, or add presets (clips and "
               "transcripts in `voices/presets.json`, tuned for the loaded model by the app) or `*.safetensors` "

@@ -25,6 +25,9 @@ Args:
     preset: the id of a preset voice, as list_voices gives it (e.g. "ava_neutral"); "" for none.
     voice_file: a Lina-Speech voice file (.safetensors) from voice tuning or the Hub; it wins over preset.
 {_SAMPLING}
+    glossary: pronunciations, one "word = respelling" a line (e.g. "Nguyen = win"); "" for none. The text
+        may also hold pauses: [pause 0.5] or <break time="500ms"/>.
+    speed: 0.7 to 1.5, applied after generation (time-stretched, pitch kept); 1 leaves the audio as spoken.
 
 Returns:
     the speech as a 24 kHz 16-bit WAV file, and a line of generation info (model, voice, timing).

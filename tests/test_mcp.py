@@ -17,7 +17,7 @@ mcp = pytest.importorskip("mcp", reason="the mcp package is not installed (pip i
 from mcp.client.session import ClientSession  # noqa: E402
 from mcp.client.streamable_http import streamablehttp_client  # noqa: E402
 
-TOOLS = {"speak": ["text", "preset", "voice_file", "top_k", "temperature", "seed"],
+TOOLS = {"speak": ["text", "preset", "voice_file", "top_k", "temperature", "seed", "glossary", "speed"],
          "clone": ["text", "prompt_audio", "transcript", "top_k", "temperature", "seed", "candidates"],
          "list_voices": []}
 

@@ -72,3 +72,20 @@ def test_every_readme_snippet_runs_against_the_shipped_app(readme_app, capsys):
     check_wav(wav, min_seconds=0.5)
     assert "Preset: Ava — neutral ·" in info, info
     assert "ava_neutral" in SNIPPET_SPEAK
+
+
+def test_dialogue_and_subtitle_snippets(readme_app):
+    """The README's dialogue and subtitle examples, as written, against the shipped app and presets."""
+    from lina.subtitles import parse_srt, parse_vtt
+    from test_app import _SNIPPETS
+
+    url, folder = readme_app
+    ns = run_snippet(_SNIPPETS["dialogue"], url, folder)
+    check_wav(ns["wav"], min_seconds=2.0)
+    assert [row[0] for row in ns["lines"]["data"]] == ["Ava", "Leo", "Mia"]
+    assert "3 lines, 4 sentences in one batch" in ns["info"] and "Mia: Zoe — happy" in ns["info"], ns["info"]
+    ns = run_snippet(_SNIPPETS["subtitles"], url, folder)
+    assert [w["word"] for w in ns["words"]] == "In 1990, Nguyen read 3 books. Then he wrote one!".split()
+    assert "glossary: Nguyen → win" in ns["info"] and "speed 1.25x" in ns["info"], ns["info"]
+    for cues in (parse_srt((folder / "speech.srt").read_text()), parse_vtt((folder / "speech.vtt").read_text())):
+        assert " ".join(c.text for c in cues).split() == [w["word"] for w in ns["words"]]

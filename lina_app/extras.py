@@ -1,0 +1,113 @@
+"""What every synthesis endpoint can add: a pronunciation glossary (the request's entries over the saved
+default), a speed (time-stretched after generation), and the word timestamps as JSON, SRT and WebVTT files;
+with the info-line words that echo them."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+
+from lina.marks import Glossary
+from lina.speed import MAX_SPEED, MIN_SPEED, change_speed
+from lina.subtitles import group_words, to_srt, to_vtt
+from lina.timestamps import WordTime
+from lina_app.outputs import OutputDir
+from lina_app.settings import REPO_ROOT
+
+GLOSSARY_ENV_VAR = "LINA_GLOSSARY"
+DEFAULT_GLOSSARY_FILE = REPO_ROOT / "glossary.txt"   # the Space's saved default (one "word = respelling" a line)
+MAX_GLOSSARY_TEXT_CHARS = 5000
+SPEED_RANGE = (MIN_SPEED, MAX_SPEED)
+SPEED_NOTE = "applied after generation: the audio is time-stretched (WSOLA), its pitch kept"
+GLOSSARY_PLACEHOLDER = "one per line, e.g.\nNguyen = win\nSQL = sequel"
+SHOWN_ENTRIES = 4
+
+
+def default_glossary() -> Glossary:
+    """The saved default glossary: $LINA_GLOSSARY, else glossary.txt beside app.py (absent: empty)."""
+    return Glossary.load(os.environ.get(GLOSSARY_ENV_VAR) or DEFAULT_GLOSSARY_FILE)
+
+
+def request_glossary(text) -> Glossary:
+    """The saved default with the request's entries over it (raises `TextError` for a malformed line)."""
+    text = text if isinstance(text, str) else ""
+    if len(text) > MAX_GLOSSARY_TEXT_CHARS:
+        raise gr.Error(f"The glossary is {len(text)} characters long; the limit is {MAX_GLOSSARY_TEXT_CHARS}.",
+                       print_exception=False)
+    return default_glossary().merged(Glossary.parse(text))
+
+
+def glossary_note(glossary: Glossary, text: str) -> str:
+    """'glossary: Lina → Leena, GLA → G L A' for the entries the text uses ('' for none)."""
+    used = glossary.used_in(text)
+    if not used:
+        return ""
+    shown = ", ".join(f"{w} → {glossary.entries[w]}" for w in used[:SHOWN_ENTRIES])
+    return f"glossary: {shown}" + (f" (+{len(used) - SHOWN_ENTRIES} more)" if len(used) > SHOWN_ENTRIES else "")
+
+
+def speed_note(speed: float, seconds: float | None = None) -> str:
+    """'speed 1.25x (...), 8.1 s' for the info line ('' at 1x); ``seconds``: the audio's length after it."""
+    if speed == 1.0:
+        return ""
+    return f"speed {speed:g}x ({SPEED_NOTE})" + (f", {seconds:.1f} s" if seconds is not None else "")
+
+
+def at_speed(audio: np.ndarray, words: list[WordTime], speed: float) -> tuple[np.ndarray, list[WordTime]]:
+    """Audio and its word times after the speed change (times divided by the factor)."""
+    if speed == 1.0:
+        return audio, words
+    return change_speed(audio, speed), [WordTime(w.word, w.start / speed, w.end / speed, w.speaker) for w in words]
+
+
+def words_json(words: list[WordTime]) -> list[dict]:
+    """What the API returns: ``[{"word", "start", "end"(, "speaker")}]``, seconds rounded to the millisecond."""
+    return [w.to_dict() for w in words]
+
+
+def subtitle_files(out: OutputDir, words: list[WordTime], name: str) -> list[str]:
+    """``name.srt`` and ``name.vtt`` of the words (one folder each, downloadable names)."""
+    cues = group_words(words)
+    paths = []
+    for suffix, text in ((".srt", to_srt(cues)), (".vtt", to_vtt(cues))):
+        path = out.new_path(f"{name}{suffix}")
+        Path(path).write_text(text, encoding="utf-8")
+        paths.append(str(path))
+    return paths
+
+
+def json_file(out: OutputDir, words: list[WordTime], name: str) -> str:
+    path = out.new_path(f"{name}.json")
+    Path(path).write_text(json.dumps(words_json(words), indent=1), encoding="utf-8")
+    return str(path)
+
+
+# ---- UI pieces shared by the tabs --------------------------------------------------------------------
+def speech_options(prefix: str) -> tuple[gr.Textbox, gr.Slider]:
+    """The pronunciation box and the speed slider (inside the caller's layout)."""
+    saved = len(default_glossary())
+    glossary = gr.Textbox("", label="Pronunciations: word = respelling, one a line"
+                          + (f" (over the saved default's {saved} entries)" if saved else ""), lines=2,
+                          placeholder=GLOSSARY_PLACEHOLDER, elem_id=f"{prefix}-glossary")
+    speed = gr.Slider(*SPEED_RANGE, value=1.0, step=0.05, label="Speed", info=SPEED_NOTE, elem_id=f"{prefix}-speed")
+    return glossary, speed
+
+
+def subtitle_outputs(prefix: str) -> tuple[gr.File, gr.JSON]:
+    files = gr.File(label="Subtitles (SRT, WebVTT)", file_count="multiple", interactive=False,
+                    elem_id=f"{prefix}-subtitles")
+    words = gr.JSON(label="Word timestamps", open=False, elem_id=f"{prefix}-words")
+    return files, words
+
+
+def subtitles_of(out: OutputDir, name: str):
+    """UI handler: the words a synthesis left in its `gr.State` -> (SRT + VTT files, the words)."""
+
+    def handler(words):
+        times = [WordTime(w["word"], w["start"], w["end"], w.get("speaker", "")) for w in words or []]
+        return (subtitle_files(out, times, name) if times else None), words
+
+    return handler
