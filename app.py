@@ -24,7 +24,7 @@ from gradio.data_classes import FileData
 
 from lina_app import engine, transcriber
 from lina_app.dialogue import dialogue_tab
-from lina_app.extras import speech_options, subtitle_outputs, subtitles_of
+from lina_app.extras import speech_options, subtitle_outputs
 from lina_app.handlers import Handlers
 from lina_app.model_choice import LoadedModel, load_model, requested_model
 from lina_app.errors import quiet_validation_errors
@@ -221,10 +221,8 @@ def _presets_tab(h: Handlers) -> None:
                                 elem_id="presets-streamed")
             subtitles, words = subtitle_outputs("presets")
     inputs = [text, preset, voice_file, top_k, temperature, seed]
-    timed = gr.State()  # the word timestamps of the last speech: the page's subtitles (not part of the API)
-    speak.click(documented(h.speak, SPEAK), inputs + [glossary, speed], [audio, info, timed], api_name="speak",
-                **SYNTHESIS).success(subtitles_of(h.out, "speech"), timed, [subtitles, words],
-                                     api_visibility="private", queue=False)
+    speak.click(documented(h.speak, SPEAK), inputs + [glossary, speed], [audio, info], api_name="speak",
+                **SYNTHESIS).success(h.speech_subtitles, None, [subtitles, words], api_visibility="private", queue=False)
     stream.click(h.speak_stream, inputs, [streamed, info], api_name="speak_stream", **SYNTHESIS)
     preset.change(h.preset_details, preset, [details, sample], api_visibility="private", queue=False)
     # The loaded voice goes into the voice-file box: Speak uses it, and the visitor can download it.

@@ -26,10 +26,10 @@ from lina.text import normalize_text
 
 __all__ = ["WordTime", "frame_tokens", "frame_tokens_reference", "row_words", "word_char_spans", "word_times"]
 
-# Frames a decoding step's attention lags the audio of its token: step t is scored from frame t-1's
-# input, so its alignment describes the text just before frame t is spoken (calibrated against Whisper
-# word times on held-out sentences: see docs/timestamps.md).
-ALIGNMENT_LAG_FRAMES = 0.0
+# Frames by which the position attention runs ahead of the sound: the model reads a token a little before
+# it is heard (it plans the next sound). Calibrated against Whisper's word times on held-out sentences
+# (lina/eval/word_times.py, lina-mini: our boundaries were 137 ms early on the dev half; docs/timestamps.md).
+ALIGNMENT_LAG_FRAMES = 10.0
 
 
 @dataclass(frozen=True)

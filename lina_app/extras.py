@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import threading
+from collections import OrderedDict
 from pathlib import Path
 
 import gradio as gr
@@ -24,6 +26,7 @@ SPEED_RANGE = (MIN_SPEED, MAX_SPEED)
 SPEED_NOTE = "applied after generation: the audio is time-stretched (WSOLA), its pitch kept"
 GLOSSARY_PLACEHOLDER = "one per line, e.g.\nNguyen = win\nSQL = sequel"
 SHOWN_ENTRIES = 4
+LAST_WORDS_SESSIONS = 1000
 
 
 def default_glossary() -> Glossary:
@@ -103,11 +106,22 @@ def subtitle_outputs(prefix: str) -> tuple[gr.File, gr.JSON]:
     return files, words
 
 
-def subtitles_of(out: OutputDir, name: str):
-    """UI handler: the words a synthesis left in its `gr.State` -> (SRT + VTT files, the words)."""
+class LastWords:
+    """The word timestamps of each visitor's last speech (by session; the oldest dropped beyond
+    ``limit``), for the subtitle files the page shows after it: the endpoint's API result stays as it was."""
 
-    def handler(words):
-        times = [WordTime(w["word"], w["start"], w["end"], w.get("speaker", "")) for w in words or []]
-        return (subtitle_files(out, times, name) if times else None), words
+    def __init__(self, limit: int = LAST_WORDS_SESSIONS) -> None:
+        self._words: OrderedDict[str, list[WordTime]] = OrderedDict()
+        self._lock = threading.Lock()
+        self.limit = limit
 
-    return handler
+    def put(self, session: str, words: list[WordTime]) -> None:
+        with self._lock:
+            self._words[session] = words
+            self._words.move_to_end(session)
+            while len(self._words) > self.limit:
+                self._words.popitem(last=False)
+
+    def get(self, session: str) -> list[WordTime] | None:
+        with self._lock:
+            return self._words.get(session)

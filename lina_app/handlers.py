@@ -20,7 +20,8 @@ from lina.voice_hub import SOURCE_CLIPS_KEY
 from lina_app import engine, transcriber
 from lina_app.clips import pair_clips, recognized_lines
 from lina_app.errors import user_errors
-from lina_app.extras import SPEED_RANGE, at_speed, glossary_note, request_glossary, speed_note, words_json
+from lina_app.extras import (SPEED_RANGE, LastWords, at_speed, glossary_note, request_glossary, speed_note,
+                             subtitle_files, words_json)
 from lina_app.inputs import (check_clip, check_clips_audio, check_number, check_text, check_transcript,
                              load_voice_file, voice_name)
 from lina_app.model_choice import LoadedModel
@@ -63,6 +64,7 @@ class Handlers:
         self.tts = loaded.tts
         self.voices_dir = Path(voices_dir) if voices_dir else None
         self.out = outputs or OutputDir()
+        self.last_words = LastWords()
         engine.use(self.tts)
         # A preset of the manifest without a state for this model is tuned through the engine: on ZeroGPU in
         # the request's GPU slot, where no step callback can cross to the GPU worker (so no live progress).
@@ -224,9 +226,9 @@ class Handlers:
 
     @user_errors
     def speak(self, text, preset="", voice_file=None, top_k=DEFAULT_TOP_K, temperature=DEFAULT_TEMPERATURE,
-              seed=DEFAULT_SEED, glossary="", speed=1.0):
-        """-> (WAV file, info line, word timestamps). The page keeps the words in a `gr.State` for its
-        subtitle files: the API and MCP return the first two only."""
+              seed=DEFAULT_SEED, glossary="", speed=1.0, request: gr.Request = None):
+        """-> (WAV file, info line). The word timestamps are kept for the visitor's subtitle files
+        (`speech_subtitles`)."""
         text = check_text(text)
         top_k, temperature, seed = _sampling(top_k, temperature, seed)
         speed = check_number("Speed", speed, SPEED_RANGE)
@@ -234,17 +236,23 @@ class Handlers:
         voice, label = self._voice(preset, voice_file)
         result = engine.synthesize(text, voice, top_k, temperature, seed, glossary=respell)
         audio, words = at_speed(result.audio[0], result.words[0], speed)
+        self.last_words.put(_session(request), words)
         extra = " · ".join(n for n in (label, result.marks and f"pauses: {result.marks}", glossary_note(respell, text),
                                        speed_note(speed, len(audio) / result.sample_rate)) if n)
         return (self.out.wav(audio, result.sample_rate, "speech"),
-                info_line(self.tts.name, result, extra, self._dropped(text)), words_json(words))
+                info_line(self.tts.name, result, extra, self._dropped(text)))
+
+    def speech_subtitles(self, request: gr.Request = None):
+        """UI, after Speak: the visitor's last speech as SRT + WebVTT files and its words (JSON)."""
+        words = self.last_words.get(_session(request))
+        return (subtitle_files(self.out, words, "speech") if words else None), words_json(words or [])
 
     def speak_with_file(self, text, voice_file):
         """Tab 2: the voice file (just tuned, or uploaded) speaks the text, no retuning."""
         if not voice_file:
             raise gr.Error("Please tune a voice first, or upload a voice file (.safetensors).",
                            print_exception=False)
-        return self.speak(text, "", voice_file)[:2]
+        return self.speak(text, "", voice_file)
 
     @user_errors
     def speak_stream(self, text, preset="", voice_file=None, top_k=DEFAULT_TOP_K, temperature=DEFAULT_TEMPERATURE,
