@@ -21,7 +21,7 @@ from lina_app.errors import user_errors
 from lina_app.extras import (SPEED_RANGE, at_speed, glossary_note, request_glossary, speech_options, speed_note,
                              subtitle_files, subtitle_outputs, words_json)
 from lina_app.inputs import check_number, check_text, check_transcript, load_voice_file
-from lina_app.presets import DEFAULT_STYLE, find_preset, load_preset
+from lina_app.presets import DEFAULT_STYLE, find_preset
 from lina_app.settings import DEFAULT_SEED, DEFAULT_TEMPERATURE, DEFAULT_TOP_K, MAX_TEXT_CHARS
 from lina_app.tuning import default_steps
 
@@ -61,7 +61,8 @@ class DialogueHandlers:
         if unknown:
             raise gr.Error(f"The voices box names {', '.join(unknown)}, who never speaks in the script.",
                            print_exception=False)
-        presets = [p for p in self.h.presets() if p.compatible]
+        # Ready presets first: an automatic pick should not wait for a preset still being tuned.
+        presets = sorted((p for p in self.h.presets() if p.compatible), key=lambda p: p.status not in ("", "ready"))
         files = {Path(str(f)).stem.lower(): str(f) for f in (voice_files or [])}
         used = {_person(p) for n in names for p in presets if chosen.get(n.lower()) in (p.id,)}
         voices, labels, clip_voice = {}, [], None
@@ -83,11 +84,12 @@ class DialogueHandlers:
                 path = files[target.lower().removesuffix(".safetensors")]
                 voices[name], label = load_voice_file(path, self.h.tts.model.cfg), Path(path).name
             else:
-                found = find_preset(self.h.presets(), target)
+                found = find_preset(presets, target)
                 if found is None:
                     raise gr.Error(f"{name}'s voice '{target}' is neither a preset, an uploaded voice file, "
                                    "'clip' nor 'none'.", print_exception=False)
-                voices[name], label = load_preset(found), found.label
+                voices[name], label = self.h._voice(found.id, None)  # a preset tuned on demand included
+                label = label.removeprefix("Preset: ")
                 used.add(_person(found))
             labels.append(f"{name}: {label}")
         return voices, labels
