@@ -27,6 +27,7 @@ from lina_app.dialogue import dialogue_tab
 from lina_app.extras import speech_options, subtitle_outputs
 from lina_app.handlers import Handlers
 from lina_app.model_choice import LoadedModel, load_model, requested_model
+from lina_app.openai_api import SpeechAPI
 from lina_app.errors import quiet_validation_errors
 from lina_app.examples import EXAMPLES_DIR, clone_examples, preset_examples, tune_examples
 from lina_app.presets import default_preset
@@ -258,11 +259,16 @@ def build_demo(loaded: LoadedModel, voices_dir: str | Path | None = DEFAULT_VOIC
     return demo
 
 
-def launch_options(voices_dir: str | Path | None) -> dict:
-    """Keyword arguments of `demo.launch` shared by `main` and the tests (Gradio 6: theme/css go here)."""
+def launch_options(voices_dir: str | Path | None, loaded: LoadedModel | None = None) -> dict:
+    """Keyword arguments of `demo.launch` shared by `main` and the tests (Gradio 6: theme/css go here).
+    With `loaded`, the OpenAI-style speech API (`lina_app.openai_api`) is served by the same process:
+    its routes go into Gradio's FastAPI app, ahead of Gradio's own."""
     allowed = [str(EXAMPLES_DIR)] + ([str(voices_dir)] if voices_dir else [])
-    return dict(theme=gr.themes.Soft(), css=CSS, allowed_paths=allowed,
-                show_error=False, max_file_size=MAX_UPLOAD_BYTES)
+    options = dict(theme=gr.themes.Soft(), css=CSS, allowed_paths=allowed,
+                   show_error=False, max_file_size=MAX_UPLOAD_BYTES)
+    if loaded is not None:
+        options["app_kwargs"] = {"routes": list(SpeechAPI(loaded.tts, voices_dir).router().routes)}
+    return options
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -293,7 +299,7 @@ def main(argv: list[str] | None = None) -> None:
     demo.preset_tuner.start_background()
     # mcp_server=None leaves it to Gradio's own GRADIO_MCP_SERVER.
     demo.launch(server_name=args.host, server_port=args.port, mcp_server=args.mcp or None,
-                **launch_options(args.voices))
+                **launch_options(args.voices, loaded))
 
 
 if __name__ == "__main__":

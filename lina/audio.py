@@ -2,8 +2,9 @@
 
 `load_audio` takes a file path, raw file bytes, or a `(sample_rate, array)` pair as Gradio gives
 it (int or float samples, mono or multichannel, channels first or last) and returns a 1-D
-float32 array: downmixed, resampled with soxr, silence trimmed at both ends (with margins),
-loudness normalized (ITU-R BS.1770 gated loudness) under a peak ceiling. Every problem with the
+float32 array: downmixed, resampled with soxr, then cleaned (`lina.reference`: clipping detected, silence
+trimmed at both ends with margins, loudness normalized to BS.1770 gated loudness under a peak ceiling);
+`load_reference` also returns the report card of that clean-up. Every problem with the
 input raises `AudioError` with a message meant for the user; nothing else is raised.
 """
 from __future__ import annotations
@@ -76,6 +77,7 @@ class AudioOptions:
     normalize_loudness: bool = True
     target_lufs: float = TARGET_LUFS
     peak_dbfs: float = -1.0
+    denoise: bool = False     # light spectral gating (lina.reference): measured not to help, so off
 
 
 DEFAULT_OPTIONS = AudioOptions()
@@ -85,6 +87,13 @@ def load_audio(
     source: AudioSource, sample_rate: int = SAMPLE_RATE, options: AudioOptions = DEFAULT_OPTIONS
 ) -> np.ndarray:
     """Any supported input -> mono float32 `[S]` at `sample_rate`, cleaned as `options` say."""
+    return load_reference(source, sample_rate, options)[0]
+
+
+def load_reference(source: AudioSource, sample_rate: int = SAMPLE_RATE, options: AudioOptions = DEFAULT_OPTIONS):
+    """As `load_audio`, with the report card of the clean-up: -> (float32 `[S]`, `lina.reference.CleanupReport`)."""
+    from lina.reference import clean, clipped_share  # lina.reference builds on this module's helpers
+
     rate, samples = _read(source, options)
     _check_rate(rate)
     # The longest axis is time: refuse long inputs before any copy is made.
@@ -92,26 +101,13 @@ def load_audio(
     if seconds > options.max_input_seconds:
         raise AudioError(f"the audio is {seconds:.1f} s long; the limit is {options.max_input_seconds:g} s")
     audio = _to_mono(_to_float(samples))
+    # Flat tops are counted as decoded: resampling rings around them and hides them.
+    clipped = clipped_share(audio) if audio.size else 0.0
     if rate != sample_rate and audio.size:
         audio = soxr.resample(audio, rate, sample_rate, quality=SOXR_QUALITY).astype(np.float32)
     if audio.size == 0:
         raise AudioError("the audio is empty")
-    speech = _speech_frames(audio, sample_rate)
-    if not speech.any():
-        raise AudioError("the audio is silent")
-    if options.trim_silence:
-        audio = _trim(audio, sample_rate, speech, options.trim_margin_seconds)
-    if audio.size < options.min_speech_seconds * sample_rate:
-        raise AudioError(f"the audio holds less than {options.min_speech_seconds:g} s of sound")
-    peak = float(np.abs(audio).max())
-    ceiling = 10 ** (options.peak_dbfs / 20)
-    if options.normalize_loudness:
-        gain = 10 ** ((options.target_lufs - loudness_lufs(audio, sample_rate)) / 20)
-        gain = min(gain, ceiling / peak)
-    else:
-        # Float input beyond full scale would clip once written as PCM: bring its peak down only.
-        gain = min(1.0, ceiling / peak) if peak > 1.0 else 1.0
-    return np.ascontiguousarray(audio * np.float32(gain), dtype=np.float32)
+    return clean(audio, sample_rate, options, clipped, seconds)
 
 
 def to_int16(audio) -> np.ndarray:

@@ -146,6 +146,7 @@ def synthesize_dialogue(tts, script: str | Sequence[tuple[str, str]], voices: Ma
             after[-1] = (after[-1] or gap) + plans[i + 1].lead
         pauses += after
     audio, starts = join_rows(batch.waves, pauses, lead)
+    audio = tts.mark(audio)   # the watermark, as on every output of LinaTTS (off with watermark=False)
     seconds = time.perf_counter() - start
 
     lines, words, row = [], [], 0

@@ -15,11 +15,13 @@ import numpy as np
 import torch
 
 from lina.audio import (
+    DEFAULT_OPTIONS,
     FRAME_STEP_SECONDS,
     RMS_FLOOR,
     SILENCE_FLOOR_DBFS,
     SPEECH_RANGE_DB,
     AudioError,
+    AudioOptions,
     AudioSource,
     load_audio,
 )
@@ -35,6 +37,7 @@ from lina.text import split_sentences
 from lina.timestamps import WordTime, row_words
 from lina.tokenizer import TextError, prepare_text
 from lina.voice import Voice
+from lina.watermark import apply_watermark
 
 MAX_ROW_SECONDS = 40.0        # hard cap of one generated sentence (runaway guard)
 MIN_ROW_SECONDS = 2.0         # budget every sentence gets, however short
@@ -146,9 +149,15 @@ class Synthesis:
 class LinaTTS:
     """``backend``: how decoding runs (`lina.backends`: ``"auto"`` picks the fastest for the device,
     e.g. the C step on the CPU, a compiled step in CUDA graphs on a GPU), chosen once here; any name
-    of ``lina.backends.BACKENDS`` (``"reference"``: ``LinaModel.step`` as it is) or a ready instance."""
+    of ``lina.backends.BACKENDS`` (``"reference"``: ``LinaModel.step`` as it is) or a ready instance.
 
-    def __init__(self, bundle: Bundle, device: str | torch.device | None = None, backend: str | Backend = AUTO):
+    ``watermark``: every audio ``synthesize``, ``clone`` and ``stream`` return carries an inaudible
+    watermark (`lina.watermark`; `lina.watermark.detect_watermark` reads it back), so that speech made
+    here, cloned voices above all, can be recognized later. ``False`` turns it off, for research only
+    (e.g. to measure the model without it); the app always keeps it on."""
+
+    def __init__(self, bundle: Bundle, device: str | torch.device | None = None, backend: str | Backend = AUTO,
+                 watermark: bool = True):
         device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         # An inference model: frozen once here, so concurrent voice tunings never toggle its weights.
         self.model: LinaModel = bundle.model.to(device).eval().requires_grad_(False)
@@ -156,18 +165,25 @@ class LinaTTS:
         self.codec = bundle.codec.to(device).eval()
         self.tokenizer = bundle.tokenizer
         self.name, self.license, self.description = bundle.name, bundle.license, bundle.description
+        self.watermark = bool(watermark)
+        # How prompt and tuning clips are read and cleaned (`lina.reference`): trimmed, loudness-normalized.
+        self.audio_options: AudioOptions = DEFAULT_OPTIONS
         if self.codec.config.quantizer.bins != self.model.cfg.n_codebook:
             raise ValueError(f"codec has {self.codec.config.quantizer.bins} codes, the model expects "
                              f"{self.model.cfg.n_codebook}")
 
     @classmethod
     def from_pretrained(cls, name_or_path: str = "released", device: str | torch.device | None = None,
-                        backend: str | Backend = AUTO) -> LinaTTS:
+                        backend: str | Backend = AUTO, watermark: bool = True) -> LinaTTS:
         """``"released"`` (Hub), ``"tiny-random"``, a model folder, a ``.ckpt`` or a Hub repo in our format."""
-        return cls(resolve(name_or_path), device, backend)
+        return cls(resolve(name_or_path), device, backend, watermark)
 
     def save_pretrained(self, folder: str) -> None:
         save_folder(Bundle(self.model, self.tokenizer, self.codec, self.name, self.license, self.description), folder)
+
+    def mark(self, audio: np.ndarray) -> np.ndarray:
+        """``audio: [S]`` at 24 kHz with the watermark (as it is when ``watermark`` is off)."""
+        return apply_watermark(audio, SAMPLE_RATE) if self.watermark else audio
 
     @property
     def sample_rate(self) -> int:
@@ -214,7 +230,7 @@ class LinaTTS:
 
     def encode_audio(self, audio: AudioSource, max_seconds: float = MAX_PROMPT_SECONDS) -> torch.Tensor:
         """A user clip (path, bytes or ``(rate, array)``) -> codec ids ``[T]`` (raises ``AudioError``)."""
-        return self._encode(load_audio(audio), max_seconds)
+        return self._encode(load_audio(audio, options=self.audio_options), max_seconds)
 
     def encode_prompt(self, audio: AudioSource, max_seconds: float = MAX_PROMPT_SECONDS) -> torch.Tensor:
         """A prompt clip -> codec ids ``[T]`` that end where its speech ends.
@@ -225,7 +241,7 @@ class LinaTTS:
         within a few steps (lina-mini: empty output for every clip). The clip is cut at the end of its
         last sound, rounded up to a whole codec frame so no frame is part padding.
         """
-        wav = load_audio(audio)
+        wav = load_audio(audio, options=self.audio_options)
         end = -(-speech_end(wav) // HOP_LENGTH) * HOP_LENGTH
         return self._encode(wav[:end], max_seconds)
 
@@ -297,7 +313,7 @@ class LinaTTS:
         audio, words, spans = [], [], []
         for c in range(len(voices)):
             wav, starts = join_rows(batch.waves[c * n:(c + 1) * n], plan.pauses, plan.lead)
-            audio.append(wav)
+            audio.append(self.mark(wav))
             spans.append([(s, s + len(w) / SAMPLE_RATE) for s, w in zip(starts, batch.waves[c * n:(c + 1) * n])])
             words.append([w.shifted(s) for r, s in zip(range(c * n, (c + 1) * n), starts) for w in batch.words[r]])
         steps = len(batch.codes[0]) if batch.codes else 0
@@ -391,7 +407,7 @@ class LinaTTS:
                         audio = decoder.push(item[0][0][None]) if len(item[0][0]) else None
                     samples = None if audio is None or not audio.numel() else audio.reshape(-1).float().cpu().numpy()
                 if samples is not None:
-                    yield samples
+                    yield self.mark(samples)
                 if item is None:
                     break
             yield np.zeros(int(PAUSE_SECONDS * SAMPLE_RATE), dtype=np.float32)

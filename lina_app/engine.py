@@ -17,7 +17,7 @@ import numpy as np
 
 from lina.tts import LinaTTS, Synthesis
 from lina.voice import Voice
-from lina_app import warmup
+from lina_app import gate, warmup
 from lina_app.preset_tuner import tune_with
 from lina_app.streaming import BatchStream
 from lina_app.tuning import release_memory
@@ -120,11 +120,39 @@ def warm_up() -> dict[str, float]:
         return warmup.warm_up(model())
 
 
-@gpu(duration=_synthesis_seconds)
+# The calls the handlers and the HTTP API make: each waits for a slot of the shared synthesis gate
+# (`lina_app.gate`) and then runs the GPU function below it.
 def synthesize(text: str, voice: Voice | None, top_k: int, temperature: float, seed: int,
                candidates: int = 1, glossary=None) -> Synthesis:
     """Text (split into sentences, one batch) spoken with `voice` (None: the untuned model); `glossary`:
     a `lina.marks.Glossary` of pronunciations."""
+    with gate.synthesis.slot():
+        return _synthesize(text, voice, top_k, temperature, seed, candidates, glossary)
+
+
+def dialogue(turns: Sequence[tuple[str, str]], voices: dict, gap: float, top_k: int, temperature: float, seed: int,
+             glossary=None, line_by_line: bool = False):
+    """A script's lines, each with its speaker's voice, in one batch (`lina.dialogue`)."""
+    with gate.synthesis.slot():
+        return _dialogue(turns, voices, gap, top_k, temperature, seed, glossary, line_by_line)
+
+
+def clone(text: str, prompt_audio: str, transcript: str, top_k: int, temperature: float, seed: int,
+          candidates: int = 1) -> Synthesis:
+    """Prompt continuation from a clip and its transcript."""
+    with gate.synthesis.slot():
+        return _clone(text, prompt_audio, transcript, top_k, temperature, seed, candidates)
+
+
+def stream(text: str, voice: Voice | None, top_k: int, temperature: float, seed: int) -> Iterator[tuple]:
+    """`_stream`, holding a slot of the shared gate until the stream ends or is closed."""
+    with gate.synthesis.slot(), contextlib.closing(_stream(text, voice, top_k, temperature, seed)) as events:
+        yield from events
+
+
+@gpu(duration=_synthesis_seconds)
+def _synthesize(text: str, voice: Voice | None, top_k: int, temperature: float, seed: int,
+                candidates: int = 1, glossary=None) -> Synthesis:
     with activity.track("synthesize"):
         return model().synthesize(text, voice, top_k=top_k, temperature=temperature, seed=seed,
                                   candidates=candidates, glossary=glossary)
@@ -136,18 +164,16 @@ def _dialogue_seconds(turns: Sequence[tuple[str, str]] = (), voices=None, gap=0.
 
 
 @gpu(duration=_dialogue_seconds)
-def dialogue(turns: Sequence[tuple[str, str]], voices: dict, gap: float, top_k: int, temperature: float, seed: int,
-             glossary=None, line_by_line: bool = False):
-    """A script's lines, each with its speaker's voice, in one batch (`lina.dialogue`)."""
+def _dialogue(turns: Sequence[tuple[str, str]], voices: dict, gap: float, top_k: int, temperature: float, seed: int,
+              glossary=None, line_by_line: bool = False):
     with activity.track("dialogue"):
         return model().synthesize_dialogue(turns, voices, gap=gap, top_k=top_k, temperature=temperature, seed=seed,
                                            glossary=glossary, line_by_line=line_by_line)
 
 
 @gpu(duration=_clone_seconds)
-def clone(text: str, prompt_audio: str, transcript: str, top_k: int, temperature: float, seed: int,
-          candidates: int = 1) -> Synthesis:
-    """Prompt continuation from a clip and its transcript."""
+def _clone(text: str, prompt_audio: str, transcript: str, top_k: int, temperature: float, seed: int,
+           candidates: int = 1) -> Synthesis:
     with activity.track("clone"):
         return model().clone(text, prompt_audio, transcript, top_k=top_k, temperature=temperature, seed=seed,
                              candidates=candidates)
@@ -236,7 +262,7 @@ def request_stop(key: str) -> bool:
 
 
 @gpu(duration=_stream_seconds)
-def stream(text: str, voice: Voice | None, top_k: int, temperature: float, seed: int) -> Iterator[tuple]:
+def _stream(text: str, voice: Voice | None, top_k: int, temperature: float, seed: int) -> Iterator[tuple]:
     """Yields `("audio", float32 piece)` of about `STREAM_CHUNK_SECONDS` (the first as soon as it is
     decoded), then `("done", Synthesis)`: the words `synthesize` says for the same inputs
     (`lina_app.streaming`), with the stream's own timings.
@@ -256,8 +282,10 @@ def stream(text: str, voice: Voice | None, top_k: int, temperature: float, seed:
             size += len(chunk)
             # The first piece goes out at once: it is what makes streaming worth having.
             if first or size >= wanted:
-                yield "audio", np.concatenate(pending)
+                # Each piece is marked on its own (`LinaTTS.mark`): a visitor who keeps only part of a
+                # stream still holds marked audio.
+                yield "audio", tts.mark(np.concatenate(pending))
                 pending, size, first = [], 0, False
         if pending:
-            yield "audio", np.concatenate(pending)
+            yield "audio", tts.mark(np.concatenate(pending))
     yield "done", pieces.result

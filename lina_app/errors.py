@@ -15,6 +15,7 @@ import torch
 from lina.audio import AudioError
 from lina.tokenizer import TextError
 from lina.voice import VoiceError
+from lina_app.gate import Busy
 
 log = logging.getLogger("lina_app")
 
@@ -56,6 +57,9 @@ def to_gr_error(error: BaseException) -> gr.Error:
     if isinstance(error, gr.Error):
         log_refusal(error.message)
         return error
+    if isinstance(error, Busy):  # the shared gate's queue is full: a load condition, said plainly
+        log_refusal(str(error))
+        return gr.Error(str(error), print_exception=False)
     if isinstance(error, USER_ERRORS):
         log_refusal(user_message(error))
         return gr.Error(user_message(error), print_exception=False)

@@ -22,8 +22,8 @@ from lina_app.clips import pair_clips, recognized_lines
 from lina_app.errors import user_errors
 from lina_app.extras import (SPEED_RANGE, LastWords, at_speed, glossary_note, request_glossary, speed_note,
                              subtitle_files, words_json)
-from lina_app.inputs import (check_clip, check_clips_audio, check_number, check_text, check_transcript,
-                             load_voice_file, voice_name)
+from lina_app.inputs import (cards_text, check_clip, check_clips_audio, check_number, check_text,
+                             check_transcript, load_voice_file, reference_card, voice_name)
 from lina_app.model_choice import LoadedModel
 from lina_app.outputs import OutputDir, info_line, slug
 from lina_app.plots import alignment_png, loss_frame
@@ -91,11 +91,12 @@ class Handlers:
         prompt_audio = check_clip(prompt_audio)
         top_k, temperature, seed = _sampling(top_k, temperature, seed)
         candidates = check_number("Number of candidates", candidates, (1, MAX_CANDIDATES), integer=True)
+        card = cards_text([reference_card(prompt_audio)])
         result = engine.clone(text, prompt_audio, transcript, top_k, temperature, seed, candidates)
         files = [self.out.wav(audio, result.sample_rate, f"clone-{i + 1}") for i, audio in enumerate(result.audio)]
         plot = alignment_png(result.alignments if result.alignments is not None else result.alignment,
                              self.out.new_path("alignment.png"), self.tts.sentences(text))
-        return files, info_line(self.tts.name, result, dropped=self._dropped(text)), plot
+        return files, info_line(self.tts.name, result, dropped=self._dropped(text)) + "\n" + card, plot
 
     @staticmethod
     def fill_transcript(prompt_audio, transcript):
@@ -141,7 +142,8 @@ class Handlers:
         name = voice_name(name, DEFAULT_VOICE_NAME)
         preview = check_text(preview_text if (preview_text or "").strip() else DEFAULT_PREVIEW_TEXT,
                              "preview sentence")
-        seconds = check_clips_audio(pairs)
+        cleaned = check_clips_audio(pairs)
+        seconds = [report.kept_seconds for report in cleaned]
         how = tuning_plan(seconds, steps, self.tts.device.type)
         if how.too_long:  # a hard cap, checked before any work
             raise gr.Error(f"This tuning would take {how.describe(steps)}; the limit here is "
@@ -188,7 +190,8 @@ class Handlers:
         else:
             done = f"in {steps} steps"
         summary = (f"Voice '{name}' tuned from {len(pairs)} clip(s) {done} (rank {rank}); "
-                   f"loss {losses[0]:.3f} → {losses[-1]:.3f}.\n" + info_line(self.tts.name, result))
+                   f"loss {losses[0]:.3f} → {losses[-1]:.3f}.\n" + info_line(self.tts.name, result) + "\n"
+                   + cards_text(cleaned))
         yield str(voice_path), wav, loss_frame(losses), summary
 
     @staticmethod

@@ -10,13 +10,15 @@ from pathlib import Path
 
 import gradio as gr
 
-from lina.audio import AudioError, load_audio
+from lina.audio import AudioError, load_reference
 from lina.config import LinaConfig
-from lina.constants import SAMPLE_RATE
+from lina.reference import CleanupReport
 from lina.voice import Voice
 from lina_app.errors import user_message
 from lina_app.settings import (BEST_CLONE_CLIP_SECONDS, MAX_CLONE_CLIP_SECONDS, MAX_TEXT_CHARS,
                                MAX_TRANSCRIPT_CHARS, MAX_TUNING_CLIP_SECONDS, MAX_VOICE_NAME_CHARS)
+
+MAX_CARD_LINES = 8   # the tuning status names at most this many clips' clean-up
 
 
 def check_text(text, what: str = "text to speak", limit: int = MAX_TEXT_CHARS) -> str:
@@ -75,18 +77,34 @@ def load_voice_file(path, cfg: LinaConfig) -> Voice:
     return voice
 
 
-def check_clips_audio(pairs: list[tuple[str, str]]) -> list[float]:
-    """Reads every tuning clip before any tuning, so a bad or over-long one is named (lina's message alone
-    does not say which) and no work starts on a request that would fail. -> each clip's seconds."""
-    lengths = []
+def check_clips_audio(pairs: list[tuple[str, str]]) -> list[CleanupReport]:
+    """Reads and cleans every tuning clip before any tuning, so a bad or over-long one is named (lina's message
+    alone does not say which) and no work starts on a request that would fail. -> each clip's report card
+    (`kept_seconds`: its length after trimming)."""
+    reports = []
     for number, (path, _) in enumerate(pairs, start=1):
         try:
-            seconds = len(load_audio(path)) / SAMPLE_RATE
+            _, report = load_reference(path)
         except AudioError as error:
             raise gr.Error(f"Clip {number} ({Path(path).name}): {user_message(error)}", print_exception=False) from None
-        if seconds > MAX_TUNING_CLIP_SECONDS:
-            raise gr.Error(f"Clip {number} ({Path(path).name}) is {seconds:.1f} s long after trimming silence; "
-                           f"the limit is {MAX_TUNING_CLIP_SECONDS:g} s per clip: cut it into shorter clips.",
+        if report.kept_seconds > MAX_TUNING_CLIP_SECONDS:
+            raise gr.Error(f"Clip {number} ({Path(path).name}) is {report.kept_seconds:.1f} s long after trimming "
+                           f"silence; the limit is {MAX_TUNING_CLIP_SECONDS:g} s per clip: cut it into shorter clips.",
                            print_exception=False)
-        lengths.append(seconds)
-    return lengths
+        reports.append(report)
+    return reports
+
+
+def reference_card(path) -> CleanupReport:
+    """The clean-up report of a clone clip (read again by the model: decoding a 15 s clip takes milliseconds)."""
+    return load_reference(str(path))[1]
+
+
+def cards_text(reports: list[CleanupReport], limit: int = MAX_CARD_LINES) -> str:
+    """The report cards for the info box: '🧹 Reference clean-up: ...', one line per clip (at most `limit`)."""
+    if len(reports) == 1:
+        return f"🧹 Reference clean-up: {reports[0].card()}"
+    lines = [f"clip {i}: {report.card()}" for i, report in enumerate(reports[:limit], start=1)]
+    if len(reports) > limit:
+        lines.append(f"… and {len(reports) - limit} more clips")
+    return "\n".join(["🧹 Reference clean-up:"] + lines)

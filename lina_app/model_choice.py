@@ -115,7 +115,9 @@ def load_model(request: str = AUTO) -> LoadedModel:
         name = fallback
     while True:
         try:
-            tts = LinaTTS.from_pretrained(name, backend=os.environ.get(BACKEND_ENV_VAR, "") or "auto")
+            # The Space marks every audio it returns (lina.watermark): never switched off here.
+            tts = LinaTTS.from_pretrained(name, backend=os.environ.get(BACKEND_ENV_VAR, "") or "auto",
+                                          watermark=True)
             log.info("model %s loaded (%s)", name, notice)
             return LoadedModel(tts, name, notice)
         except Exception as error:  # noqa: BLE001 - any failure falls back to a model that works

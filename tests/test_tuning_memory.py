@@ -78,7 +78,9 @@ def test_a_request_over_the_cap_is_refused_before_any_work(monkeypatch):
 
     calls = []
     monkeypatch.setattr(engine, "tune", lambda *a, **k: calls.append(a) or iter(()))
-    monkeypatch.setattr(handlers, "check_clips_audio", lambda pairs: [40.0] * len(pairs))
+    from lina.reference import CleanupReport
+
+    monkeypatch.setattr(handlers, "check_clips_audio", lambda pairs: [CleanupReport(40.0, 40.0)] * len(pairs))
     monkeypatch.setattr(handlers, "pair_clips", lambda clips, text: [(f"c{i}.wav", "words") for i in range(40)])
 
     class Fake:
