@@ -19,12 +19,14 @@ import math
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import AsyncIterator, Iterator
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from starlette.concurrency import run_in_threadpool
 
 from lina.audio import AudioError, AudioOptions, load_audio
+from lina.constants import SAMPLE_RATE as RATE
 from lina.tokenizer import TextError
 from lina.tts import LinaTTS
 from lina.voice import Voice, VoiceError
@@ -169,6 +171,18 @@ class SpeechAPI:
             audio = self.tts.mark(change_speed(audio, result.sample_rate, request.speed))
         return encode(audio, result.sample_rate, request.response_format)
 
+    def start_stream(self, request: SpeechRequest) -> tuple[tuple, Iterator[tuple]]:
+        """`pcm` at speed 1, streamed as generated: -> (first event, the rest). Taking the first event here
+        (blocking) surfaces a refusal (busy, unspeakable text) as an error before any byte is sent."""
+        self._check_model(request.model)
+        voice = self._voice(request.voice)
+        events = engine.stream(request.text, voice, DEFAULT_TOP_K, DEFAULT_TEMPERATURE, DEFAULT_SEED)
+        try:
+            return next(events), events
+        except BaseException:
+            events.close()
+            raise
+
     def detect(self, data: bytes) -> dict:
         audio = load_audio(data, PERTH_RATE, DETECT_OPTIONS)
         found = detect_watermark(audio, PERTH_RATE)
@@ -191,6 +205,9 @@ class SpeechAPI:
         async def speech(request: Request) -> Response:
             try:
                 parsed = parse_speech(await request.body())
+                if parsed.response_format == "pcm" and parsed.speed == 1.0:
+                    first, events = await run_in_threadpool(self.start_stream, parsed)
+                    return StreamingResponse(_pcm_pieces(first, events), media_type=content_type("pcm"))
                 data = await run_in_threadpool(self.speak, parsed)
             except Exception as error:  # noqa: BLE001 - every failure becomes an OpenAI-shaped error
                 return as_api_error(error).response()
@@ -218,6 +235,20 @@ class SpeechAPI:
                 return as_api_error(error, "file").response()
 
         return router
+
+
+async def _pcm_pieces(first: tuple, events: Iterator[tuple]) -> AsyncIterator[bytes]:
+    """The engine's stream as raw 16-bit pieces, each sent as soon as it is generated (and marked). A client
+    that goes away closes this generator, which closes the engine's stream: no further token is made."""
+    try:
+        event = first
+        while event is not None:
+            kind, value = event
+            if kind == "audio":
+                yield encode(value, RATE, "pcm")
+            event = await run_in_threadpool(next, events, None)
+    finally:
+        await run_in_threadpool(events.close)
 
 
 def as_api_error(error: BaseException, param: str | None = None) -> ApiError:

@@ -10,9 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import soundfile
 
 # First: test_app skips the whole module, with the reason, where gradio is not installed.
-from test_app import (SNIPPET_CLONE, SNIPPET_MCP, SNIPPET_SPEAK, SNIPPET_TRANSCRIBE, SNIPPET_TUNE_VOICE, SNIPPET_VOICES,  # isort: skip
+from test_app import (_SNIPPETS, SNIPPET_CLONE, SNIPPET_MCP, SNIPPET_SPEAK, SNIPPET_TRANSCRIBE, SNIPPET_TUNE_VOICE, SNIPPET_VOICES,  # isort: skip
                       app_process, check_wav, run_snippet)
 from gradio_client import Client  # isort: skip
 
@@ -73,6 +74,10 @@ def test_every_readme_snippet_runs_against_the_shipped_app(readme_app, capsys):
     assert "Preset: Ava — neutral ·" in info, info
     assert "ava_neutral" in SNIPPET_SPEAK
 
+    ns = run_snippet(_SNIPPETS["openai"], url, folder)   # the OpenAI client, streamed to a file
+    assert soundfile.info(str(folder / "news.mp3")).duration > 0.5
+    ns = run_snippet(_SNIPPETS["detect"], url, folder)
+    assert "'watermarked': True" in capsys.readouterr().out
 
 def test_dialogue_and_subtitle_snippets(readme_app):
     """The README's dialogue and subtitle examples, as written, against the shipped app and presets."""

@@ -78,12 +78,14 @@ def _decode(data: bytes, fmt: str) -> np.ndarray:
 
 
 def test_every_format_decodes_to_the_same_audio_length(server):
+    """wav, flac, mp3 and opus are the same synthesis encoded; pcm (streamed as generated) has its length."""
     pcm = _decode(_speak(server, "pcm"), "pcm")
     assert len(pcm) > RATE  # "Good morning. Here is the news." is longer than a second
     wav_bytes = _speak(server, "wav")
     assert wav_bytes[:4] == b"RIFF"
     wav = _decode(wav_bytes, "wav")
-    assert np.array_equal(np.round(wav * 32768), np.round(pcm * 32768))   # same seed: the same samples
+    # pcm is streamed as generated: the same tokens (same seed), the streaming codec decoder's samples
+    assert len(wav) == len(pcm) and np.corrcoef(wav, pcm)[0, 1] > 0.95
     for fmt, magic in (("flac", b"fLaC"), ("mp3", None), ("opus", b"OggS")):
         data = _speak(server, fmt)
         if magic:
@@ -103,6 +105,11 @@ def test_streamed_response_written_to_a_file_with_speed(server, tmp_path):
     normal = len(_decode(_speak(server, "pcm"), "pcm"))
     assert abs(len(audio) * SPEED / normal - 1) < SPEED_LENGTH_TOLERANCE
     assert detect_watermark(audio, rate).present   # marked again after the stretch
+    # pcm at speed 1 is sent as it is generated: several pieces, the first before the end.
+    with server["client"].audio.speech.with_streaming_response.create(
+            model="tts-1", voice=VOICE, input=TEXT, response_format="pcm") as response:
+        pieces = [piece for piece in response.iter_bytes() if piece]
+    assert len(pieces) > 1 and sum(map(len, pieces)) == 2 * normal
 
 
 def test_models_and_voices_listing(server):
@@ -115,6 +122,7 @@ def test_models_and_voices_listing(server):
 
 @pytest.mark.parametrize("overrides, status, param, words", [
     ({"voice": "nobody"}, 400, "voice", "is not a voice of this server"),
+    ({"voice": "nobody", "response_format": "pcm"}, 400, "voice", "is not a voice of this server"),  # streamed
     ({"response_format": "aac"}, 400, "response_format", "Supported: wav, flac, mp3, opus, pcm"),
     ({"input": "a" * (MAX_TEXT_CHARS + 1)}, 400, "input", f"the limit is {MAX_TEXT_CHARS}"),
     ({"input": "   "}, 400, "input", "empty"),
@@ -140,16 +148,23 @@ def test_a_body_that_is_not_json_is_refused_plainly(server):
 
 
 def test_api_and_page_outputs_carry_the_watermark_and_examples_do_not(server):
-    from gradio_client import Client
+    from gradio_client import Client, handle_file
 
     wav = server["formats"].get("wav")
     if wav is None:
         wav = _decode(_speak(server, "wav"), "wav")
     assert detect_watermark(wav, RATE).present
-    page_wav, _ = Client(server["url"], verbose=False).predict(
-        text=TEXT, preset=VOICE, voice_file=None, top_k=100, temperature=1.0, seed=0, api_name="/speak")
+    page = Client(server["url"], verbose=False)
+    page_wav, _ = page.predict(text=TEXT, preset=VOICE, voice_file=None, top_k=100, temperature=1.0, seed=0,
+                               api_name="/speak")
     reply = httpx.post(server["url"] + "detect", content=Path(page_wav).read_bytes()).json()
     assert reply["watermarked"] and reply["score"] > 0.9
+    # A clone: its reference clip's clean-up is on the info line (the report card), and its audio is marked.
+    clip = REPO_ROOT / "assets" / "examples" / "joe_clone.flac"
+    wavs, info, _ = page.predict(text="Hello there.", prompt_audio=handle_file(clip),
+                                 transcript=clip.with_suffix(".txt").read_text(), candidates=1, api_name="/clone")
+    assert "🧹 Reference clean-up:" in info and "LUFS" in info, info
+    assert detect_watermark(str(wavs[0])).present
     for clip in sorted((REPO_ROOT / "assets" / "examples").glob("*.flac"))[:3]:
         reply = httpx.post(server["url"] + "detect", files={"file": clip.open("rb")}).json()
         assert not reply["watermarked"] and reply["score"] < 0.5, (clip.name, reply)
@@ -179,3 +194,30 @@ def test_no_way_around_the_concurrency_cap(monkeypatch):
     assert shared.peak_running == 2
     assert outcomes.count("done") == 5   # 2 running + 3 waiting; the other 3 are told the server is busy
     assert all(o == "done" or o.startswith("The server is busy") for o in outcomes)
+
+
+def test_the_server_without_the_page(server):
+    """`python -m lina_app.serve`'s app (uvicorn in a thread here): the same routes, marked audio."""
+    import uvicorn
+
+    from lina_app.openai_api import SpeechAPI
+    from lina_app.serve import build_app
+
+    port = free_port()
+    alone = uvicorn.Server(uvicorn.Config(build_app(SpeechAPI(engine.model(), DEFAULT_VOICES_DIR)),
+                                          host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=alone.run, daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not alone.started:
+            assert time.monotonic() < deadline, "the server did not start"
+            time.sleep(0.05)
+        client = openai.OpenAI(base_url=f"http://127.0.0.1:{port}/v1", api_key="unused", max_retries=0)
+        data = client.audio.speech.create(model="lina", voice=VOICE, input="Hello there.", response_format="flac")
+        audio = _decode(data.content, "flac")
+        assert len(audio) > RATE // 2 and detect_watermark(audio, RATE).present
+        assert httpx.get(f"http://127.0.0.1:{port}/").status_code == 404   # no page here
+    finally:
+        alone.should_exit = True
+        thread.join(10)
