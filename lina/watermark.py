@@ -94,10 +94,14 @@ class PerthNet(nn.Module):
         self.decoder.normal_layers = _stack(SUBBAND, 2)
         self.decoder.fast_layers = _stack(SUBBAND, 2)
 
+    def residual(self, spec: torch.Tensor) -> torch.Tensor:
+        """What the encoder adds to the low `SUBBAND` bins of `[B, F, T]`: `[B, SUBBAND, T]`."""
+        return self.encoder.layers(spec[:, :SUBBAND]) * _frame_mask(spec)[:, None]
+
     def embed(self, spec: torch.Tensor) -> torch.Tensor:
-        mask = _frame_mask(spec)[:, None]
+        """The marked spectrogram `[B, F, T]` (Perth's own form; `apply_watermark` needs only `residual`)."""
         out = spec.clone()
-        out[:, :SUBBAND] += self.encoder.layers(spec[:, :SUBBAND]) * mask
+        out[:, :SUBBAND] += self.residual(spec)
         return out
 
     def detect(self, spec: torch.Tensor) -> torch.Tensor:
@@ -145,8 +149,11 @@ def network() -> PerthNet:
         return _net
 
 
+_WINDOW = torch.hann_window(N_FFT)
+
+
 def _window() -> torch.Tensor:
-    return torch.hann_window(N_FFT)
+    return _WINDOW
 
 
 def _analyze(signal: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -156,10 +163,26 @@ def _analyze(signal: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return ((db - MAGNITUDE_FLOOR_DB) / (HEADROOM_DB - MAGNITUDE_FLOOR_DB))[None], torch.angle(spec)
 
 
+def _magnitude(spec: torch.Tensor) -> torch.Tensor:
+    """Normalized log-magnitudes -> linear magnitudes (the inverse of `_analyze`)."""
+    db = spec * (HEADROOM_DB - MAGNITUDE_FLOOR_DB) + MAGNITUDE_FLOOR_DB
+    return 10 ** (db / 20).clamp(max=MAX_LOG_MAGNITUDE)
+
+
 def _synthesize(spec: torch.Tensor, phase: torch.Tensor, length: int) -> torch.Tensor:
-    db = spec[0] * (HEADROOM_DB - MAGNITUDE_FLOOR_DB) + MAGNITUDE_FLOOR_DB
-    magnitude = 10 ** (db / 20).clamp(max=MAX_LOG_MAGNITUDE)
-    return torch.istft(magnitude * torch.exp(1j * phase), N_FFT, HOP, N_FFT, _window(), center=True, length=length)
+    """`[1, F, T]` normalized log-magnitudes and their phase -> `[length]` at 32 kHz (Perth's re-synthesis)."""
+    return torch.istft(torch.polar(_magnitude(spec[0]), phase), N_FFT, HOP, N_FFT, _window(), center=True,
+                       length=length)
+
+
+def _mark_delta(spec: torch.Tensor, phase: torch.Tensor, length: int) -> torch.Tensor:
+    """`_synthesize(embed(spec)) - _synthesize(spec)` in one inverse STFT (it is linear): only the low bins
+    the encoder changes differ, the rest of the spectrum is zero. -> `[length]` at 32 kHz."""
+    low = spec[0, :SUBBAND]
+    change = _magnitude(low + network().residual(spec)[0]) - _magnitude(low)
+    full = torch.zeros(phase.shape, dtype=phase.dtype)
+    full[:SUBBAND] = change
+    return torch.istft(torch.polar(full, phase), N_FFT, HOP, N_FFT, _window(), center=True, length=length)
 
 
 def _to_perth_rate(audio: np.ndarray, sample_rate: int) -> np.ndarray:
@@ -173,18 +196,15 @@ def apply_watermark(audio: np.ndarray, sample_rate: int) -> np.ndarray:
     """Float32 mono `[S]` -> the same audio with the mark, `[S]` at `sample_rate`.
 
     Only the part the encoder changes is carried back: the difference between the marked and the
-    re-synthesized unmarked signal at 32 kHz, resampled and added. The STFT round trip and the two
-    resamplings thus never touch the audio's content above 2 kHz (its 24 kHz band stays bit-exact
-    where the encoder adds nothing)."""
+    re-synthesized unmarked signal at 32 kHz (`_mark_delta`), resampled and added. The STFT round trip
+    and the two resamplings thus never touch the rest of the audio."""
     audio = np.asarray(audio, dtype=np.float32).reshape(-1)
     if audio.size < N_FFT // 2 + 1 or not np.any(audio):
         return audio.copy()  # too short (or silent) to carry a mark: returned as it is
     high = torch.from_numpy(_to_perth_rate(audio, sample_rate))
     with torch.inference_mode():
         spec, phase = _analyze(high)
-        marked = _synthesize(network().embed(spec), phase, len(high))
-        plain = _synthesize(spec, phase, len(high))
-        delta = (marked - plain).numpy()
+        delta = _mark_delta(spec, phase, len(high)).numpy()
     if sample_rate != PERTH_RATE:
         delta = soxr.resample(delta, PERTH_RATE, sample_rate, quality=RESAMPLE_QUALITY)
     out = audio + delta[: audio.size].astype(np.float32)
