@@ -81,7 +81,7 @@ def test_a_request_over_the_cap_is_refused_before_any_work(monkeypatch):
     from lina.reference import CleanupReport
 
     monkeypatch.setattr(handlers, "check_clips_audio", lambda pairs: [CleanupReport(40.0, 40.0)] * len(pairs))
-    monkeypatch.setattr(handlers, "pair_clips", lambda clips, text: [(f"c{i}.wav", "words") for i in range(40)])
+    monkeypatch.setattr(handlers, "pair_clips", lambda clips, text, *_: [(f"c{i}.wav", "words") for i in range(40)])
 
     class Fake:
         tts = type("T", (), {"device": type("D", (), {"type": "cpu"})(), "name": "m"})()
