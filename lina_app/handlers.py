@@ -11,12 +11,14 @@ from pathlib import Path
 
 import gradio as gr
 import numpy as np
+import soundfile
 
 from lina.audio import to_int16
 from lina.marks import strip_marks
 from lina.text import normalize_text
 from lina.voice import Voice
 from lina.voice_hub import SOURCE_CLIPS_KEY
+from lina.watermark import apply_watermark
 from lina_app import engine, transcriber
 from lina_app.clips import pair_clips, recognized_lines
 from lina_app.errors import user_errors
@@ -65,6 +67,7 @@ class Handlers:
         self.voices_dir = Path(voices_dir) if voices_dir else None
         self.out = outputs or OutputDir()
         self.last_words = LastWords()
+        self._samples: dict[str, str] = {}   # shipped preset sample -> its marked copy in `out`
         engine.use(self.tts)
         # A preset of the manifest without a state for this model is tuned through the engine: on ZeroGPU in
         # the request's GPU slot, where no step callback can cross to the GPU worker (so no live progress).
@@ -299,7 +302,7 @@ class Handlers:
             lines.append(found.description)
         if not found.compatible:
             lines.append(f"⚠️ Not usable with the loaded model: {found.problem}")
-        return "\n\n".join(lines), found.sample
+        return "\n\n".join(lines), self._marked_sample(found.sample, found.id)
 
     def preset_status(self, preset):
         """Tab 3: where the chosen preset stands for the loaded model, and all presets in one line (UI only;
@@ -308,3 +311,17 @@ class Handlers:
         line = f"**Status:** {found.public()['status_text']}" if found else ""
         summary = self.tuner.summary()
         return "\n\n".join(x for x in (line, summary and f"*{summary}*") if x)
+
+    def _marked_sample(self, sample: str | None, name: str) -> str | None:
+        """A preset's shipped sample, as a marked copy: it is the model's speech like any other output
+        (marked once per sample and output folder lifetime; ~0.2 s)."""
+        if not sample:
+            return None
+        cached = self._samples.get(sample)
+        if cached and Path(cached).is_file():
+            return cached
+        audio, rate = soundfile.read(sample, dtype="float32")
+        audio = audio.mean(axis=1) if audio.ndim > 1 else audio
+        marked = apply_watermark(audio, rate) if self.tts.watermark else audio
+        self._samples[sample] = self.out.wav(marked, rate, f"{name}-sample")
+        return self._samples[sample]

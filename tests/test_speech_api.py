@@ -59,7 +59,7 @@ def server():
     _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
                             **app.launch_options(DEFAULT_VOICES_DIR, loaded))
     client = openai.OpenAI(base_url=url + "v1", api_key="not-needed", max_retries=0)
-    yield {"url": url, "client": client, "formats": {}}
+    yield {"url": url, "client": client, "formats": {}, "loaded": loaded}
     demo.close()
 
 
@@ -168,6 +168,12 @@ def test_api_and_page_outputs_carry_the_watermark_and_examples_do_not(server):
     for clip in sorted((REPO_ROOT / "assets" / "examples").glob("*.flac"))[:3]:
         reply = httpx.post(server["url"] + "detect", files={"file": clip.open("rb")}).json()
         assert not reply["watermarked"] and reply["score"] < 0.5, (clip.name, reply)
+    # The page's preset samples (shipped files of the model's speech) are served as marked copies.
+    from lina_app.handlers import Handlers
+
+    _, sample = Handlers(server["loaded"], DEFAULT_VOICES_DIR).preset_details(VOICE)
+    assert detect_watermark(sample).present
+    assert not detect_watermark(str(DEFAULT_VOICES_DIR / f"{VOICE}.flac")).present
     junk = httpx.post(server["url"] + "detect", content=b"junk").json()
     assert junk["error"]["message"].startswith("Unreadable audio file")
 
