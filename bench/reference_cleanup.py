@@ -44,7 +44,8 @@ CONDITIONS = {
 
 # Each step against what it claims to fix (and the whole default on a clean clip: it must not hurt).
 CELLS = (("clean", "none"), ("clean", "trim+loudness"), ("silences", "none"), ("silences", "trim"),
-         ("quiet", "none"), ("quiet", "loudness"), ("noise", "trim+loudness"), ("noise", "trim+loudness+denoise"))
+         ("quiet", "none"), ("quiet", "loudness"), ("noise", "trim+loudness"), ("noise", "trim+loudness+denoise"),
+         ("clean", "trim+loudness+denoise"), ("noise", "none"))
 
 
 def degrade(clean: np.ndarray, how: str, rng: np.random.Generator) -> np.ndarray:
@@ -67,14 +68,17 @@ def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--clips", type=int, default=3)
+    parser.add_argument("--cells", default="", help="only these, e.g. clean:none,noise:none (default: all)")
+    parser.add_argument("--append", action="store_true", help="add the rows to those already in --out")
     args = parser.parse_args(argv)
     tts = LinaTTS.from_pretrained(str(REPO / "assets" / "lina-mini"), device="cpu", watermark=False)
     refs = []
     for path in sorted((REPO / "assets" / "examples").glob("*.flac"))[: args.clips]:
         audio, rate = soundfile.read(path, dtype="float32")
         refs.append((soxr.resample(audio, rate, RATE).astype(np.float32), path.with_suffix(".txt").read_text().strip()))
-    rows = []
-    for how, condition in CELLS:
+    rows = json.loads(args.out.read_text())["rows"] if args.append and args.out and args.out.is_file() else []
+    cells = [tuple(c.split(":")) for c in args.cells.split(",")] if args.cells else CELLS
+    for how, condition in cells:
         tts.audio_options = CONDITIONS[condition]
         wers, sims = [], []
         for i, (clean, transcript) in enumerate(refs):

@@ -27,12 +27,13 @@ from starlette.concurrency import run_in_threadpool
 
 from lina.audio import AudioError, AudioOptions, load_audio
 from lina.constants import SAMPLE_RATE as RATE
+from lina.speed import MAX_SPEED, MIN_SPEED, change_speed
 from lina.tokenizer import TextError
 from lina.tts import LinaTTS
 from lina.voice import Voice, VoiceError
 from lina.watermark import PERTH_RATE, detect_watermark
 from lina_app import engine
-from lina_app.encoding import FORMATS, SPEED_RANGE, EncodingError, change_speed, content_type, encode
+from lina_app.encoding import FORMATS, content_type, encode
 from lina_app.errors import user_message
 from lina_app.gate import Busy
 from lina_app.presets import find_preset, list_presets, load_preset
@@ -109,7 +110,8 @@ def parse_speech(raw: bytes) -> SpeechRequest:
         raise ApiError(400, f"Unsupported response_format {fmt!r}. Supported: {', '.join(FORMATS)}.",
                        "response_format", "unsupported_value")
     speed = _field(body, "speed", 1.0)
-    low, high = SPEED_RANGE
+    # lina's WSOLA range (lina.speed), narrower than OpenAI's 0.25-4: beyond it speech smears.
+    low, high = MIN_SPEED, MAX_SPEED
     if isinstance(speed, bool) or not isinstance(speed, (int, float)) or not math.isfinite(speed) \
             or not low <= speed <= high:
         raise ApiError(400, f"'speed' must be a number between {low:g} and {high:g}, got {speed!r}.", "speed")
@@ -168,7 +170,7 @@ class SpeechAPI:
         audio = result.audio[0]
         if request.speed != 1.0:
             # Stretched audio is marked again: the mark must survive what the server itself did.
-            audio = self.tts.mark(change_speed(audio, result.sample_rate, request.speed))
+            audio = self.tts.mark(change_speed(audio, request.speed, result.sample_rate))
         return encode(audio, result.sample_rate, request.response_format)
 
     def start_stream(self, request: SpeechRequest) -> tuple[tuple, Iterator[tuple]]:
@@ -258,7 +260,7 @@ def as_api_error(error: BaseException, param: str | None = None) -> ApiError:
         return error
     if isinstance(error, Busy):
         return ApiError(429, str(error), None, "server_busy", "rate_limit_error")
-    if isinstance(error, (TextError, AudioError, VoiceError, EncodingError)):
+    if isinstance(error, (TextError, AudioError, VoiceError)):
         message = user_message(error)
         log.info("refused: %s", message)
         return ApiError(400, message, param or ("input" if isinstance(error, TextError) else None))
