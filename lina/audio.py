@@ -77,7 +77,9 @@ class AudioOptions:
     normalize_loudness: bool = True
     target_lufs: float = TARGET_LUFS
     peak_dbfs: float = -1.0
-    denoise: bool = False     # light spectral gating (lina.reference): measured not to help, so off
+    # Light spectral gating (lina.reference): "never" (the library's default), "auto" (noisy clips only: the
+    # app's choice), "always".
+    denoise: str = "never"
 
 
 DEFAULT_OPTIONS = AudioOptions()

@@ -4,8 +4,10 @@ Steps, in order, each switchable in `lina.audio.AudioOptions` and each recorded 
 
 1. clipping is detected (runs of samples stuck at the clip's peak, counted before any resampling) and
    reported: it cannot be undone, the visitor is told a cleaner recording clones better;
-2. optional light denoise (`noisereduce`'s stationary spectral gating; off by default: it did not help,
-   docs/reliability.md "Reference clean-up");
+2. light denoise (`noisereduce`'s stationary spectral gating) of clips whose noise floor sits less than
+   `NOISY_MARGIN_DB` under the speech: it helped cloning from noisy clips and slightly hurt clean ones
+   (docs/reliability.md "Reference clean-up"), so the app asks for `denoise="auto"`: noisy clips only (a
+   steady tone also reads as "noisy": the library's default stays "never");
 3. leading and trailing silence trimmed, with a margin;
 4. loudness normalized to the target (ITU-R BS.1770 integrated loudness measured by `pyloudnorm`, with
    the exact BS.1770 filter at any sample rate, its "DeMan" class), under a peak ceiling.
@@ -18,7 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lina.audio import FRAME_STEP_SECONDS, AudioError, AudioOptions, _speech_frames, _trim, loudness_lufs
+from lina.audio import (FRAME_SECONDS, FRAME_STEP_SECONDS, RMS_FLOOR, AudioError, AudioOptions, _speech_frames, _trim,
+                        loudness_lufs)
 
 # Clipping: this many samples in a row at the clip's own peak (within CLIP_TOLERANCE of it) form a run;
 # more than CLIPPED_SHARE of samples in runs and the clip counts as clipped (a clean peak is one sample).
@@ -29,6 +32,12 @@ LOUDNESS_FILTER = "DeMan"    # pyloudnorm's exact BS.1770 K-weighting (its defau
 MIN_METER_SECONDS = 0.4      # one BS.1770 block: shorter audio is measured by the reference meter
 MIN_REPORTED_TRIM_SECONDS = 0.05   # less trimmed than this is not worth a line on the card
 DENOISE_STRENGTH = 0.5       # noisereduce's prop_decrease: "light" (half the estimated noise removed)
+# Noise margin: the 95th minus the 10th percentile of 20 ms frame levels (dB). Clean speech with pauses
+# reads 40-80 dB, white noise at 10 / 20 / 30 dB SNR reads ~16 / ~26 / ~36 dB. Denoise measured at 10 dB SNR.
+NOISY_MARGIN_DB = 20.0
+LOUD_PERCENTILE, FLOOR_PERCENTILE = 95, 10
+DENOISE_MODES = ("auto", "always", "never")
+MIN_DENOISE_SECONDS = 0.5    # shorter audio is refused later anyway; the gate needs a few frames to estimate noise
 
 
 @dataclass(frozen=True)
@@ -44,6 +53,7 @@ class CleanupReport:
     peak_limited: bool = False
     clipped_share: float = 0.0
     denoised: bool = False
+    noise_margin_db: float | None = None
     notes: tuple[str, ...] = field(default=())
 
     @property
@@ -57,7 +67,8 @@ class CleanupReport:
             out.append(f"⚠️ clipping: {100 * self.clipped_share:.1f} % of the samples are cut off at the peak "
                        "(distorted); a cleaner recording will clone better")
         if self.denoised:
-            out.append("light denoise applied")
+            margin = f" (noise floor {self.noise_margin_db:.0f} dB under the speech)" if self.noise_margin_db else ""
+            out.append(f"light denoise applied{margin}")
         if self.trimmed_start_seconds + self.trimmed_end_seconds >= MIN_REPORTED_TRIM_SECONDS:
             out.append(f"silence trimmed: {self.trimmed_start_seconds:.1f} s at the start, "
                        f"{self.trimmed_end_seconds:.1f} s at the end ({self.kept_seconds:.1f} s kept)")
@@ -92,6 +103,17 @@ def measure_lufs(audio: np.ndarray, rate: int) -> float:
     return float(value) if np.isfinite(value) else loudness_lufs(audio, rate)
 
 
+def noise_margin_db(audio: np.ndarray, rate: int) -> float:
+    """How far the noise floor of mono `[S]` sits under its speech, in dB (see `NOISY_MARGIN_DB`)."""
+    size, step = int(FRAME_SECONDS * rate), int(FRAME_STEP_SECONDS * rate)
+    if audio.size < size:
+        return float("inf")
+    starts = np.arange(0, audio.size - size + 1, step)
+    cumulative = np.concatenate([[0.0], np.cumsum(audio.astype(np.float64) ** 2)])
+    level = 10 * np.log10(np.maximum((cumulative[starts + size] - cumulative[starts]) / size, RMS_FLOOR**2))
+    return float(np.percentile(level, LOUD_PERCENTILE) - np.percentile(level, FLOOR_PERCENTILE))
+
+
 def denoise(audio: np.ndarray, rate: int) -> np.ndarray:
     """Light stationary spectral gating (`noisereduce`), float32 `[S]`."""
     try:
@@ -108,7 +130,12 @@ def clean(audio: np.ndarray, rate: int, options: AudioOptions, clipped: float = 
     decoded (before resampling, which smears the flat tops). Raises `AudioError` for silent or too short
     audio."""
     seconds = input_seconds if input_seconds is not None else audio.size / rate
-    if options.denoise:
+    if options.denoise not in DENOISE_MODES:
+        raise ValueError(f"denoise must be one of {DENOISE_MODES}, got {options.denoise!r}")
+    margin = noise_margin_db(audio, rate)
+    denoised = audio.size >= MIN_DENOISE_SECONDS * rate and (
+        options.denoise == "always" or (options.denoise == "auto" and margin < NOISY_MARGIN_DB))
+    if denoised:
         audio = denoise(audio, rate)
     speech = _speech_frames(audio, rate)
     if not speech.any():
@@ -140,5 +167,5 @@ def clean(audio: np.ndarray, rate: int, options: AudioOptions, clipped: float = 
     report = CleanupReport(round(seconds, 3), round(out.size / rate, 3), round(start, 3), round(end, 3),
                            None if loud_before is None else round(loud_before, 2),
                            None if loud_after is None else round(float(loud_after), 2),
-                           limited, round(clipped, 5), options.denoise)
+                           limited, round(clipped, 5), denoised, round(margin, 1) if np.isfinite(margin) else None)
     return out, report

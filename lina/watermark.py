@@ -44,6 +44,7 @@ DECODER_SPEEDS = (1.25, 1.0, 0.75)   # slow, normal, fast branches: time-stretch
 THRESHOLD = 0.5                      # decoder output above this: marked
 WEIGHTS = Path("perth_net", "pretrained", "implicit", "perth_net_250000.pth.tar")
 RESAMPLE_QUALITY = "HQ"
+SILENT_RUN_SECONDS = 0.010           # exact zeros this long or longer are digital silence, kept as it is
 
 
 class WatermarkError(RuntimeError):
@@ -207,10 +208,23 @@ def apply_watermark(audio: np.ndarray, sample_rate: int) -> np.ndarray:
         delta = _mark_delta(spec, phase, len(high)).numpy()
     if sample_rate != PERTH_RATE:
         delta = soxr.resample(delta, PERTH_RATE, sample_rate, quality=RESAMPLE_QUALITY)
-    out = audio + delta[: audio.size].astype(np.float32)
-    if out.size > delta.size:
-        out[delta.size:] = audio[delta.size:]
-    return out
+    delta = np.pad(delta[: audio.size], (0, max(0, audio.size - delta.size))).astype(np.float32)
+    # Digital silence stays silent (the pauses between sentences and dialogue lines are exact zeros,
+    # and callers rely on that); the mark's spread into them would be a faint hiss, not a mark.
+    delta[_digital_silence(audio, sample_rate)] = 0.0
+    return audio + delta
+
+
+def _digital_silence(audio: np.ndarray, sample_rate: int) -> np.ndarray:
+    """`[S]` bool: samples inside runs of exact zeros at least `SILENT_RUN_SECONDS` long."""
+    zero = np.concatenate([[False], audio == 0.0, [False]])
+    edges = np.flatnonzero(np.diff(zero.astype(np.int8)))
+    starts, ends = edges[::2], edges[1::2]
+    long = (ends - starts) >= SILENT_RUN_SECONDS * sample_rate
+    steps = np.zeros(audio.size + 1, dtype=np.int64)
+    np.add.at(steps, starts[long], 1)
+    np.add.at(steps, ends[long], -1)
+    return np.cumsum(steps[:-1]) > 0
 
 
 def watermark_score(audio: np.ndarray, sample_rate: int) -> float:

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import gradio as gr
 
-from lina.audio import AudioError, load_reference
+from lina.audio import AudioError, AudioOptions, load_reference
 from lina.config import LinaConfig
 from lina.reference import CleanupReport
 from lina.voice import Voice
 from lina_app.errors import user_message
-from lina_app.settings import (BEST_CLONE_CLIP_SECONDS, MAX_CLONE_CLIP_SECONDS, MAX_TEXT_CHARS,
+from lina_app.settings import (APP_AUDIO_OPTIONS, BEST_CLONE_CLIP_SECONDS, MAX_CLONE_CLIP_SECONDS, MAX_TEXT_CHARS,
                                MAX_TRANSCRIPT_CHARS, MAX_TUNING_CLIP_SECONDS, MAX_VOICE_NAME_CHARS)
 
 MAX_CARD_LINES = 8   # the tuning status names at most this many clips' clean-up
@@ -77,14 +77,14 @@ def load_voice_file(path, cfg: LinaConfig) -> Voice:
     return voice
 
 
-def check_clips_audio(pairs: list[tuple[str, str]]) -> list[CleanupReport]:
+def check_clips_audio(pairs: list[tuple[str, str]], options: AudioOptions = APP_AUDIO_OPTIONS) -> list[CleanupReport]:
     """Reads and cleans every tuning clip before any tuning, so a bad or over-long one is named (lina's message
     alone does not say which) and no work starts on a request that would fail. -> each clip's report card
     (`kept_seconds`: its length after trimming)."""
     reports = []
     for number, (path, _) in enumerate(pairs, start=1):
         try:
-            _, report = load_reference(path)
+            _, report = load_reference(path, options=options)
         except AudioError as error:
             raise gr.Error(f"Clip {number} ({Path(path).name}): {user_message(error)}", print_exception=False) from None
         if report.kept_seconds > MAX_TUNING_CLIP_SECONDS:
@@ -95,9 +95,9 @@ def check_clips_audio(pairs: list[tuple[str, str]]) -> list[CleanupReport]:
     return reports
 
 
-def reference_card(path) -> CleanupReport:
+def reference_card(path, options: AudioOptions = APP_AUDIO_OPTIONS) -> CleanupReport:
     """The clean-up report of a clone clip (read again by the model: decoding a 15 s clip takes milliseconds)."""
-    return load_reference(str(path))[1]
+    return load_reference(str(path), options=options)[1]
 
 
 def cards_text(reports: list[CleanupReport], limit: int = MAX_CARD_LINES) -> str:

@@ -17,7 +17,7 @@ import torch
 
 from lina.pretrained import RELEASED, RELEASED_REPO, TINY_RANDOM
 from lina.tts import LinaTTS
-from lina_app.settings import EMBEDDED_MODEL_DIR, HUB_PROBE_TIMEOUT_SECONDS
+from lina_app.settings import APP_AUDIO_OPTIONS, EMBEDDED_MODEL_DIR, HUB_PROBE_TIMEOUT_SECONDS
 
 log = logging.getLogger("lina_app")
 
@@ -118,6 +118,7 @@ def load_model(request: str = AUTO) -> LoadedModel:
             # The Space marks every audio it returns (lina.watermark): never switched off here.
             tts = LinaTTS.from_pretrained(name, backend=os.environ.get(BACKEND_ENV_VAR, "") or "auto",
                                           watermark=True)
+            tts.audio_options = APP_AUDIO_OPTIONS   # the clean-up the report cards describe (inputs.py)
             log.info("model %s loaded (%s)", name, notice)
             return LoadedModel(tts, name, notice)
         except Exception as error:  # noqa: BLE001 - any failure falls back to a model that works

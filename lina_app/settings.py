@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from lina.audio import DEFAULT_OPTIONS
+from lina.audio import DEFAULT_OPTIONS, AudioOptions
 from lina.tts import MAX_PROMPT_SECONDS, MAX_ROW_SECONDS
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -19,6 +19,11 @@ MAX_UPLOAD_SECONDS = DEFAULT_OPTIONS.max_input_seconds   # any clip longer is re
 MAX_CLONE_CLIP_SECONDS = MAX_PROMPT_SECONDS              # prompt continuation's clip, after trimming silence
 BEST_CLONE_CLIP_SECONDS = (3, 10)                        # advice, not a check: what continues best
 MAX_TUNING_CLIP_SECONDS = MAX_ROW_SECONDS                # each tuning clip, after trimming silence
+
+# How the app reads prompt and tuning clips (lina.reference): lina's clean-up (silence trimmed, loudness
+# normalized, clipping reported) plus the light denoise of clips whose noise floor is high, which helped
+# cloning from noisy clips (docs/reliability.md "Reference clean-up").
+APP_AUDIO_OPTIONS = AudioOptions(denoise="auto")
 
 # Sampling controls (UI sliders and server-side checks of API calls).
 TOP_K_RANGE = (1, 1000)

@@ -9,7 +9,7 @@ import soundfile
 import soxr
 
 from lina.audio import TARGET_LUFS, AudioOptions, load_reference, loudness_lufs
-from lina.reference import CLIPPED_SHARE, clipped_share, measure_lufs
+from lina.reference import CLIPPED_SHARE, NOISY_MARGIN_DB, clipped_share, measure_lufs, noise_margin_db
 
 RATE = 24_000
 EXAMPLES = Path(__file__).resolve().parents[1] / "assets" / "examples"
@@ -80,3 +80,18 @@ def test_pyloudnorm_agrees_with_the_reference_meter():
             assert abs(measure_lufs(audio, rate) - loudness_lufs(audio, rate)) < METERS_AGREE_LU
     t = np.arange(2 * 48_000) / 48_000   # BS.1770: a full-scale 997 Hz sine reads -3.01 LUFS on both
     assert measure_lufs(np.sin(2 * np.pi * 997 * t), 48_000) == pytest.approx(-3.01, abs=0.02)
+
+
+def test_noisy_clips_are_denoised_when_asked_and_said_so():
+    speech = _speech()
+    noise = np.random.default_rng(0).standard_normal(speech.size).astype(np.float32)
+    noisy = speech + noise * np.sqrt(np.mean(speech**2) / np.mean(noise**2)) * np.float32(10 ** (-10 / 20))
+    auto = AudioOptions(denoise="auto")                   # the app's choice (lina_app.settings)
+    cleaned, report = load_reference((RATE, noisy), options=auto)
+    assert report.denoised and report.noise_margin_db < NOISY_MARGIN_DB
+    assert any(line.startswith("light denoise applied") for line in report.lines())
+    assert noise_margin_db(cleaned, RATE) > report.noise_margin_db + 2   # the floor went down (light: at most 6 dB)
+    _, clean = load_reference((RATE, speech), options=auto)
+    assert not clean.denoised and clean.noise_margin_db > NOISY_MARGIN_DB
+    _, default = load_reference((RATE, noisy))             # the library's default: never
+    assert not default.denoised

@@ -87,3 +87,12 @@ def test_library_switch():
     plain = tts.synthesize("Hello.", max_seconds=1).audio[0]
     tts.watermark = True
     assert not np.array_equal(tts.synthesize("Hello.", max_seconds=1).audio[0], plain)
+
+
+def test_digital_silence_stays_exactly_silent(clip):
+    """Pauses between sentences and dialogue lines are exact zeros; the mark does not leak into them."""
+    gap = np.zeros(RATE // 4, np.float32)
+    joined = np.concatenate([clip[:RATE], gap, clip[RATE:2 * RATE]])
+    marked = apply_watermark(joined, RATE)
+    assert not marked[RATE:RATE + len(gap)].any()
+    assert detect_watermark(marked, RATE).present
