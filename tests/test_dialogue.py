@@ -57,6 +57,9 @@ def _check_table(out, gap):
 
 
 def test_three_speakers_one_batch_in_script_order(tts, monkeypatch):
+    # The watermark is computed over each output as a whole (a line inside a dialogue and the same line
+    # alone get marks that differ by ~1e-3): the batching is compared without it.
+    monkeypatch.setattr(tts, "watermark", False)
     calls = _count_generate(monkeypatch)
     voices = {"ava": _voice(tts, 1), "Joe": _voice(tts, 2), "Mia": None}
     out = tts.synthesize_dialogue(SCRIPT, voices, gap=0.3, **GREEDY)
