@@ -236,7 +236,8 @@ def _presets_tab(h: Handlers) -> None:
 
 
 def build_demo(loaded: LoadedModel, voices_dir: str | Path | None = DEFAULT_VOICES_DIR) -> gr.Blocks:
-    """The whole page, bound to `loaded`; queue limits set (launch with `launch_options`)."""
+    """The whole page, bound to `loaded`; queue limits set (launch with `launch_options`, which also mounts
+    `demo.speech_api`, the OpenAI-style API on the same handlers)."""
     h = Handlers(loaded, voices_dir)
     quiet_validation_errors()  # Gradio's own input checks: one log line each, not a trace
     with gr.Blocks(title=f"{TITLE} — {loaded.tts.name}", delete_cache=(OUTPUT_TTL_SECONDS, OUTPUT_TTL_SECONDS)) as demo:
@@ -256,18 +257,20 @@ def build_demo(loaded: LoadedModel, voices_dir: str | Path | None = DEFAULT_VOIC
                 gr.Markdown(about(loaded), elem_id="about")
     demo.queue(max_size=QUEUE_MAX_SIZE, default_concurrency_limit=SYNTHESIS_CONCURRENCY)
     demo.preset_tuner = h.tuner  # main() starts its background tuning once the warm-up is done
+    # The OpenAI-style API on the same handlers (presets, tuner, engine gate); `launch_options` mounts it.
+    demo.speech_api = SpeechAPI(h)
     return demo
 
 
-def launch_options(voices_dir: str | Path | None, loaded: LoadedModel | None = None) -> dict:
+def launch_options(voices_dir: str | Path | None, api: SpeechAPI | None = None) -> dict:
     """Keyword arguments of `demo.launch` shared by `main` and the tests (Gradio 6: theme/css go here).
-    With `loaded`, the OpenAI-style speech API (`lina_app.openai_api`) is served by the same process:
-    its routes go into Gradio's FastAPI app, ahead of Gradio's own."""
+    With `api` (`build_demo(...).speech_api`), the OpenAI-style speech API (`lina_app.openai_api`) is served
+    by the same process: its routes go into Gradio's FastAPI app, ahead of Gradio's own."""
     allowed = [str(EXAMPLES_DIR)] + ([str(voices_dir)] if voices_dir else [])
     options = dict(theme=gr.themes.Soft(), css=CSS, allowed_paths=allowed,
                    show_error=False, max_file_size=MAX_UPLOAD_BYTES)
-    if loaded is not None:
-        options["app_kwargs"] = {"routes": list(SpeechAPI(loaded.tts, voices_dir).router().routes)}
+    if api is not None:
+        options["app_kwargs"] = {"routes": list(api.router().routes)}
     return options
 
 
@@ -299,7 +302,7 @@ def main(argv: list[str] | None = None) -> None:
     demo.preset_tuner.start_background()
     # mcp_server=None leaves it to Gradio's own GRADIO_MCP_SERVER.
     demo.launch(server_name=args.host, server_port=args.port, mcp_server=args.mcp or None,
-                **launch_options(args.voices, loaded))
+                **launch_options(args.voices, demo.speech_api))
 
 
 if __name__ == "__main__":

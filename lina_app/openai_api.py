@@ -18,7 +18,6 @@ import logging
 import math
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import AsyncIterator, Iterator
 
 from fastapi import APIRouter, Request
@@ -36,7 +35,9 @@ from lina_app import engine
 from lina_app.encoding import FORMATS, content_type, encode
 from lina_app.errors import user_message
 from lina_app.gate import Busy
-from lina_app.presets import find_preset, list_presets, load_preset
+from lina_app.handlers import Handlers
+from lina_app.preset_tuner import PresetNotReady
+from lina_app.presets import find_preset, load_preset
 from lina_app.settings import DEFAULT_SEED, DEFAULT_TEMPERATURE, DEFAULT_TOP_K, MAX_TEXT_CHARS
 
 log = logging.getLogger("lina_app")
@@ -126,11 +127,12 @@ def parse_speech(raw: bytes) -> SpeechRequest:
 
 
 class SpeechAPI:
-    """The routes bound to a loaded model and a folder of voice files saved on the server."""
+    """The routes bound to the page's `Handlers`: the same model, the same voices (the presets of the voices
+    folder and its manifest, tuned on first use where the page would) and the same engine."""
 
-    def __init__(self, tts: LinaTTS, voices_dir: str | Path | None):
-        self.tts = tts
-        self.voices_dir = Path(voices_dir) if voices_dir else None
+    def __init__(self, handlers: Handlers):
+        self.handlers = handlers
+        self.tts: LinaTTS = handlers.tts
 
     # ---- what the routes compute -----------------------------------------------------------------
     def model_ids(self) -> list[str]:
@@ -141,9 +143,10 @@ class SpeechAPI:
                                            for m in self.model_ids()]}
 
     def voices(self) -> dict:
-        presets = [p for p in list_presets(self.voices_dir, self.tts.model.cfg) if p.compatible]
+        presets = [p for p in self.handlers.presets() if p.compatible]
         return {"object": "list", "data": [{"id": p.id, "object": "voice", "name": p.name, "style": p.style,
-                                            "description": p.description} for p in presets]}
+                                            "description": p.description, "status": p.public()["status"]}
+                                           for p in presets]}
 
     def _check_model(self, model: str) -> None:
         if model and model not in self.model_ids() and model not in OPENAI_MODEL_ALIASES:
@@ -152,7 +155,7 @@ class SpeechAPI:
                            "model", "model_not_found")
 
     def _voice(self, name: str) -> Voice:
-        presets = list_presets(self.voices_dir, self.tts.model.cfg)
+        presets = self.handlers.presets()
         found = find_preset(presets, name)
         if found is None or not found.compatible:
             known = [p.id for p in presets if p.compatible]
@@ -160,6 +163,11 @@ class SpeechAPI:
             reason = "cannot be used with this model" if found else "is not a voice of this server"
             raise ApiError(400, f"The voice '{name}' {reason}. Available: {shown or 'none'} "
                                 "(GET /v1/audio/voices lists them all).", "voice", "voice_not_found")
+        if found.managed:
+            try:
+                return self.handlers.tuner.voice(found.id)
+            except PresetNotReady as error:
+                raise ApiError(503, str(error), "voice", "voice_not_ready", "server_error") from None
         return load_preset(found)
 
     def speak(self, request: SpeechRequest) -> bytes:

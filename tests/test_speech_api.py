@@ -57,9 +57,9 @@ def server():
     loaded = load_model("embedded")
     demo = app.build_demo(loaded, DEFAULT_VOICES_DIR)
     _, url, _ = demo.launch(server_name="127.0.0.1", server_port=free_port(), prevent_thread_lock=True, quiet=True,
-                            **app.launch_options(DEFAULT_VOICES_DIR, loaded))
+                            **app.launch_options(DEFAULT_VOICES_DIR, demo.speech_api))
     client = openai.OpenAI(base_url=url + "v1", api_key="not-needed", max_retries=0)
-    yield {"url": url, "client": client, "formats": {}, "loaded": loaded}
+    yield {"url": url, "client": client, "formats": {}, "loaded": loaded, "api": demo.speech_api}
     demo.close()
 
 
@@ -169,9 +169,7 @@ def test_api_and_page_outputs_carry_the_watermark_and_examples_do_not(server):
         reply = httpx.post(server["url"] + "detect", files={"file": clip.open("rb")}).json()
         assert not reply["watermarked"] and reply["score"] < 0.5, (clip.name, reply)
     # The page's preset samples (shipped files of the model's speech) are served as marked copies.
-    from lina_app.handlers import Handlers
-
-    _, sample = Handlers(server["loaded"], DEFAULT_VOICES_DIR).preset_details(VOICE)
+    _, sample = server["api"].handlers.preset_details(VOICE)
     assert detect_watermark(sample).present
     assert not detect_watermark(str(DEFAULT_VOICES_DIR / f"{VOICE}.flac")).present
     junk = httpx.post(server["url"] + "detect", content=b"junk").json()
@@ -206,12 +204,10 @@ def test_the_server_without_the_page(server):
     """`python -m lina_app.serve`'s app (uvicorn in a thread here): the same routes, marked audio."""
     import uvicorn
 
-    from lina_app.openai_api import SpeechAPI
     from lina_app.serve import build_app
 
     port = free_port()
-    alone = uvicorn.Server(uvicorn.Config(build_app(SpeechAPI(engine.model(), DEFAULT_VOICES_DIR)),
-                                          host="127.0.0.1", port=port, log_level="warning"))
+    alone = uvicorn.Server(uvicorn.Config(build_app(server["api"]), host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=alone.run, daemon=True)
     thread.start()
     try:
