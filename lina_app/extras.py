@@ -12,10 +12,12 @@ from pathlib import Path
 import gradio as gr
 import numpy as np
 
+from lina.constants import SAMPLE_RATE
 from lina.marks import Glossary
 from lina.speed import MAX_SPEED, MIN_SPEED, change_speed
 from lina.subtitles import group_words, to_srt, to_vtt
 from lina.timestamps import WordTime
+from lina.watermark import apply_watermark
 from lina_app.outputs import OutputDir
 from lina_app.settings import REPO_ROOT
 
@@ -63,7 +65,10 @@ def at_speed(audio: np.ndarray, words: list[WordTime], speed: float) -> tuple[np
     """Audio and its word times after the speed change (times divided by the factor)."""
     if speed == 1.0:
         return audio, words
-    return change_speed(audio, speed), [WordTime(w.word, w.start / speed, w.end / speed, w.speaker) for w in words]
+    # Marked again after the stretch: the mark survived 0.7-1.5x in our checks, but every audio the app
+    # returns must carry it, not probably carry it.
+    stretched = apply_watermark(change_speed(audio, speed), SAMPLE_RATE)
+    return stretched, [WordTime(w.word, w.start / speed, w.end / speed, w.speaker) for w in words]
 
 
 def words_json(words: list[WordTime]) -> list[dict]:
