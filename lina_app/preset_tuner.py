@@ -213,9 +213,14 @@ class PresetTuner:
     # ---- tuning -----------------------------------------------------------------------------------
     def voice(self, preset_id: str) -> Voice:
         """The preset's state for the loaded model; tuned now in first-use mode (once, however many
-        requests ask at the same time); else PresetNotReady with its status."""
+        requests ask at the same time); else PresetNotReady with its status (in background mode the preset
+        asked for moves to the front of the queue first)."""
         if preset_id in self._voices:
             return self._voices[preset_id]
+        with self._lock:
+            if preset_id in self._queue:  # asked for: it goes next (the one under way has left the queue)
+                self._queue.remove(preset_id)
+                self._queue.insert(0, preset_id)
         status = self.status(preset_id)
         if self.mode != FIRST_USE or status.state == UNAVAILABLE:
             raise PresetNotReady(f"Preset voice '{preset_id}' is not ready yet: {status.text()}.")

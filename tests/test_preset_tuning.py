@@ -159,8 +159,12 @@ def test_two_concurrent_first_uses_tune_once(tts, folder, tmp_path):
 def test_background_mode_tunes_every_preset_and_requests_wait_plainly(tts, folder, tmp_path):
     background = tuner(tts, folder, tmp_path, mode=BACKGROUND)
     assert {background.status(i).state for i in ("alpha", "beta")} == {QUEUED}
+    background._queue = ["alpha", "beta"]  # as start_background lays it out, before the thread runs
+    alone = background.status("beta").wait_seconds
     with pytest.raises(PresetNotReady, match="not ready yet: waiting to be tuned .* ready in about"):
         background.voice("beta")                                         # a request does not tune here
+    assert background._queue == ["beta", "alpha"] and background.status("beta").wait_seconds < alone
+    background._queue = []
     background.start_background().join(timeout=120)
     assert background.all_ready() and background.tunings == 2
     assert background.summary() == "2 presets: 2 ready"
