@@ -5,6 +5,7 @@
 #
 #   bash scripts/gpu_preset_tuning.sh            # 6 presets (the first includes fla's kernel autotuning)
 #   LIMIT=12 bash scripts/gpu_preset_tuning.sh
+#   MODEL=tiny-random LIMIT=1 STEPS=2 OUT=/tmp/x bash scripts/gpu_preset_tuning.sh   # a smoke run on a CPU
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-out}; mkdir -p "$OUT"
@@ -14,7 +15,7 @@ if compgen -G ".whl/*.whl" > /dev/null; then
 fi
 export PYTHONPATH=/tmp/site:$PWD GRADIO_ANALYTICS_ENABLED=False HF_HUB_OFFLINE=1
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
-timeout "${SECONDS_LIMIT:-540}" python3 scripts/tune_presets.py --model random-released --steps "${STEPS:-100}" \
+timeout "${SECONDS_LIMIT:-540}" python3 scripts/tune_presets.py --model "${MODEL:-random-released}" --steps "${STEPS:-100}" \
   --limit "${LIMIT:-6}" --out "$OUT/states" --no-manifest --force --report "$OUT/preset_tuning_h200.json" "$@" \
   2>&1 | tee "$OUT/preset_tuning.log" | tail -n 20
 rm -rf "$OUT/states"   # random-weight states: only the times matter

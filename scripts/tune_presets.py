@@ -56,6 +56,17 @@ def _sync(tts: LinaTTS) -> None:
         torch.cuda.synchronize()
 
 
+def write_report(path: str, tts: LinaTTS, rows: list[dict], t0: float) -> dict:
+    report = {"model_id": tts.model_id, "device": str(tts.device),
+              "gpu": torch.cuda.get_device_name() if tts.device.type == "cuda" else "", "presets": rows,
+              "first_seconds": rows[0]["seconds"] if rows else None,
+              "median_seconds": sorted(r["seconds"] for r in rows)[len(rows) // 2] if rows else None,
+              "total_seconds": round(time.perf_counter() - t0, 1)}
+    if path:
+        Path(path).write_text(json.dumps(report, indent=1) + "\n")
+    return report
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", required=True, help="released | embedded | random-released | a model folder")
@@ -112,18 +123,13 @@ def main(argv: list[str] | None = None) -> int:
                      "first_loss": voice.extra["first_loss"], "final_loss": voice.extra["final_loss"]})
         print(f"[{n}/{len(specs)}] {spec.id}: {len(pairs)} clips, {tuning.steps} steps, loss {losses[0]:.3f} -> "
               f"{losses[-1]:.3f}, {seconds:.1f} s", flush=True)
+        write_report(args.report, tts, rows, t0)  # after each preset: a run cut off by its time limit keeps its times
         if not args.no_manifest:
             rel = path.resolve().relative_to(folder.resolve()).as_posix()
             updated[spec.id] = updated[spec.id].with_state(model_id, rel, key)
             write_manifest(folder / MANIFEST, list(updated.values()))  # after each: a cut-off run keeps its work
-    report = {"model_id": model_id, "device": str(tts.device),
-              "gpu": torch.cuda.get_device_name() if tts.device.type == "cuda" else "", "presets": rows,
-              "first_seconds": rows[0]["seconds"] if rows else None,
-              "median_seconds": sorted(r["seconds"] for r in rows)[len(rows) // 2] if rows else None,
-              "total_seconds": round(time.perf_counter() - t0, 1)}
+    report = write_report(args.report, tts, rows, t0)
     print(json.dumps({k: v for k, v in report.items() if k != "presets"}), flush=True)
-    if args.report:
-        Path(args.report).write_text(json.dumps(report, indent=1) + "\n")
     return 0
 
 
