@@ -42,6 +42,8 @@ MODES = (BACKGROUND, FIRST_USE, OFF)
 READY, TUNING, QUEUED, ON_FIRST_USE, FAILED, UNAVAILABLE = (
     "ready", "tuning", "queued", "on_first_use", "failed", "unavailable")
 
+PACE_RANGE = (0.05, 20.0)   # bounds of the measured/estimated time ratio applied to later estimates
+
 # tune_fn(clips as (path, transcript), settings, spec, on_step) -> Voice
 TuneFn = Callable[[list[tuple[str, str]], TuningSettings, PresetSpec, Callable[[int, float], None] | None], Voice]
 
@@ -112,6 +114,7 @@ class PresetTuner:
         self.mode = mode or default_mode(self.device)
         self.tune_fn = tune_fn or self._tune_here
         self.tunings = 0                    # tunings run by this process (tests count them)
+        self._pace = 1.0                    # last tuning's time / its estimate: this machine now (a busy CPU)
         self._lock = threading.Lock()
         self._locks: dict[str, threading.Lock] = {}
         self._voices: dict[str, Voice] = {}
@@ -183,18 +186,22 @@ class PresetTuner:
 
     # ---- status -----------------------------------------------------------------------------------
     def status(self, preset_id: str) -> PresetStatus:
+        """Its status now; times scaled by how fast the last tuning here went against its estimate."""
         with self._lock:
             status = replace(self._status[preset_id])
+            status.estimate_seconds *= self._pace
             if status.state == TUNING:
                 elapsed = time.monotonic() - status.started
-                pace = elapsed / status.step if status.step else status.estimate_seconds / max(status.steps, 1)
-                status.wait_seconds = max(pace * (status.steps - status.step), 0.0)
+                per_step = elapsed / status.step if status.step else status.estimate_seconds / max(status.steps, 1)
+                status.wait_seconds = max(per_step * (status.steps - status.step), 0.0)
             elif status.state == QUEUED:
                 ahead = self._queue[: self._queue.index(preset_id)] if preset_id in self._queue else []
                 running = [s for s in self._status.values() if s.state == TUNING]
-                status.wait_seconds = status.estimate_seconds + sum(self._status[i].estimate_seconds for i in ahead)
+                status.wait_seconds = status.estimate_seconds + self._pace * sum(
+                    self._status[i].estimate_seconds for i in ahead)
                 if running:  # the one under way: its time left
-                    status.wait_seconds += max(running[0].estimate_seconds - (time.monotonic() - running[0].started), 0)
+                    left = running[0].estimate_seconds * self._pace - (time.monotonic() - running[0].started)
+                    status.wait_seconds += max(left, 0.0)
             return status
 
     def summary(self) -> str:
@@ -265,6 +272,8 @@ class PresetTuner:
         started = time.perf_counter()
         voice = self.tune_fn(pairs, settings, spec, on_step)
         self.tunings += 1
+        with self._lock:
+            self._pace = min(max((time.perf_counter() - started) / max(estimate, 1e-3), PACE_RANGE[0]), PACE_RANGE[1])
         voice.extra = {**voice.extra, "preset": spec.id, "steps": settings.steps, "rank": settings.rank,
                        "learning_rate": settings.learning_rate, "seed": settings.seed,
                        "batch_size": settings.batch_size, "crop_seconds": settings.crop_seconds,

@@ -95,6 +95,10 @@ def test_tuned_once_cached_and_reloaded_on_a_new_start(tts, folder, tmp_path):
     assert second.status("alpha").public()["status"] == "ready"
     torch.testing.assert_close(again.k, voice.k)
     assert second.status("beta").state == ON_FIRST_USE                   # the other one is still to tune
+    # Later estimates follow this machine's measured pace (the CPU constants assume lina-mini on 2 idle cores).
+    assert first.status("beta").estimate_seconds == pytest.approx(first._status["beta"].estimate_seconds * first._pace)
+    # beta has alpha's plan: its estimate is now alpha's measured time
+    assert first.status("beta").estimate_seconds == pytest.approx(tune_seconds, rel=0.5)
     print(f"tiny model: tuned in {tune_seconds:.2f} s, reloaded from the cache in {reload_seconds:.3f} s")
 
 
