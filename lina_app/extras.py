@@ -87,12 +87,6 @@ def subtitle_files(out: OutputDir, words: list[WordTime], name: str) -> list[str
     return paths
 
 
-def json_file(out: OutputDir, words: list[WordTime], name: str) -> str:
-    path = out.new_path(f"{name}.json")
-    Path(path).write_text(json.dumps(words_json(words), indent=1), encoding="utf-8")
-    return str(path)
-
-
 # ---- UI pieces shared by the tabs --------------------------------------------------------------------
 def speech_options(prefix: str) -> tuple[gr.Textbox, gr.Slider]:
     """The pronunciation box and the speed slider (inside the caller's layout)."""
