@@ -3,7 +3,6 @@ default), a speed (time-stretched after generation), and the word timestamps as 
 with the info-line words that echo them."""
 from __future__ import annotations
 
-import json
 import os
 import threading
 from collections import OrderedDict
