@@ -55,3 +55,12 @@ def test_speak_echoes_pauses_glossary_and_speed(client):
     assert "left out" not in info  # the mark is not a character the model failed to read
     expect_error(client, "pause mark", text="Hi [pause soon] there.", preset="", api_name="/speak")
     expect_error(client, "maximum value 1.5", text="Hi there.", preset="", speed=3, api_name="/speak")  # Gradio's check
+
+
+def test_a_clip_becomes_a_speaker(client, served):
+    _, table, info, _, words = client.predict(script="Ava: Hello there.\nMia: Hi, I am the clip.", voices="Mia = clip",
+                                              clip=handle_file(str(served["inputs"] / "clip1.wav")),
+                                              transcript="Words spoken in clip one.", line_by_line=False,
+                                              api_name="/dialogue")
+    assert "Mia: the clip (tuned into a voice)" in info and [r[0] for r in table["data"]] == ["Ava", "Mia"], info
+    assert [w["word"] for w in words][-3:] == ["am", "the", "clip."]

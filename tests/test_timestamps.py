@@ -91,3 +91,10 @@ def test_phoneme_token_spans_match_the_ids():
         spans = tok.token_spans(text)
         assert len(spans) == len(tok.encode(text)) and spans[0] == (0, 0) and spans[-1] == (len(text), len(text))
         assert [a for a, _ in spans] == sorted(a for a, _ in spans)
+
+
+def test_clone_returns_the_words_of_the_text_not_of_the_prompt(tts):
+    rate = 24_000
+    tone = (rate, (0.3 * np.sin(2 * np.pi * 220 * np.arange(2 * rate) / rate)).astype(np.float32))
+    out = tts.clone("Speak these 3 words.", tone, "the transcript of the prompt", top_k=1, max_seconds=2)
+    _check_words(out, "Speak these 3 words.", out.duration)
