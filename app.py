@@ -224,7 +224,7 @@ def _presets_tab(h: Handlers) -> None:
     inputs = [text, preset, voice_file, top_k, temperature, seed]
     speak.click(documented(h.speak, SPEAK), inputs + [glossary, speed], [audio, info], api_name="speak",
                 **SYNTHESIS).success(h.speech_subtitles, None, [subtitles, words], api_visibility="private", queue=False)
-    stream.click(h.speak_stream, inputs, [streamed, info], api_name="speak_stream", **SYNTHESIS)
+    stream.click(h.speak_stream, inputs + [glossary], [streamed, info], api_name="speak_stream", **SYNTHESIS)
     preset.change(h.preset_details, preset, [details, sample], api_visibility="private", queue=False)
     # The loaded voice goes into the voice-file box: Speak uses it, and the visitor can download it.
     hub_load.click(documented(h.voice_from_hub, VOICE_FROM_HUB), hub_repo, [voice_file, hub_status],

@@ -144,9 +144,10 @@ def clone(text: str, prompt_audio: str, transcript: str, top_k: int, temperature
         return _clone(text, prompt_audio, transcript, top_k, temperature, seed, candidates)
 
 
-def stream(text: str, voice: Voice | None, top_k: int, temperature: float, seed: int) -> Iterator[tuple]:
+def stream(text: str, voice: Voice | None, top_k: int, temperature: float, seed: int,
+           glossary=None) -> Iterator[tuple]:
     """`_stream`, holding a slot of the shared gate until the stream ends or is closed."""
-    with gate.synthesis.slot(), contextlib.closing(_stream(text, voice, top_k, temperature, seed)) as events:
+    with gate.synthesis.slot(), contextlib.closing(_stream(text, voice, top_k, temperature, seed, glossary)) as events:
         yield from events
 
 
@@ -262,7 +263,8 @@ def request_stop(key: str) -> bool:
 
 
 @gpu(duration=_stream_seconds)
-def _stream(text: str, voice: Voice | None, top_k: int, temperature: float, seed: int) -> Iterator[tuple]:
+def _stream(text: str, voice: Voice | None, top_k: int, temperature: float, seed: int,
+            glossary=None) -> Iterator[tuple]:
     """Yields `("audio", float32 piece)` of about `STREAM_CHUNK_SECONDS` (the first as soon as it is
     decoded), then `("done", Synthesis)`: the words `synthesize` says for the same inputs
     (`lina_app.streaming`), with the stream's own timings.
@@ -275,7 +277,7 @@ def _stream(text: str, voice: Voice | None, top_k: int, temperature: float, seed
     pending: list[np.ndarray] = []
     size = 0
     first = True
-    pieces = BatchStream(tts, text, voice, top_k, temperature, seed)
+    pieces = BatchStream(tts, text, voice, top_k, temperature, seed, glossary=glossary)
     with activity.track("stream"), contextlib.closing(iter(pieces)) as chunks:
         for chunk in chunks:
             pending.append(chunk)

@@ -262,14 +262,17 @@ class Handlers:
 
     @user_errors
     def speak_stream(self, text, preset="", voice_file=None, top_k=DEFAULT_TOP_K, temperature=DEFAULT_TEMPERATURE,
-                     seed=DEFAULT_SEED):
+                     seed=DEFAULT_SEED, glossary=""):
         """Yields ((24 kHz, int16 chunk), info) as audio is generated: the first sentence plays early; the
-        words are `/speak`'s for the same inputs; the info line comes with the end of the stream."""
+        words are `/speak`'s for the same inputs (pauses and glossary included; speed is Speak's only: a
+        stream is played as it comes); the info line comes with the end of the stream."""
         text = check_text(text)
         top_k, temperature, seed = _sampling(top_k, temperature, seed)
+        respell = request_glossary(glossary)
         voice, label = self._voice(preset, voice_file)
+        label = " · ".join(n for n in (label, glossary_note(respell, text)) if n)
         # As in tune_voice: a visitor who leaves stops the generation at the next chunk.
-        with contextlib.closing(engine.stream(text, voice, top_k, temperature, seed)) as events:
+        with contextlib.closing(engine.stream(text, voice, top_k, temperature, seed, glossary=respell)) as events:
             for kind, value in events:
                 if kind == "audio":
                     yield (self.tts.sample_rate, to_int16(np.asarray(value))), gr.skip()

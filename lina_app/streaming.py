@@ -30,8 +30,8 @@ class BatchStream:
     `Synthesis`, no alignment) is set once the iteration has ended."""
 
     def __init__(self, tts: LinaTTS, text: str, voice: Voice | None, top_k: int, temperature: float,
-                 seed: int | None, chunk_tokens: int = CHUNK_TOKENS):
-        self.tts, self.voice, self.chunk_tokens = tts, voice, chunk_tokens
+                 seed: int | None, chunk_tokens: int = CHUNK_TOKENS, glossary=None):
+        self.tts, self.voice, self.chunk_tokens, self.glossary = tts, voice, chunk_tokens, glossary
         self.plan = tts.plan(text)  # pause marks: the same silences as `synthesize`
         self.sentences = self.plan.sentences
         self.sampling = SamplingConfig(top_k=top_k, temperature=temperature)
@@ -47,7 +47,7 @@ class BatchStream:
         cfg = GenerationConfig(self.sampling, max_tokens=max(limits), seed=self.seed,
                                min_tokens=tuple(min_row_tokens(s, n) for s, n in zip(sentences, limits)))
         with torch.inference_mode():
-            text_ids, lengths, spoken = tts._texts(sentences)
+            text_ids, lengths, spoken = tts._texts(sentences, glossary=self.glossary)
             ctx = model.encode_text(text_ids, lengths)
             state = model.init_state(len(sentences), tts._initial_states([self.voice] * len(sentences)))
             chunks = stream_tokens(model, ctx, state, cfg, None, self.chunk_tokens, tts.backend)

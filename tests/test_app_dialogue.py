@@ -64,3 +64,9 @@ def test_a_clip_becomes_a_speaker(client, served):
                                               api_name="/dialogue")
     assert "Mia: the clip (tuned into a voice)" in info and [r[0] for r in table["data"]] == ["Ava", "Mia"], info
     assert [w["word"] for w in words][-3:] == ["am", "the", "clip."]
+
+
+def test_stream_takes_the_glossary_too(client):
+    _, info = client.predict(text="Hello my friend. [pause 0.3] Bye.", preset="", glossary="friend = frend",
+                             api_name="/speak_stream")
+    assert "glossary: friend → frend" in info and "streamed" in info, info
