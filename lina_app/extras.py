@@ -100,7 +100,8 @@ def speech_options(prefix: str) -> tuple[gr.Textbox, gr.Slider]:
 def subtitle_outputs(prefix: str) -> tuple[gr.File, gr.JSON]:
     files = gr.File(label="Subtitles (SRT, WebVTT)", file_count="multiple", interactive=False,
                     elem_id=f"{prefix}-subtitles")
-    words = gr.JSON(label="Word timestamps", open=False, elem_id=f"{prefix}-words")
+    with gr.Accordion("Word timestamps (JSON)", open=False):  # long for a long text: folded
+        words = gr.JSON(label="Word timestamps", elem_id=f"{prefix}-words")
     return files, words
 
 
