@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> dict:
     sentences, blocks = (SENTENCES[-1:], 2) if args.smoke else (SENTENCES, STEP_BLOCKS)
     if args.smoke:
         args.repeats = 1
-    tts = LinaTTS.from_pretrained(args.model)
+    tts = LinaTTS.from_pretrained(args.model)  # with the watermark, as the app serves (real-time factor includes it)
     native.load(wait=True)  # the C step is built in the background on first use: time it built
     runs = []
     for threads in (int(t) for t in args.threads.split(",")):

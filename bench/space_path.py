@@ -16,6 +16,7 @@ Writes ``$OUT/space_path.json`` (+ ``space_path.md``); each phase rewrites its o
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import os
 import subprocess
@@ -124,9 +125,11 @@ def run_phase(args) -> dict:
     from lina_app.warmup import warm_up
     torch.manual_seed(0)
     start = time.perf_counter()
-    tts = LinaTTS(_bundle(args), args.device, args.backend)
+    # What a visitor gets includes the watermark, where its package is installed (the GPU image may lack it).
+    marked = importlib.util.find_spec("perth") is not None
+    tts = LinaTTS(_bundle(args), args.device, args.backend, watermark=marked)
     res = Results(f"space_path_{args.phase}", phase=args.phase, device=device_name(tts.device), model=args.model,
-                  model_id=tts.model_id, backend=tts.backend.name, torch=torch.__version__,
+                  model_id=tts.model_id, backend=tts.backend.name, torch=torch.__version__, watermark=marked,
                   load_s=round(time.perf_counter() - start, 2), rows=[])
     sec, parts = (0.0, {}) if args.no_warmup else timed(
         tts, lambda: warm_up(tts, tuning=bool(args.tune_steps) and not args.quick))

@@ -119,7 +119,7 @@ def main(argv: list[str] | None = None) -> int:
                      max_seconds=args.max_seconds, voices_dir=args.voices, cache_dir=args.cache,
                      ist_voices_dir=args.ist_voices,
                      audio_dir=None if args.no_audio else args.out / "audio")
-    tts = LinaTTS.from_pretrained(args.model, device=args.device)
+    tts = LinaTTS.from_pretrained(args.model, device=args.device, watermark=False)  # the model, not the mark
     result = evaluate(tts, tests, cfg)
     limits = Thresholds(args.max_wer, args.max_cer, args.min_sim, args.min_dnsmos, args.max_runaway, args.max_empty)
     run_info = {"model": args.model, "model_id": tts.model_id, "model_description": tts.description,

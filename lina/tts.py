@@ -37,7 +37,7 @@ from lina.text import split_sentences
 from lina.timestamps import WordTime, row_words
 from lina.tokenizer import TextError, prepare_text
 from lina.voice import Voice
-from lina.watermark import apply_watermark
+from lina.watermark import apply_watermark, check_available
 
 MAX_ROW_SECONDS = 40.0        # hard cap of one generated sentence (runaway guard)
 MIN_ROW_SECONDS = 2.0         # budget every sentence gets, however short
@@ -166,6 +166,8 @@ class LinaTTS:
         self.tokenizer = bundle.tokenizer
         self.name, self.license, self.description = bundle.name, bundle.license, bundle.description
         self.watermark = bool(watermark)
+        if self.watermark:
+            check_available()   # a machine without resemble-perth fails here, with the way out in the message
         # How prompt and tuning clips are read and cleaned (`lina.reference`): trimmed, loudness-normalized.
         self.audio_options: AudioOptions = DEFAULT_OPTIONS
         if self.codec.config.quantizer.bins != self.model.cfg.n_codebook:

@@ -126,11 +126,17 @@ class PerthNet(nn.Module):
 def _weights_path() -> Path:
     spec = importlib.util.find_spec("perth")
     if spec is None or not spec.submodule_search_locations:
-        raise WatermarkError("the watermark needs the resemble-perth package (pip install resemble-perth)")
+        raise WatermarkError("the watermark needs the resemble-perth package (pip install resemble-perth); "
+                             "LinaTTS(..., watermark=False) turns the watermark off, for research only")
     path = Path(list(spec.submodule_search_locations)[0]) / WEIGHTS
     if not path.is_file():
         raise WatermarkError(f"resemble-perth is installed without its weights ({WEIGHTS})")
     return path
+
+
+def check_available() -> None:
+    """Raises `WatermarkError` at once where the weights are missing (rather than at the first output)."""
+    _weights_path()
 
 
 _lock = threading.Lock()

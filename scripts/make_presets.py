@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     (out / "voices").mkdir(parents=True, exist_ok=True)
     if args.samples:
         (out / "samples").mkdir(parents=True, exist_ok=True)
-    tts = LinaTTS.from_pretrained(args.model, device=args.device)
+    tts = LinaTTS.from_pretrained(args.model, device=args.device, watermark=False)  # the app marks what it serves
     rows = {s: read_manifest(args.codes, s) for s in ("train", "test")}
     codes = {s: np.load(codes_path(Path(args.codes), s), mmap_mode="r") for s in rows}
     if args.enroll:

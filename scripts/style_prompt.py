@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
-    tts = LinaTTS.from_pretrained(args.model)
+    tts = LinaTTS.from_pretrained(args.model, watermark=False)  # research: the model, not the mark
     (args.out / "wav").mkdir(parents=True, exist_ok=True)
     sentences = list(SENTENCES[:args.sentences])
     chosen = prompts(read_manifest(args.enroll / "codes", SPLIT))

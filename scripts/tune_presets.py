@@ -47,8 +47,9 @@ def load(name: str, device: str) -> LinaTTS:
         torch.manual_seed(0)
         bundle = Bundle(LinaModel(released_size()).eval(), character_tokenizer(), Codec(CodecConfig()).eval(),
                         "random-released-size", "-", "random weights of the released size")
-        return LinaTTS(bundle, device)
-    return LinaTTS.from_pretrained(str(ROOT / "assets" / "lina-mini") if name == "embedded" else name, device)
+        return LinaTTS(bundle, device, watermark=False)  # tuning only: the app marks what it serves
+    return LinaTTS.from_pretrained(str(ROOT / "assets" / "lina-mini") if name == "embedded" else name, device,
+                                   watermark=False)
 
 
 def _sync(tts: LinaTTS) -> None:

@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
 
-    tts = LinaTTS.from_pretrained(args.model, device="cpu")
+    tts = LinaTTS.from_pretrained(args.model, device="cpu", watermark=False)  # research: the model, not the mark
     rows = read_manifest(args.codes, args.split)
     codes = np.load(codes_path(Path(args.codes), args.split), mmap_mode="r")
     by_speaker: dict[str, dict[str, Voice]] = defaultdict(dict)

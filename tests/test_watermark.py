@@ -96,3 +96,16 @@ def test_digital_silence_stays_exactly_silent(clip):
     marked = apply_watermark(joined, RATE)
     assert not marked[RATE:RATE + len(gap)].any()
     assert detect_watermark(marked, RATE).present
+
+
+def test_a_missing_package_fails_at_once_with_the_way_out(monkeypatch):
+    import importlib.util
+
+    from lina.tts import LinaTTS
+    from lina.watermark import WatermarkError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "perth" else real(name, *a))
+    with pytest.raises(WatermarkError, match="pip install resemble-perth.*watermark=False"):
+        LinaTTS.from_pretrained("tiny-random", device="cpu")
+    assert LinaTTS.from_pretrained("tiny-random", device="cpu", watermark=False).watermark is False

@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     from lina.tts import LinaTTS
 
-    tts = LinaTTS.from_pretrained(args.model, device="cpu")
+    tts = LinaTTS.from_pretrained(args.model, device="cpu", watermark=False)  # the model, not the mark
     if args.write:
         data = write_goldens(tts, args.write, seed=args.seed)
         print(f"wrote {len(data['samples'])} golden samples to {args.write} ({args.write.stat().st_size} bytes)")

@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> int:
     from lina.tts import LinaTTS
 
     torch.set_num_threads(args.threads)
-    tts = LinaTTS.from_pretrained(args.model)
+    tts = LinaTTS.from_pretrained(args.model, watermark=False)  # the model, not the mark
     print(f"model {tts.model_id} on {tts.device}; {args.sentences} sentences per voice from {args.voices}", flush=True)
     log = lambda msg: print(msg, flush=True)
     result = run(tts, args.voices, args.out, args.sentences, args.seed, args.mode, args.max_seconds, args.style_model, log,
