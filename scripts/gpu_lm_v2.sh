@@ -1,48 +1,70 @@
 #!/usr/bin/env bash
-# LM v2 in one lease of the GPU host: corpus v2 rendered there (formant engines on its CPUs, Kokoro on the
-# GPU), encoded with the shipped codec (its codes stay valid: the LM ships beside today's codec), then two
-# LMs side by side on the same codes (BPE vs phonemes). Steps are device calls made back to back (the
-# machine goes back 30 s after a call; /data and setsid processes live while it is held).
+# LM v2 in one lease of the GPU host: corpus v2 rows rendered there and encoded in the same pass
+# (lina.training.corpus.render_codes: formant engines on its CPUs, Kokoro on the GPU, the shipped codec on the
+# GPU; no WAV files), then LMs on those codes (phonemes and BPE side by side, or one). Steps are device calls
+# made back to back: the machine goes back 30 s after a call; /data and setsid processes live while it is held.
+# Rendering runs in the foreground of calls (resumable): a Kokoro render left in the background of a call died
+# when the call returned (session 9), while LM runs started with setsid survived.
 #
-# Here, once (~5 min; needs corpus_setup.sh, gruut, the Kokoro weights of scripts/gpu_kokoro_bench.sh):
-#   python -m lina.training.corpus build --out data/corpus_v2 --recipe v2 --seed 0      # then split by engine:
-#   data/v2_parts/{formant,kokoro}_{train,validation,test}.jsonl (see `parts` below)
-#   python -m lina.training.corpus.kokoro_render prepare --manifest data/v2_parts/kokoro_*.jsonl --out data/kokoro_inputs
-#   python -m lina.training.lm phonemize --codes data/ph_texts    # texts of every split -> phonemes.json.gz
+# Here, once (~1 h of CPU; needs corpus_setup.sh, gruut, the Kokoro weights of scripts/gpu_kokoro_bench.sh):
+#   python -m lina.training.corpus build --out data/corpus_v2_80h --recipe v2 --seed 0 --hours 80
+#   split it by engine into data/v2_80h_parts/{formant,kokoro}_{train,validation,test}.jsonl (piper rows are not
+#     rendered: its 58 MB voice would need three more calls and ~18 min of the host's CPUs)
+#   python -m lina.training.corpus.kokoro_render prepare --manifest data/v2_80h_parts/kokoro_{train,validation}.jsonl \
+#     --out data/kokoro_inputs_80h                                  # espeak-ng phonemes (the host has none)
+#   python -m lina.training.lm phonemize --codes data/ph_texts_80h # texts of every split -> phonemes.json.gz
 #   bash scripts/corpus_bundle.sh download                         # .corpus_debs/
-#   bash scripts/gpu_lm_v2.sh pack                                 # -> .lmv2/c1 .. c5, each < 26 MB
-# There, in order (carry .lmv2/cK in call K):
-#   bash scripts/gpu_lm_v2.sh c1     wheels, source copy, fla warm-up (synthetic codes, fills the Triton cache)
-#   bash scripts/gpu_lm_v2.sh c2     debs -> engines; formant rows render on the CPUs (background)
-#   bash scripts/gpu_lm_v2.sh c3     stash only
-#   bash scripts/gpu_lm_v2.sh c4     stash only
-#   bash scripts/gpu_lm_v2.sh c5     Kokoro weights joined; Kokoro rows render on the GPU (background); WAIT s
-#   bash scripts/gpu_lm_v2.sh train  wait for the renders (RENDER_DEADLINE s), encode, start both LMs, WAIT s
-#   bash scripts/gpu_lm_v2.sh finish wait for both LMs; $OUT: fp16 shards + logs (<= 8 files)
+#   bash scripts/gpu_lm_v2.sh pack                                 # -> .lmv2/c1 .. cN, each < PIECE_MB MB
+# There, in order (carry .lmv2/cK in call K; `pack` prints N):
+#   bash scripts/gpu_lm_v2.sh c1     wheels, source copy, fla warm-up on random codes (fills the Triton cache)
+#   bash scripts/gpu_lm_v2.sh cK     stash; engines, inputs and Kokoro weights are unpacked once complete
+#   bash scripts/gpu_lm_v2.sh render render + encode every train/validation row, MAX_SECONDS (540) per call;
+#                                    repeat until it prints "all rows done"; then the codes folder is finalized
+#   bash scripts/gpu_lm_v2.sh train  start the LMs (FRONTENDS, default "phonemes bpe") for AB_SECONDS, wait WAIT
+#   bash scripts/gpu_lm_v2.sh finish wait for the LMs (FINISH_DEADLINE s, then they save and stop); $OUT:
+#                                    lmv2.tar.partNN (checkpoints fp16, logs, codes summary; < 8 x 15 MiB)
 #   bash scripts/gpu_lm_v2.sh status
-# Env: AB_STEPS (3000), AB_SECONDS (training budget of each LM), WAIT, RENDER_DEADLINE.
+# Env: AB_STEPS (3000), AB_SECONDS (780), PARTS (data/v2_80h_parts), KOKORO_INPUTS (data/kokoro_inputs_80h),
+#      PHONEMES (data/ph_texts_80h/phonemes.json.gz), PIECE_MB (25), DRY (skip pip: a dry run here).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-out}; DATA=${DATA:-/data}; SITE=${SITE:-/tmp/site}
-STASH=$DATA/stash SRC=$DATA/src AUDIO=$DATA/audio
+STASH=$DATA/stash SRC=$DATA/src CODES=$DATA/codes
 mkdir -p "$OUT" "$DATA" "$STASH"
 export PYTHONUNBUFFERED=1 TRITON_CACHE_DIR=$DATA/triton FLA_CACHE_RESULTS=1 LINA_CORPUS_ROOT=$DATA/root
 PIP=(python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE")
 LM_WHEELS="soundfile cffi pycparser soxr num2words praat_parselmouth pyworld_prebuilt fla_core"
 CARRY=.lmv2 PIECE_MB=${PIECE_MB:-25}
+PARTS=${PARTS:-data/v2_80h_parts} KOKORO_INPUTS=${KOKORO_INPUTS:-data/kokoro_inputs_80h}
+PHONEMES=${PHONEMES:-data/ph_texts_80h/phonemes.json.gz}
+FRONTENDS=(${FRONTENDS:-phonemes bpe})
+MANIFESTS=("$DATA"/parts/formant_train.jsonl "$DATA"/parts/formant_validation.jsonl "$DATA"/parts/kokoro_train.jsonl
+           "$DATA"/parts/kokoro_validation.jsonl)
 
 stash() { mkdir -p "$STASH" && cp -r "$CARRY/$1"/. "$STASH"/ && echo "stashed $1: $(ls "$STASH" | wc -l) files"; }
-joined() {  # $1: name of a file cut into $1.part.* pieces in the stash -> path of the joined file (once complete)
+joined() {  # $1: a file cut into $1.part.NN pieces in the stash -> path of the joined file, once all are there
   local n; n=$(cat "$STASH/$1.parts" 2>/dev/null) || return 1
   [ "$(ls "$STASH/$1".part.* 2>/dev/null | wc -l)" = "$n" ] || return 1
   [ -f "$STASH/$1" ] || cat "$STASH/$1".part.* > "$STASH/$1"
   echo "$STASH/$1"
 }
 in_src() { cd "$SRC" && export PYTHONPATH=$SITE:$SRC; }
+unpack_ready() {  # engines, inputs and Kokoro weights, each once all its pieces are stashed
+  local f
+  if f=$(joined debs.tar) && [ ! -d "$DATA/root" ]; then
+    tar -xf "$f" -C "$SRC" && (in_src && bash scripts/corpus_bundle.sh unpack "$DATA/root" | tail -n 1)
+    [ -e /usr/share/festival ] || ln -sfn "$DATA/root/usr/share/festival" /usr/share/festival  # festival reads init.scm there
+    (in_src && bash scripts/corpus_bundle.sh check "$DATA/root" 2>&1 | grep -v "piper\|kokoro")
+  fi
+  if f=$(joined inputs.tgz) && [ ! -d "$DATA/parts" ]; then tar -xzf "$f" -C "$DATA" && ls "$DATA"/parts; fi
+  if f=$(joined kokoro.safetensors.gz) && [ ! -f "$STASH/kokoro.safetensors" ]; then
+    gzip -dc "$f" > "$STASH/kokoro.safetensors" && echo "kokoro weights joined"
+  fi
+}
 status() {
-  echo "== $(date +%T) wav: $(find "$AUDIO" -name '*.wav' 2>/dev/null | wc -l); renders: $(pgrep -fc '[c]orpus render|[k]okoro_render render')"
-  tail -n 2 "$DATA"/render_formant.log "$DATA"/render_kokoro.log 2>/dev/null
-  for fe in warm bpe phonemes; do [ -f "$DATA/lm_$fe.log" ] && { echo "-- $fe"; tail -n 2 "$DATA/lm_$fe.log"; }; done
+  echo "== $(date +%T) shards: $(ls "$CODES"/shards 2>/dev/null | wc -l)"
+  for fe in warm "${FRONTENDS[@]}"; do [ -f "$DATA/lm_$fe.log" ] && { echo "-- $fe"; tail -n 2 "$DATA/lm_$fe.log" | cut -c1-300; }; done
+  for fe in "${FRONTENDS[@]}"; do [ -f "$DATA/run_$fe/log.jsonl" ] && grep val_loss "$DATA/run_$fe/log.jsonl" | tail -n 3; done
   nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader 2>/dev/null; true
 }
 start_lm() {  # $1: name, $2: codes folder, $3...: more train options
@@ -53,121 +75,105 @@ start_lm() {  # $1: name, $2: codes folder, $3...: more train options
 }
 
 case "${1:-status}" in
-  pack)  # here: the carries, each < PIECE_MB MB (the tree itself takes ~37 of a call's 64 MiB)
-    rm -rf $CARRY && mkdir -p $CARRY/c1 $CARRY/c2 $CARRY/c3 $CARRY/c4 $CARRY/c5 $CARRY/big
+  pack)  # here: carries of < PIECE_MB MB (the tree itself takes ~37 of a call's 64 MiB)
+    rm -rf $CARRY && mkdir -p $CARRY/c1 $CARRY/big
+    grep -q "^/$CARRY/" .git/info/exclude || echo "/$CARRY/" >> .git/info/exclude
     for w in $LM_WHEELS; do cp .whl/${w}-*.whl $CARRY/c1/ 2>/dev/null || cp /tmp/pyworld_whl/${w}-*.whl $CARRY/c1/ || exit 1; done
     cp .kokoro_carry/p1/*.whl $CARRY/c1/
-    tar -C data -czf $CARRY/c1/inputs.tgz kokoro_inputs v2_parts/formant_train.jsonl v2_parts/formant_validation.jsonl \
-      v2_parts/formant_test.jsonl ph_texts/phonemes.json.gz || exit 1
+    staging=$(mktemp -d) && mkdir -p "$staging/parts" && cp "$PARTS"/*.jsonl "$staging/parts/" && cp -r "$KOKORO_INPUTS" "$staging/kokoro_inputs" \
+      && cp "$PHONEMES" "$staging/phonemes.json.gz" && tar -C "$staging" -czf $CARRY/big/inputs.tgz . && rm -rf "$staging" || exit 1
     tar -cf $CARRY/big/debs.tar .corpus_debs
-    grep -q "^/$CARRY/" .git/info/exclude || echo "/$CARRY/" >> .git/info/exclude
     cat .kokoro_carry/p1/weights.gz.1 .kokoro_carry/p2/weights.gz.2 .kokoro_carry/p3/weights.gz.3 > $CARRY/big/kokoro.safetensors.gz
-    # One stream of pieces filled in order: c1's free room first, then c2..c5.
     python3 - "$CARRY" "$PIECE_MB" <<'EOF' || exit 1
-import os, sys
+import sys
 from pathlib import Path
 carry, limit = Path(sys.argv[1]), int(float(sys.argv[2]) * 1e6)
-room = {c: limit - sum(f.stat().st_size for f in (carry / c).iterdir()) for c in ("c1", "c2", "c3", "c4", "c5")}
-for name in ("debs.tar", "kokoro.safetensors.gz"):
-    data, k = (carry / "big" / name).read_bytes(), 0
-    pos = 0
-    for c in room:
+room = {"c1": limit - sum(f.stat().st_size for f in (carry / "c1").iterdir())}
+for name in ("inputs.tgz", "debs.tar", "kokoro.safetensors.gz"):  # one stream of pieces, calls filled in order
+    data, pos, k = (carry / "big" / name).read_bytes(), 0, 0
+    while pos < len(data):
+        c = next((c for c, r in room.items() if r > 0), None)
+        if c is None:
+            c = f"c{len(room) + 1}"
+            room[c] = limit
+            (carry / c).mkdir()
         take = min(room[c], len(data) - pos)
-        if take <= 0:
-            continue
         (carry / c / f"{name}.part.{k:02d}").write_bytes(data[pos:pos + take])
         room[c] -= take; pos += take; k += 1
-    if pos < len(data):
-        sys.exit(f"{name}: {len(data) - pos} bytes do not fit in five carries of {limit} bytes")
-    for c in room:
-        (carry / c / f"{name}.parts").write_text(str(k))
+    (carry / f"{name}.parts").write_text(str(k))
 for c in room:
+    for name in ("inputs.tgz", "debs.tar", "kokoro.safetensors.gz"):
+        (carry / c / f"{name}.parts").write_text((carry / f"{name}.parts").read_text())
     print(c, round(sum(f.stat().st_size for f in (carry / c).iterdir()) / 1e6, 1), "MB")
+print("calls to carry:", len(room))
 EOF
     cmp <(cat $CARRY/c*/kokoro.safetensors.gz.part.* | gzip -dc | sha256sum | cut -c1-64) \
       <(python3 -c "import json; print(json.load(open('.kokoro_carry/p1/manifest.json'))['sha256'])") || exit 1
-    rm -rf $CARRY/big ;;
+    rm -rf $CARRY/big $CARRY/*.parts ;;
   c1)
     stash c1
     [ -n "${DRY:-}" ] || "${PIP[@]}" "$STASH"/*.whl || exit 1
-    rm -rf "$SRC" && mkdir -p "$SRC" && cp -r lina assets scripts "$SRC"/ && tar -xzf "$STASH/inputs.tgz" -C "$DATA"
+    rm -rf "$SRC" && mkdir -p "$SRC" && cp -r lina assets scripts "$SRC"/
     in_src
     python3 -c "import torch, fla, parselmouth, soxr, soundfile; print('torch', torch.__version__, torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU')" || exit 1
     nproc; df -h "$DATA" | tail -1
-    # Warm-up: a short run on random codes shaped like the corpus (same buckets) fills fla's autotune cache.
-    python3 - "$DATA/warm_codes" "$DATA/v2_parts" <<'EOF' || exit 1
+    # Warm-up: a short run on random codes with the corpus's lengths fills fla's autotune cache meanwhile.
+    python3 - "$DATA/warm_codes" <<'EOF' || exit 1
 import gzip, json, sys
 from pathlib import Path
 import numpy as np
-out, parts = Path(sys.argv[1]), Path(sys.argv[2])
+out, rng = Path(sys.argv[1]), np.random.default_rng(0)
 out.mkdir(parents=True, exist_ok=True)
-rng = np.random.default_rng(0)
-for split in ("train", "validation"):
-    rows = [json.loads(l) for l in open(parts / f"formant_{split}.jsonl")]
-    offset, manifest = 0, []
-    for r in rows:
-        frames = int(r["duration"] * 75)
-        manifest.append({"id": r["id"], "speaker": r["speaker"], "style": r["style"], "text": r["text"],
-                         "offset": offset, "frames": frames})
-        offset += frames
-    np.save(out / f"{split}.codes.npy", rng.integers(0, 4096, offset).astype(np.uint16))
+words = ["the", "voice", "reads", "a", "short", "sentence", "of", "many", "words", "again"]
+for split, n in (("train", 4000), ("validation", 200)):
+    frames = np.clip(rng.lognormal(np.log(450), 0.5, n), 60, 1500).astype(int)
+    rows = [{"id": f"w{i}", "speaker": f"s{i % 50}", "style": "neutral", "offset": int(o), "frames": int(f),
+             "text": " ".join(rng.choice(words, max(2, f // 30)))} for i, (o, f) in enumerate(zip(np.cumsum(frames) - frames, frames))]
+    np.save(out / f"{split}.codes.npy", rng.integers(0, 4096, int(frames.sum())).astype(np.uint16))
     with gzip.open(out / f"{split}.jsonl.gz", "wt") as f:
-        f.write("".join(json.dumps(m) + "\n" for m in manifest))
-print("warm-up codes", offset)
+        f.write("".join(json.dumps(r) + "\n" for r in rows))
 EOF
     start_lm warm "$DATA/warm_codes" --steps 400 --max-seconds 420
-    sleep 20; status ;;
-  c2|c3|c4)
-    stash "$1"
-    if debs=$(joined debs.tar) && [ ! -d "$DATA/root" ]; then
-      in_src
-      tar -xf "$debs" -C "$DATA" && rm -rf "$SRC/.corpus_debs" && mv "$DATA/.corpus_debs" "$SRC/"
-      bash scripts/corpus_bundle.sh unpack "$DATA/root" | tail -n 1
-      [ -e /usr/share/festival ] || ln -sfn "$DATA/root/usr/share/festival" /usr/share/festival  # festival reads init.scm there
-      bash scripts/corpus_bundle.sh check "$DATA/root" 2>&1 | grep -v "piper\|kokoro"
-      setsid nohup python3 -m lina.training.corpus render --manifest "$DATA"/v2_parts/formant_*.jsonl --out "$AUDIO" \
-        --jobs "${RENDER_JOBS:-12}" > "$DATA/render_formant.log" 2>&1 < /dev/null &
-      sleep 15
-    fi
-    status ;;
-  c5)
-    stash c5
-    weights=$(joined kokoro.safetensors.gz) || { echo "kokoro pieces missing"; exit 1; }
-    [ -f "$STASH/kokoro.safetensors" ] || gzip -dc "$weights" > "$STASH/kokoro.safetensors"
+    unpack_ready; sleep 10; status ;;
+  c[2-9])
+    stash "$1"; in_src; unpack_ready; status ;;
+  render)
     in_src
-    setsid nohup python3 -m lina.training.corpus.kokoro_render render --inputs "$DATA/kokoro_inputs" \
-      --weights "$STASH/kokoro.safetensors" --out "$AUDIO" --jobs "${KOKORO_JOBS:-6}" > "$DATA/render_kokoro.log" 2>&1 < /dev/null &
-    sleep "${WAIT:-60}"; status ;;
+    [ -d "$DATA/parts" ] && [ -f "$STASH/kokoro.safetensors" ] && [ -d "$DATA/root" ] || { echo "carries missing"; exit 1; }
+    pkill -f '[l]m train --codes .*warm_codes'
+    python3 -m lina.training.corpus.render_codes run --manifest "${MANIFESTS[@]}" --kokoro-inputs "$DATA/kokoro_inputs" \
+      --kokoro-weights "$STASH/kokoro.safetensors" --codec assets/lina-mini/codec --out "$CODES" \
+      --device "${RENDER_DEVICE:-cuda}" --jobs "${RENDER_JOBS:-14}" --max-seconds "${MAX_SECONDS:-540}" 2>&1 | tail -n 8
+    total=$(cat "${MANIFESTS[@]}" | wc -l)
+    done_rows=$(python3 -c "from lina.training.corpus.render_codes import done_ids; from pathlib import Path; print(len(done_ids(Path('$CODES'))))")
+    echo "rows done: $done_rows of $total"
+    if [ "$done_rows" -ge "$total" ] || [ -n "${FINALIZE_ANYWAY:-}" ]; then
+      python3 -m lina.training.corpus.render_codes finalize --manifest "${MANIFESTS[@]}" --codec assets/lina-mini/codec \
+        --out "$CODES" | tail -n 20 && cp "$DATA/phonemes.json.gz" "$CODES/" && echo "all rows done: codes finalized"
+    fi ;;
   train)
     t0=$(date +%s); in_src
-    deadline=$(( $(date +%s) + ${RENDER_DEADLINE:-240} ))
-    while pgrep -f '[c]orpus render|[k]okoro_render render' > /dev/null && [ "$(date +%s)" -lt "$deadline" ]; do sleep 10; done
-    pkill -f '[c]orpus render|[k]okoro_render render'; pkill -f '[l]m train --codes .*warm_codes'; sleep 3
-    status
-    rm -rf "$DATA/codes"
-    python3 -m lina.training.codec encode --codec assets/lina-mini/codec --device "${ENCODE_DEVICE:-cuda}" --out "$DATA/codes" \
-      --manifest "$DATA"/v2_parts/formant_{train,validation}.jsonl "$DATA"/kokoro_inputs/rows.jsonl.gz --roots "$AUDIO" 2>&1 \
-      | tail -n 4; [ -f "$DATA/codes/train.jsonl.gz" ] || { echo "encoding failed"; exit 1; }
-    cp "$DATA/ph_texts/phonemes.json.gz" "$DATA/codes/"
-    for fe in bpe phonemes; do
-      start_lm "$fe" "$DATA/codes" --text-frontend "$fe" --steps "${AB_STEPS:-3000}" --max-seconds "${AB_SECONDS:-780}"
+    [ -f "$CODES/train.jsonl.gz" ] || { echo "no codes: run render until it says all rows done"; exit 1; }
+    for fe in "${FRONTENDS[@]}"; do
+      start_lm "$fe" "$CODES" --text-frontend "$fe" --steps "${AB_STEPS:-3000}" --max-seconds "${AB_SECONDS:-780}"
     done
     sleep $(( ${CALL_SECONDS:-570} - ($(date +%s) - t0) )); status ;;  # keep the call (and the machine) busy
   finish)  # the runs stop themselves at AB_SECONDS; past FINISH_DEADLINE s they are told to save and stop
     t0=$(date +%s)
-    while pgrep -f "[l]ina.training.lm train --codes $DATA/codes" > /dev/null; do
-      [ $(( $(date +%s) - t0 )) -gt "${FINISH_DEADLINE:-500}" ] && pkill -TERM -f "[l]ina.training.lm train --codes $DATA/codes"
+    while pgrep -f "[l]ina.training.lm train --codes $CODES" > /dev/null; do
+      [ $(( $(date +%s) - t0 )) -gt "${FINISH_DEADLINE:-500}" ] && pkill -TERM -f "[l]ina.training.lm train --codes $CODES"
       sleep 3
     done
-    in_src
-    for fe in bpe phonemes; do
-      tail -n 3 "$DATA/lm_$fe.log"
-      python3 -m lina.training.lm shard --run "$DATA/run_$fe" --out "$OUT/ckpt_$fe" --weights-only --half --with-log
+    in_src; rm -rf "$DATA/ret" && mkdir -p "$DATA/ret"
+    for fe in "${FRONTENDS[@]}"; do
+      tail -n 2 "$DATA/lm_$fe.log" | cut -c1-300
+      python3 -m lina.training.lm shard --run "$DATA/run_$fe" --out "$DATA/ret/ckpt_$fe" --weights-only --half --with-log > /dev/null
     done
-    cat "$DATA/codes/summary.json"; tail -n 3 "$DATA"/render_*.log  # ($OUT holds 8 files: the four shards' of each run)
-    ls -la "$OUT" "$OUT"/ckpt_* ;;
+    cp "$CODES/summary.json" "$DATA"/lm_*.log "$DATA/ret/"
+    tar -C "$DATA" -cf - ret | split -b 15m -d - "$OUT/lmv2.tar.part"  # $OUT takes 8 files of 16 MiB
+    ls -la "$OUT"; cat "$CODES/summary.json" ;;
   status)
     sleep "${WAIT:-0}"; status ;;
   *)
-    sed -n '2,25p' "$0"; exit 2 ;;
+    sed -n '2,30p' "$0"; exit 2 ;;
 esac

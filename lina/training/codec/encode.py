@@ -79,18 +79,23 @@ def encode_corpus(codec: Codec, rows_by_split: dict[str, list[dict]], roots: lis
     summary = {}
     for split, rows in rows_by_split.items():
         done, flat = encode_rows(codec, rows, roots)
-        np.save(out / f"{split}.codes.npy", flat)
-        with gzip.open(out / f"{split}.jsonl.gz", "wt", encoding="utf-8") as handle:
-            for row in done:
-                row = {k: v for k, v in row.items() if k != "spk"}  # the recipe is in the corpus, not needed here
-                handle.write(json.dumps(row) + "\n")
-        used = int(np.unique(flat).size)
-        summary[split] = {"rows": len(done), "missing": len(rows) - len(done),
-                          "hours": round(len(flat) / codec.sample_rate * codec.hop_length / 3600, 3),
-                          "codes_used": used, "usage": round(used / codec.quantizer.bins, 4)}
+        summary[split] = write_split(out, split, done, flat, codec, missing=len(rows) - len(done))
         log(f"{split}: {summary[split]}")
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     return summary
+
+
+def write_split(out: Path, split: str, rows: list[dict], flat: np.ndarray, codec: Codec, missing: int = 0) -> dict:
+    """One split of a codes folder: rows (with `offset`/`frames` into `flat`) and the codes; returns its summary."""
+    np.save(out / f"{split}.codes.npy", flat.astype(CODES_DTYPE))
+    with gzip.open(out / f"{split}.jsonl.gz", "wt", encoding="utf-8") as handle:
+        for row in rows:
+            row = {k: v for k, v in row.items() if k != "spk"}  # the recipe is in the corpus, not needed here
+            handle.write(json.dumps(row) + "\n")
+    used = int(np.unique(flat).size)
+    return {"rows": len(rows), "missing": missing,
+            "hours": round(len(flat) / codec.sample_rate * codec.hop_length / 3600, 3),
+            "codes_used": used, "usage": round(used / codec.quantizer.bins, 4)}
 
 
 def merge_codes(sources: list[Path], out: Path) -> dict:

@@ -69,19 +69,26 @@ def prepare(manifests: list[Path], out: Path, jobs: int = 1) -> dict:
 
 
 # ------------------------------------------------------------------------------------------------ render
-def _finish_row(row: dict, pieces: list[np.ndarray], out: str) -> tuple[str, str, float]:
-    """Worker: join a row's raw pieces like KokoroOnnx.synth, post-process, write -> (id, split, seconds)."""
-    import soundfile as sf
-
+def finish_audio(row: dict, pieces: list[np.ndarray]) -> np.ndarray:
+    """A row's raw Kokoro pieces joined like KokoroOnnx.synth (trimmed, short pauses) -> the corpus audio."""
     from .engines_kokoro import KOKORO_RATE, PIECE_PAUSE_S, gentle_trim
-    from .generate import SAMPLE_RATE, audio_path, post_process
+    from .generate import post_process
 
     gap = np.zeros(int(PIECE_PAUSE_S * KOKORO_RATE), np.float32)
     parts = []
     for piece in pieces:
         parts += [gentle_trim(piece), gap]
     audio = np.clip(np.concatenate(parts[:-1]), -1.0, 1.0).astype(np.float32)
-    audio = post_process(audio, KOKORO_RATE, row)
+    return post_process(audio, KOKORO_RATE, row)
+
+
+def _finish_row(row: dict, pieces: list[np.ndarray], out: str) -> tuple[str, str, float]:
+    """Worker: `finish_audio`, then write the WAV -> (id, split, seconds)."""
+    import soundfile as sf
+
+    from .generate import SAMPLE_RATE, audio_path
+
+    audio = finish_audio(row, pieces)
     path = audio_path(Path(out), row)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(f".{os.getpid()}.tmp.wav")
