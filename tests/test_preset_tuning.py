@@ -278,3 +278,17 @@ def test_speak_with_a_preset_still_queued_answers_with_the_wait(tts, folder, tmp
     h.tuner.start_background().join(timeout=120)
     wav, info = h.speak("Good morning.", "alpha")
     assert Path(wav).is_file() and {v["status"] for v in h.voices()} == {"ready"}
+
+
+def test_a_failed_tuning_says_why_in_plain_words(tts, folder, tmp_path):
+    broken = tuner(tts, folder, tmp_path)
+
+    def fail(*args):
+        raise ValueError("clip 2 has no transcript")
+
+    broken.tune_fn = fail
+    with pytest.raises(PresetNotReady, match="could not be tuned for this model: clip 2 has no transcript"):
+        broken.voice("alpha")
+    status = broken.status("alpha").public()
+    assert status["status"] == "failed" and "ValueError" not in status["status_text"]
+    assert not list((tmp_path / "cache").rglob("*.safetensors"))
