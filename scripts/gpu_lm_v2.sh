@@ -25,7 +25,7 @@
 #                                    lmv2.tar.partNN (checkpoints fp16, logs, codes summary; < 8 x 15 MiB)
 #   bash scripts/gpu_lm_v2.sh status
 # Env: AB_STEPS (3000), AB_SECONDS (780), PARTS (data/v2_80h_parts), KOKORO_INPUTS (data/kokoro_inputs_80h),
-#      PHONEMES (data/ph_texts_80h/phonemes.json.gz), PIECE_MB (25), DRY (skip pip: a dry run here).
+#      PHONEMES (data/ph_texts_80h/phonemes.json.gz), PIECE_MB (20), DRY (skip pip: a dry run here).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-out}; DATA=${DATA:-/data}; SITE=${SITE:-/tmp/site}
@@ -34,7 +34,7 @@ mkdir -p "$OUT" "$DATA" "$STASH"
 export PYTHONUNBUFFERED=1 TRITON_CACHE_DIR=$DATA/triton FLA_CACHE_RESULTS=1 LINA_CORPUS_ROOT=$DATA/root
 PIP=(python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE")
 LM_WHEELS="soundfile cffi pycparser soxr num2words praat_parselmouth pyworld_prebuilt fla_core"
-CARRY=.lmv2 PIECE_MB=${PIECE_MB:-25}
+CARRY=.lmv2 PIECE_MB=${PIECE_MB:-20}
 PARTS=${PARTS:-data/v2_80h_parts} KOKORO_INPUTS=${KOKORO_INPUTS:-data/kokoro_inputs_80h}
 PHONEMES=${PHONEMES:-data/ph_texts_80h/phonemes.json.gz}
 FRONTENDS=(${FRONTENDS:-phonemes bpe})
@@ -75,7 +75,7 @@ start_lm() {  # $1: name, $2: codes folder, $3...: more train options
 }
 
 case "${1:-status}" in
-  pack)  # here: carries of < PIECE_MB MB (the tree itself takes ~37 of a call's 64 MiB)
+  pack)  # here: carries of < PIECE_MB MB (the tree itself takes ~44 of the 67 MB (64 MiB) a call carries: check before a lease)
     rm -rf $CARRY && mkdir -p $CARRY/c1 $CARRY/big
     grep -q "^/$CARRY/" .git/info/exclude || echo "/$CARRY/" >> .git/info/exclude
     for w in $LM_WHEELS; do cp .whl/${w}-*.whl $CARRY/c1/ 2>/dev/null || cp /tmp/pyworld_whl/${w}-*.whl $CARRY/c1/ || exit 1; done
