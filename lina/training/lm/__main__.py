@@ -2,8 +2,11 @@
 
   train  --codes DIR --run RUNDIR [--config mini] [--text-frontend bpe|phonemes] [--steps N] [--lr 1e-3] [--warmup 500]
          [--batch-frames 60000] [--max-frames 1500] [--seed 0] [--max-seconds S] [--stop-at STEP]
-         [--resume-from CKPT] [--val-every 500] [--log-every 10] [--checkpoint-seconds 300]
+         [--resume-from CKPT] [--val-every 500] [--log-every 10] [--checkpoint-seconds 300] [--batches-per-step K]
          Trains, or continues RUNDIR/last.pt (or --resume-from: last.pt, a run or a shard folder).
+         On several GPUs: torchrun --nproc-per-node N -m lina.training.lm train --run-dir RUNDIR ...
+         (torchrun takes --run for its own --run-path: write --run-dir there; K batches of the
+         global schedule per step, K/N per process; lr is the rate of that global step).
   shard  --run RUNDIR --out DIR [--with-log] [--weights-only [--half]]
                                       last.pt as files of <= 15 MiB (what --resume-from and export read)
   export --run RUNDIR --codec CODECDIR --out FOLDER [--name lina-mini]   fp16 folder for LinaTTS
@@ -34,9 +37,15 @@ def cmd_train(args: argparse.Namespace) -> int:
                          val_batches=args.val_batches, log_every=args.log_every,
                          initial_validation=not args.no_initial_val,
                          checkpoint_seconds=args.checkpoint_seconds, device=args.device)
+    from lina.training import distributed
     from lina.training.lm.train import train
 
-    print(json.dumps(train(args.codes, args.run, given, options, args.resume_from)))
+    try:
+        result = train(args.codes, args.run, given, options, args.resume_from)
+        if distributed.current().is_main:
+            print(json.dumps(result))
+    finally:
+        distributed.finish()
     return 0
 
 
@@ -80,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("train", help="train or continue a run")
     p.add_argument("--codes", required=True, help="codes folder: {split}.jsonl.gz + {split}.codes.npy")
-    p.add_argument("--run", required=True)
+    # --run-dir: the spelling torchrun lets through (its own parser reads --run as its --run-path)
+    p.add_argument("--run", "--run-dir", dest="run", required=True)
     p.add_argument("--resume-from", help="continue from this checkpoint (last.pt, run or shard folder)")
     # Settings default to None: a fresh run takes TrainSettings' defaults, a rerun the stored ones.
     p.add_argument("--config", help="model preset: mini, tiny")
@@ -94,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pair-fraction", type=float, help="extra train rows of two sentences back to back")
     p.add_argument("--styled-repeat", type=int, help="each non-neutral train row this many times")
     p.add_argument("--seed", type=int)
+    p.add_argument("--batches-per-step", type=int,
+                   help="global batch: batches per optimizer step, split among torchrun's processes "
+                        "(default 1; under torchrun, the process count)")
     p.add_argument("--max-seconds", type=float, help="wall-clock budget of this call, saving included")
     p.add_argument("--stop-at", type=int, help="stop after this step (the schedule still spans --steps)")
     p.add_argument("--val-every", type=int, default=RunOptions.val_every)

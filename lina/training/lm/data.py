@@ -231,12 +231,19 @@ class EpochLoader:
             self._plan_epoch = self.position.epoch
         return self._plan
 
-    def next(self) -> Batch:
-        """The next batch (CPU); advances the position, rolling over to the next epoch."""
+    def next_indices(self) -> list[int]:
+        """The utterance indices of the next batch; advances the position, rolling over to the next epoch.
+
+        The schedule depends on the seed and the position only: processes of one run that each call this
+        the same number of times agree on it (each then collates only its share, see `distributed.shard`)."""
         if not len(self.split):
             raise ValueError("the training split has no utterance (all skipped?)")
         if self.position.batch >= len(self._batches()):
             self.position = DataPosition(self.position.epoch + 1, 0)
         indices = self._batches()[self.position.batch]
         self.position = DataPosition(self.position.epoch, self.position.batch + 1)
-        return self.split.collate(indices)
+        return indices
+
+    def next(self) -> Batch:
+        """The next batch (CPU); advances the position, rolling over to the next epoch."""
+        return self.split.collate(self.next_indices())

@@ -5,6 +5,14 @@ line ``{"start": ...}``, train lines ``{"step", "loss", "lr", "tokens_per_s", "e
 validation lines ``{"step", "val_loss", "elapsed"}``). Running the same command again continues where the
 last one stopped, with the same data order and optimizer state: two calls of k steps give the same
 losses as one call of 2k steps.
+
+Several processes (``torchrun --nproc-per-node N -m lina.training.lm train ...``): one optimizer step
+is ``batches_per_step`` batches of the global schedule (the global batch, a setting of the run), split
+evenly among the processes (DistributedDataParallel averages their gradients), so the numbers do not
+depend on N: a run continues on another number of processes (one process accumulates the gradients
+of all the batches). ``lr`` is the rate of that global step: keeping the global batch keeps the rate;
+changing ``batches_per_step`` is a new run (choose its ``lr`` yourself; nothing is scaled behind your
+back). Rank 0 writes the log and the checkpoint.
 """
 from __future__ import annotations
 
@@ -19,11 +27,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
 from lina.config import LinaConfig
 from lina.model import LinaModel, count_parameters, teacher_forcing_loss
 from lina.ops.dispatch import fla_kernels
 from lina.text_frontend import tokenizer_from_str
+from lina.training import distributed
 from lina.training.lm import checkpoint
 from lina.training.lm.configs import preset
 from lina.training.lm.data import (
@@ -64,6 +75,8 @@ class TrainSettings:
     seed: int = 0
     vocab_size: int = VOCAB_SIZE  # BPE only
     text_frontend: str = "bpe"    # "bpe" or "phonemes" (LinaConfig.text_frontend; docs/text_frontend.md)
+    batches_per_step: int = 1     # the global batch: batches of the schedule per optimizer step (a multiple
+                                  # of the process count; a fresh run under torchrun defaults to that count)
 
 
 @dataclass(frozen=True)
@@ -80,7 +93,12 @@ class RunOptions:
     initial_validation: bool = True  # a step-0 baseline (on a fresh GPU host it also pays a compile)
 
 
+LR_RULE = "lr per optimizer step of the global batch; unchanged by the process count"
+
+
 def _log(run: Path, entry: dict) -> None:
+    if not distributed.current().is_main:
+        return
     with open(run / LOG_NAME, "a", encoding="utf-8") as f:
         f.write(json.dumps(entry) + "\n")
 
@@ -99,12 +117,25 @@ def batch_loss(model: LinaModel, batch: Batch, use_fla: bool) -> torch.Tensor:
     return teacher_forcing_loss(out.logits, batch.audio[:, 1:], batch.audio_len)
 
 
+class _BatchLoss(nn.Module):
+    """`batch_loss` as a module's forward, what DistributedDataParallel wraps (it hooks ``forward``)."""
+
+    def __init__(self, model: LinaModel, use_fla: bool):
+        super().__init__()
+        self.model, self.use_fla = model, use_fla
+
+    def forward(self, text, text_len, audio, audio_len) -> torch.Tensor:
+        return batch_loss(self.model, Batch(text, text_len, audio, audio_len), self.use_fla)
+
+
 @torch.no_grad()
 def validate(model: LinaModel, split: CodesSplit, batch_frames: int, max_batches: int, use_fla: bool) -> float:
-    """Token-weighted mean loss over the validation split (every ``k``-th batch when capped)."""
+    """Token-weighted mean loss over the validation split (every ``k``-th batch when capped); under
+    several processes each takes its share of the batches and the sums are added up."""
     batches = plan_batches(split.frames, batch_frames, seed=0, epoch=0, shuffle=False)
     if max_batches and len(batches) > max_batches:
         batches = batches[:: math.ceil(len(batches) / max_batches)]
+    batches = distributed.shard(batches, distributed.current())
     was_training = model.training
     model.eval()
     total, count = 0.0, 0
@@ -113,6 +144,7 @@ def validate(model: LinaModel, split: CodesSplit, batch_frames: int, max_batches
         total += batch_loss(model, batch, use_fla).item() * batch.targets
         count += batch.targets
     model.train(was_training)
+    total, count = distributed.all_sum([total, count])
     return total / max(count, 1)
 
 
@@ -169,27 +201,35 @@ def train(codes: str | Path, run: str | Path, given: dict, options: RunOptions =
     """
     t_call = time.monotonic()
     deadline = t_call + options.max_seconds
+    world, device = distributed.init(options.device)
     run = Path(run)
     run.mkdir(parents=True, exist_ok=True)
     source = resume_from or (run / checkpoint.CHECKPOINT_NAME if (run / checkpoint.CHECKPOINT_NAME).exists() else None)
+    distributed.barrier()  # every rank decides fresh/continue from the same folder state
     ckpt = checkpoint.load(source) if source else None
     carried_log = Path(resume_from) / LOG_NAME if resume_from else None
-    if carried_log and carried_log.is_file() and not (run / LOG_NAME).exists():
+    if world.is_main and carried_log and carried_log.is_file() and not (run / LOG_NAME).exists():
         shutil.copyfile(carried_log, run / LOG_NAME)  # a shard folder carries the log of its run
     if ckpt and any(k not in ckpt for k in checkpoint.RESUME_ONLY):
         raise ValueError(f"{source} holds weights only (shard --weights-only): export it, or resume from a full one")
+    if not ckpt and world.active:
+        given = {"batches_per_step": world.size, **given}
     settings = resolve_settings(given, ckpt["settings"] if ckpt else None)
     if ckpt:
         cfg = LinaConfig.from_dict(ckpt["config"])
         tokenizer = tokenizer_from_str(cfg.text_frontend, ckpt["tokenizer"])
     else:
         cfg = dataclasses.replace(preset(settings.config), text_frontend=settings.text_frontend)
-        texts = [row["text"] for row in read_manifest(codes, "train")]
-        tokenizer = make_tokenizer(settings.text_frontend, texts, settings.vocab_size, codes)
+        # Rank 0 builds the tokenizer (it may write a cache beside the codes); the others read its JSON.
+        made = None
+        if world.is_main:
+            texts = [row["text"] for row in read_manifest(codes, "train")]
+            made = make_tokenizer(settings.text_frontend, texts, settings.vocab_size, codes).to_str()
+        tokenizer = tokenizer_from_str(settings.text_frontend, distributed.from_main(made))
         if tokenizer.vocab_size > cfg.n_text_vocab:
             raise ValueError(f"tokenizer has {tokenizer.vocab_size} ids, the model {cfg.n_text_vocab}")
         torch.manual_seed(settings.seed)  # the initial weights depend on the seed only
-    device = torch.device(options.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    micro_batches = len(distributed.split_evenly(range(settings.batches_per_step), world))
     use_fla = device.type == "cuda"
     model = LinaModel(cfg).to(device).train()
     optimizer = make_optimizer(model, settings.lr)
@@ -204,6 +244,9 @@ def train(codes: str | Path, run: str | Path, given: dict, options: RunOptions =
                              settings.pair_fraction, settings.seed, settings.styled_repeat)
     val_split = CodesSplit(codes, "validation", tokenizer, settings.max_frames, cfg.n_codebook, cfg.max_text_len)
     loader = EpochLoader(train_split, settings.batch_frames, settings.seed, position)
+    step_loss = _BatchLoss(model, use_fla)
+    if world.active:  # the weights are equal on every rank already; DDP only averages the gradients
+        step_loss = DistributedDataParallel(step_loss, device_ids=[device.index] if device.type == "cuda" else None)
 
     def elapsed() -> float:
         """Wall-clock seconds of this run over all its calls (loading and saving included)."""
@@ -216,6 +259,8 @@ def train(codes: str | Path, run: str | Path, given: dict, options: RunOptions =
                 "settings": dataclasses.asdict(settings)}
 
     def save() -> None:
+        if not world.is_main:
+            return
         t = time.monotonic()
         checkpoint.save(snapshot(), run)
         timing["save_s"] = max(timing["save_s"], time.monotonic() - t)
@@ -231,10 +276,17 @@ def train(codes: str | Path, run: str | Path, given: dict, options: RunOptions =
         _log(run, {"step": step, "val_loss": val, "elapsed": elapsed()})
         return val
 
+    global_batch = {"batches_per_step": settings.batches_per_step, "processes": world.size,
+                    "batches_per_process": micro_batches,
+                    "padded_tokens_per_step": settings.batches_per_step * settings.batch_frames, "lr_rule": LR_RULE}
     if not ckpt:
         _log(run, {"start": {"settings": dataclasses.asdict(settings), "config": cfg.to_dict(),
                              "params": count_parameters(model), "train_utterances": len(train_split),
-                             "skipped": train_split.skipped, "tokenizer_vocab": tokenizer.vocab_size}})
+                             "skipped": train_split.skipped, "tokenizer_vocab": tokenizer.vocab_size,
+                             "global_batch": global_batch}})
+    elif world.active or settings.batches_per_step > 1:
+        _log(run, {"launch": {"step": step, "global_batch": global_batch}})
+    if not ckpt:
         if options.initial_validation:
             run_validation()  # step-0 baseline
         save()
@@ -244,21 +296,32 @@ def train(codes: str | Path, run: str | Path, given: dict, options: RunOptions =
     window = {"loss": 0.0, "steps": 0, "tokens": 0, "seconds": 0.0}
     lr = lr_at(step, settings.lr, settings.warmup, settings.steps)
     try:
-        while step < stop_at and not stop.set:
+        while step < stop_at:
             reserve = timing["val_s"] + timing["save_s"] + min(SAFETY_SECONDS, SAFETY_FRACTION * options.max_seconds)
-            if time.monotonic() + STEP_TIME_MARGIN * slowest_step + reserve > deadline:
+            out_of_time = time.monotonic() + STEP_TIME_MARGIN * slowest_step + reserve > deadline
+            if distributed.any_true(out_of_time or stop.set):  # all ranks stop at the same step
                 break
             t = time.monotonic()
-            host_batch = loader.next()
-            batch = host_batch.to(device)
+            mine = distributed.split_evenly([loader.next_indices() for _ in range(settings.batches_per_step)], world)
             lr = lr_at(step, settings.lr, settings.warmup, settings.steps)
             set_lr(optimizer, lr)
-            loss = batch_loss(model, batch, use_fla)
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            loss_sum, targets = 0.0, 0
+            for j, indices in enumerate(mine):
+                host_batch = train_split.collate(indices)
+                batch = host_batch.to(device)
+                # DDP averages over ranks when the last micro-batch's backward runs; before it, no_sync
+                # keeps adding this rank's gradients locally.
+                last = j == len(mine) - 1
+                with nullcontext() if last or not world.active else step_loss.no_sync():
+                    loss = step_loss(batch.text, batch.text_len, batch.audio, batch.audio_len)
+                    (loss / len(mine)).backward()
+                loss_sum += loss.item()  # also synchronizes CUDA, so the step time below is real
+                targets += host_batch.targets
             torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
             optimizer.step()
-            value = loss.item()  # also synchronizes CUDA, so the step time below is real
+            loss_sum, targets = distributed.all_sum([loss_sum, targets])
+            value = loss_sum / settings.batches_per_step
             if not math.isfinite(value):
                 raise FloatingPointError(f"loss {value} at step {step}; last.pt holds the last good state")
             step += 1
@@ -266,7 +329,7 @@ def train(codes: str | Path, run: str | Path, given: dict, options: RunOptions =
             if step > first_step + 1:  # the process's first step compiles (see STEP_TIME_MARGIN's note)
                 slowest_step = max(seconds, 0.5 * slowest_step)  # decays: one slow step is not held forever
             window = {"loss": window["loss"] + value, "steps": window["steps"] + 1,
-                      "tokens": window["tokens"] + host_batch.targets, "seconds": window["seconds"] + seconds}
+                      "tokens": window["tokens"] + targets, "seconds": window["seconds"] + seconds}
             if window["steps"] >= options.log_every:
                 _log_window(run, window, step, lr, elapsed(), loader.position.epoch)
                 window = {"loss": 0.0, "steps": 0, "tokens": 0, "seconds": 0.0}
@@ -283,6 +346,7 @@ def train(codes: str | Path, run: str | Path, given: dict, options: RunOptions =
         save()  # not in a `finally`: after an error, last.pt keeps the last good state
     finally:
         stop.restore()
+    distributed.barrier()  # rank 0's last save is on disk when any rank returns
     return {"step": step, "elapsed": elapsed(), "val_loss": val_loss, "epoch": loader.position.epoch,
             "seconds_this_call": time.monotonic() - t_call}
 

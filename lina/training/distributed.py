@@ -1,0 +1,139 @@
+"""Several processes of one training run (``torchrun --nproc-per-node N``): who am I, and what we share.
+
+A trainer calls :func:`init` once. Launched by torchrun (``WORLD_SIZE`` in the environment) it joins
+the process group (NCCL when the process has a GPU, gloo on CPU); launched plainly it does nothing and
+every helper below is the single-process identity, so a plain run behaves as it did before.
+
+Conventions the trainers share:
+- the *global* batch is a setting of the run (stored in its checkpoint); the world size only decides
+  how it is split, so a run may continue on another number of processes with the same numbers;
+- rank 0 writes the checkpoint and the log; the others wait at :func:`barrier` where it matters;
+- per-step decisions that depend on a clock (stop for the time budget, a signal) are agreed with
+  :func:`any_true`, or one rank would wait forever in the next all-reduce.
+"""
+from __future__ import annotations
+
+import datetime
+import os
+from dataclasses import dataclass
+from typing import Sequence, TypeVar
+
+import torch
+import torch.distributed as dist
+
+# The GPU hosts' documented environment: NVLink multicast (NVLS) off. Set before the process group
+# (and NCCL) starts, in every process we launch; a value the caller set wins.
+MULTICAST_OFF = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}
+# A rank waiting on another (rank 0 saving, validating) must not time out on a slow disk.
+GROUP_TIMEOUT = datetime.timedelta(minutes=30)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class World:
+    """This process's place: ``rank`` of ``size`` processes, ``local_rank`` on its host."""
+
+    rank: int = 0
+    size: int = 1
+    local_rank: int = 0
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def active(self) -> bool:
+        """True when several processes train together (collectives are real)."""
+        return self.size > 1
+
+
+def launched() -> bool:
+    """True when torchrun (or another launcher setting its variables) started this process."""
+    return "WORLD_SIZE" in os.environ and "RANK" in os.environ
+
+
+def multicast_off() -> None:
+    for key, value in MULTICAST_OFF.items():
+        os.environ.setdefault(key, value)
+
+
+def init(device: str | None = None) -> tuple[World, torch.device]:
+    """Joins the process group when launched by torchrun; returns ``(world, device)``.
+
+    ``device``: ``"cpu"`` forces gloo on CPU; ``None`` or ``"cuda"`` takes this rank's GPU when there is
+    one. Safe to call twice (the second call reuses the group)."""
+    multicast_off()
+    if not launched():
+        return World(), torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    world = World(int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0)))
+    use_cuda = torch.cuda.is_available() and (device is None or device.startswith("cuda"))
+    if use_cuda:
+        torch.cuda.set_device(world.local_rank)
+        dev = torch.device("cuda", world.local_rank)
+    else:
+        dev = torch.device("cpu")
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if use_cuda else "gloo", timeout=GROUP_TIMEOUT)
+    return world, dev
+
+
+def current() -> World:
+    """The world of an initialized group, else the single process."""
+    if not dist.is_available() or not dist.is_initialized():
+        return World()
+    return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)))
+
+
+def barrier() -> None:
+    if current().active:
+        dist.barrier()
+
+
+def _device_of_group() -> torch.device:
+    return torch.device("cuda", torch.cuda.current_device()) if dist.get_backend() == "nccl" else torch.device("cpu")
+
+
+def all_sum(values: Sequence[float]) -> list[float]:
+    """Element-wise sum of ``values`` over the ranks (float64; the identity in one process)."""
+    if not current().active:
+        return [float(v) for v in values]
+    t = torch.tensor([float(v) for v in values], dtype=torch.float64, device=_device_of_group())
+    dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t.tolist()
+
+
+def any_true(flag: bool) -> bool:
+    """True on every rank when it is true on any (stop decisions taken from a clock or a signal)."""
+    return all_sum([1.0 if flag else 0.0])[0] > 0
+
+
+def shard(items: Sequence[T], world: World) -> list[T]:
+    """This rank's share of ``items``: every ``size``-th item from ``rank`` (disjoint, covering all).
+
+    Every rank must pass the same sequence (built from the same seed and position)."""
+    return list(items[world.rank:: world.size])
+
+
+def split_evenly(items: Sequence[T], world: World) -> list[T]:
+    """This rank's share of ``items`` when its length must divide by the world size (a global batch of
+    ``k`` micro-batches: ``k / size`` each, so every rank makes the same number of backward passes)."""
+    if len(items) % world.size:
+        raise ValueError(f"{len(items)} micro-batches per step do not divide among {world.size} processes; "
+                         f"choose a multiple of {world.size}")
+    return shard(items, world)
+
+
+def finish() -> None:
+    """Leaves the process group (end of a launched run)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def from_main(value: T) -> T:
+    """Rank 0's ``value`` on every rank (a small picklable object: a tokenizer's JSON, a decision)."""
+    if not current().active:
+        return value
+    box = [value if current().is_main else None]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
