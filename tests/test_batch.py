@@ -1,0 +1,167 @@
+"""Bulk synthesis (`lina.batch`) on the tiny random model: each id written once across torchrun's ranks,
+a cut run resumed without duplicates, voices mixed in a batch as each alone, bad lines failed in words."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+from tqdm import tqdm
+
+from lina.batch import Inputs, Options, Runner, main, prepare
+from lina.batch_plan import Job, Row, pack, rank_of, read_jobs, read_manifest
+from lina.tts import LinaTTS
+from lina.voice import Voice
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = ["--model", "tiny-random", "--no-watermark", "--max-seconds", "1.5"]
+TEXTS = ["Hello there.", "The boats came in early today.", "Twelve of them.", "A record for this time of year.",
+         "I counted eleven.", "Then we agree, mostly.", "One more line to read.", "And the last one."]
+
+
+def _voice(tts, seed):
+    c, gen = tts.model.cfg, torch.Generator().manual_seed(seed)
+    return Voice(torch.randn(c.n_tunable_layers, 1, c.n_heads, c.head_k_dim, generator=gen),
+                 3 * torch.randn(c.n_tunable_layers, 1, c.n_heads, c.head_v_dim, generator=gen), 1.0,
+                 model_id=tts.model_id)
+
+
+@pytest.fixture(scope="module")
+def tts():
+    return LinaTTS.from_pretrained("tiny-random", device="cpu", watermark=False)
+
+
+@pytest.fixture(scope="module")
+def inputs(tts, tmp_path_factory):
+    """-> folder with voices/v1..v3 and jobs.jsonl: 8 good jobs over 3 voices and none, then 3 bad lines."""
+    folder = tmp_path_factory.mktemp("batch")
+    (folder / "voices").mkdir()
+    for seed in (1, 2, 3):
+        _voice(tts, seed).save(folder / "voices" / f"v{seed}.safetensors")
+    lines = [json.dumps({"id": f"job{i}", "text": t, "voice": [None, "v1", "v2", "v3"][i % 4]})
+             for i, t in enumerate(TEXTS)]
+    lines += [json.dumps({"id": "nobody", "text": "Hi there.", "voice": "unknown"}),
+              json.dumps({"id": "mute", "text": "?! ..."}), "{not json"]
+    (folder / "jobs.jsonl").write_text("\n".join(lines) + "\n")
+    return folder
+
+
+def _ok(out: Path) -> dict[str, list[dict]]:
+    """id -> its ``ok`` manifest lines over every rank's file."""
+    seen: dict[str, list[dict]] = {}
+    for path in out.glob("manifest-*.jsonl"):
+        for line in path.read_text().splitlines():
+            entry = json.loads(line) if line.endswith("}") else {"status": "torn"}
+            if entry["status"] == "ok":
+                seen.setdefault(entry["id"], []).append(entry)
+    return seen
+
+
+def test_jobs_are_read_shared_and_packed():
+    ids = [f"chapter-{i}" for i in range(1000)]
+    shares = np.bincount([rank_of(i, 4) for i in ids], minlength=4)
+    assert shares.sum() == 1000 and shares.min() > 200          # every id to one rank, about evenly
+    assert [rank_of(i, 4) for i in ids] == [rank_of(i, 4) for i in ids]
+    rows = [Row(Job(f"j{i}", t, f"v{i % 3}"), 0, t, f"v{i % 3}") for i, t in enumerate(TEXTS)]
+    batches = pack(rows, 3)
+    assert [len(b) for b in batches] == [3, 3, 2]
+    lengths = [len(r.text) for b in batches for r in b]
+    assert lengths == sorted(lengths)                           # similar lengths share a batch ...
+    assert len({r.voice for r in batches[0]}) > 1               # ... whatever their voices
+    cloned = [Row(Job("c", "Hi.", prompt="a.wav", transcript="A."), 0, "Hi.", None)]
+    assert len(pack(rows + cloned, 16)) == 2                    # one batch continues one prompt only
+
+
+def test_bad_lines_are_reasons(tmp_path):
+    path = tmp_path / "jobs.jsonl"
+    path.write_text('{"id": "a", "text": "Hi."}\n\n[1]\n{"id": "../x", "text": "Hi."}\n'
+                    '{"id": "a", "text": "Again."}\n{"id": "b", "text": "Hi.", "seed": "x"}\n'
+                    '{"id": "c", "text": "Hi.", "prompt": "me.wav"}\n')
+    jobs, bad = read_jobs(path)
+    assert [j.id for j in jobs] == ["a"]
+    assert [(b.id, b.reason.split(": ", 1)[1]) for b in bad] == [
+        ("line-3", "the line is not a JSON object"),
+        ("line-4", "the id must be letters, digits, '.', '-' or '_' (at most 200, no leading dot)"),
+        ("a", "the id is used by an earlier line"), ("b", "seed must be an integer"),
+        ("c", "a prompt clip needs its transcript")]
+
+
+def test_torchrun_two_ranks_write_every_id_once(inputs, tmp_path):
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "-m", "lina.batch",
+           "--jobs", str(inputs / "jobs.jsonl"), "--out", str(out), "--voices", str(inputs / "voices"),
+           "--batch-size", "3", *MODEL]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    ok = _ok(out)
+    assert sorted(ok) == sorted(f"job{i}" for i in range(len(TEXTS)))
+    assert all(len(lines) == 1 and lines[0]["rank"] == rank_of(i, 2) for i, lines in ok.items())
+    assert {e["rank"] for lines in ok.values() for e in lines} == {0, 1}   # both ranks worked
+    for job_id, (entry,) in ok.items():
+        info = soundfile.info(str(out / f"{job_id}.wav"))
+        assert (info.samplerate, info.subtype) == (24_000, "PCM_16")
+        assert abs(info.duration - entry["duration"]) < 1e-3 and entry["tokens"] > 0
+    failed = {i: e["reason"] for i, e in read_manifest(out).items() if e["status"] == "failed"}
+    assert failed == {"nobody": "voice 'unknown': no such voice file or preset",
+                      "mute": "nothing speakable in the text", "line-11": "line 11: the line is not valid JSON"}
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["total"]["files"] == len(TEXTS) and summary["total"]["failed"] == 3
+    assert [r["rank"] for r in summary["ranks"]] == [0, 1] and summary["total"]["tokens_per_second"] > 0
+    assert "rank all: 8 files, 3 failed" in run.stdout
+    assert not list(out.glob(".*"))                                      # no temporary file left
+
+
+def test_a_cut_run_resumes_without_duplicates(inputs, tmp_path):
+    out = tmp_path / "out"
+    args = ["--jobs", str(inputs / "jobs.jsonl"), "--out", str(out), "--voices", str(inputs / "voices"),
+            "--batch-size", "2", *MODEL]
+    main([*args, "--max-jobs", "3"])                      # stops after 3 files, as a kill would
+    first = {p.name: p.stat().st_mtime_ns for p in out.glob("*.wav")}
+    assert len(first) == 3
+    with open(out / "manifest-0.jsonl", "a") as f:          # and a line torn by the kill
+        f.write('{"id": "job7", "sta')
+    main(args)
+    ok = _ok(out)
+    assert sorted(ok) == sorted(f"job{i}" for i in range(len(TEXTS)))
+    assert all(len(lines) == 1 for lines in ok.values())                 # none written twice
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("*.wav") if p.name in first} == first
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["total"]["skipped"] == 3 and summary["total"]["files"] == len(TEXTS) - 3
+
+
+def test_mixed_voices_in_one_batch_sound_as_each_alone(tts, inputs, tmp_path):
+    jobs = [Job(f"m{i}", TEXTS[i], [None, "v1", "v2", "v3"][i % 4]) for i in range(4)]
+    jobs.append(Job("same-text", TEXTS[0], "v1"))            # m0's sentence in another voice
+    greedy = Options(top_k=1, max_seconds=1.5, batch_size=4)
+
+    def run(subset, out):
+        """-> {id: (audio [S] as read back, codes [T] of each sentence)}"""
+        out.mkdir()
+        runner = Runner(tts, out, Inputs(tts, inputs / "voices", inputs), greedy)
+        codes, finish = {}, runner.finish
+        runner.finish = lambda p: (codes.__setitem__(p.job.id, [r.codes for r in p.rows.values()]), finish(p))
+        with tqdm(disable=True) as progress:
+            runner.run(subset, progress)
+        return {j.id: (soundfile.read(out / f"{j.id}.wav")[0], codes[j.id]) for j in subset}
+
+    mixed = run(jobs, tmp_path / "mixed")
+    alone = {}
+    for job in jobs:
+        alone |= run([job], tmp_path / job.id)
+    for job in jobs:
+        (wav, codes), (wav1, codes1) = mixed[job.id], alone[job.id]
+        assert [c.tolist() for c in codes] == [c.tolist() for c in codes1], job.id
+        assert len(wav) == len(wav1) and np.abs(wav - wav1).max() < 2e-3, job.id  # 16-bit rounding only
+    assert mixed["m0"][1][0].tolist() != mixed["same-text"][1][0].tolist()    # the voice is heard
+
+
+def test_a_chapter_is_planned_by_paragraph(tts, inputs):
+    chapter = "\n\n".join(" ".join(f"Sentence {p}.{s} is here." for s in range(40)) for p in range(3))
+    prepared = prepare(tts, Inputs(tts, None, inputs), Job("ch", chapter))
+    assert len(prepared.sentences) == 120                   # past one request's 64-sentence limit
+    assert prepared.pauses[39] == 0.5 and prepared.pauses[0] == 0.25 and prepared.pauses[-1] == 0.0
