@@ -28,7 +28,8 @@ import soundfile
 import torch
 from tqdm import tqdm
 
-from lina.batch_plan import FAILED, OK, Job, Manifest, Outcome, Row, batch_seed, done_ids, pack, rank_of, read_jobs, windows
+from lina.batch_plan import (FAILED, OK, Job, Manifest, Outcome, Row, batch_seed, done_ids, pack, rank_of, read_jobs,
+                             windows)
 from lina.constants import SAMPLE_RATE
 from lina.sampling import DEFAULT_TOP_K
 from lina.tokenizer import prepare_text
