@@ -137,3 +137,37 @@ def from_main(value: T) -> T:
     box = [value if current().is_main else None]
     dist.broadcast_object_list(box, src=0)
     return box[0]
+
+
+def average_gradients(params) -> None:
+    """Replaces each gradient of ``params`` by its mean over the ranks (one all-reduce per dtype).
+
+    For trainers whose step DistributedDataParallel cannot hook (the codec's GAN step runs the
+    discriminators several times per backward and the generator loss reaches their weights): called
+    after ``backward``, before clipping, it gives every rank the gradient of the global batch mean."""
+    if not current().active:
+        return
+    world = current().size
+    grads = [p.grad for p in params if p.grad is not None]
+    by_dtype: dict[torch.dtype, list[torch.Tensor]] = {}
+    for g in grads:
+        by_dtype.setdefault(g.dtype, []).append(g)
+    for group in by_dtype.values():
+        flat = torch.cat([g.reshape(-1) for g in group])
+        dist.all_reduce(flat, op=dist.ReduceOp.SUM)
+        flat /= world
+        for g, part in zip(group, flat.split([g.numel() for g in group])):
+            g.copy_(part.view_as(g))
+
+
+def gather_rows(rows: torch.Tensor) -> torch.Tensor:
+    """``[n, ...]`` on each rank -> ``[size * n, ...]``, rank 0's rows first (``rows`` itself alone).
+
+    Every rank must pass the same shape. State updated from a batch's statistics (an EMA codebook)
+    then sees the global batch on every rank, in the order one process would have it."""
+    world = current()
+    if not world.active:
+        return rows
+    parts = [torch.empty_like(rows) for _ in range(world.size)]
+    dist.all_gather(parts, rows.contiguous())
+    return torch.cat(parts)

@@ -1,6 +1,8 @@
 """Codec training CLI: `python -m lina.training.codec COMMAND` (the codec v2 recipe: docs/codec_v2.md).
 
   train     --manifest M... --roots DIR... --run RUN [--config mini] [--max-seconds S]   (resumes RUN)
+            on N GPUs: torchrun --nproc-per-node N -m lina.training.codec train --run-dir RUN ... (each
+            process trains on batch_size / N segments of the global batch; the learning rate is unchanged)
             [--phase mel|gan]   codec v2 phases (configs.PHASES): mel-only codes, then the frozen-codes GAN
             [--init CODEC_DIR [--decoder-only]]   a new run from exported weights; frozen encoder + codebook
             [--eval-clips DIR --eval-every N]     held-out scores every N steps into RUN/eval.jsonl
@@ -32,11 +34,14 @@ def _device(name: str | None) -> torch.device:
 def cmd_train(args: argparse.Namespace) -> int:
     from torch.utils.data import DataLoader
 
+    from lina.training import distributed
     from lina.training.codec.data import AudioSegments
     from lina.training.codec.runs import open_run
-    from lina.training.codec.train import train
+    from lina.training.codec.train import LOG, train
 
-    device, run = _device(args.device), Path(args.run)
+    world, device = distributed.init(args.device)
+    run = Path(args.run)
+    say = (lambda line: print(line, flush=True)) if world.is_main else (lambda line: None)
     overrides = {k: v for k, v in (("batch_size", args.batch_size), ("total_steps", args.total_steps),
                                    ("gan_start_step", args.gan_start_step), ("learning_rate", args.learning_rate),
                                    ("warmup_steps", args.warmup_steps), ("lr_schedule", args.lr_schedule))
@@ -44,22 +49,35 @@ def cmd_train(args: argparse.Namespace) -> int:
     if args.discriminators is not None:
         overrides["discriminators"] = tuple(d for d in args.discriminators.split(",") if d)
     trainer = open_run(run, device, config=args.config, phase=args.phase, init=Path(args.init) if args.init else None,
-                       decoder_only=args.decoder_only, overrides=overrides, log=lambda line: print(line, flush=True))
+                       decoder_only=args.decoder_only, overrides=overrides, log=say)
+    # The global batch is the run's batch_size; each process draws its share of it from its own stream.
+    share = len(distributed.split_evenly(range(trainer.config.batch_size), world))
+    launch = {"launch": {"step": trainer.step, "processes": world.size, "global_batch": trainer.config.batch_size,
+                         "batch_per_process": share, "learning_rate": trainer.config.learning_rate,
+                         "lr_rule": "learning_rate is the rate of the global batch; unchanged by the process count"}}
+    say(json.dumps(launch))
+    if world.is_main:
+        run.mkdir(parents=True, exist_ok=True)
+        with (run / LOG).open("a", encoding="utf-8") as f:
+            f.write(json.dumps(launch) + "\n")
     evaluator = None
-    if args.eval_clips:
+    if args.eval_clips and world.is_main:
         from lina.training.codec.eval_hook import HeldoutEval
         from lina.training.codec.heldout import load_clips
 
         evaluator = HeldoutEval(load_clips(Path(args.eval_clips)), args.eval_every, run)
     hop = trainer.codec.hop_length
     segment = round(trainer.config.segment_seconds * trainer.codec.sample_rate / hop) * hop
-    data = AudioSegments(args.manifest, args.roots, segment, seed=trainer.config.seed + trainer.step)
-    loader = DataLoader(data, batch_size=trainer.config.batch_size, num_workers=args.workers,
+    data = AudioSegments(args.manifest, args.roots, segment, seed=trainer.config.seed + trainer.step, rank=world.rank)
+    loader = DataLoader(data, batch_size=share, num_workers=args.workers,
                         pin_memory=device.type == "cuda", persistent_workers=args.workers > 0)
     start = time.time()
-    train(trainer, iter(loader), run, args.max_seconds, args.max_steps, log_every=args.log_every,
-          log=lambda line: print(line, flush=True), evaluator=evaluator)
-    print(f"stopped at step {trainer.step} after {time.time() - start:.0f} s", flush=True)
+    try:
+        train(trainer, iter(loader), run, args.max_seconds, args.max_steps, log_every=args.log_every,
+              log=say, evaluator=evaluator)
+    finally:
+        distributed.finish()
+    say(f"stopped at step {trainer.step} after {time.time() - start:.0f} s")
     return 0
 
 
@@ -192,7 +210,8 @@ def main(argv: list[str] | None = None) -> int:
     t = sub.add_parser("train")
     t.add_argument("--manifest", nargs="+", required=True)
     t.add_argument("--roots", nargs="+", required=True)
-    t.add_argument("--run", required=True)
+    # --run-dir: the spelling torchrun lets through (its own parser reads --run as its --run-path)
+    t.add_argument("--run", "--run-dir", dest="run", required=True)
     t.add_argument("--config", default="mini")
     t.add_argument("--max-seconds", type=float, default=540.0)
     t.add_argument("--max-steps", type=int, default=None)

@@ -43,13 +43,14 @@ class AudioSegments(IterableDataset):
     """Endless `[segment_samples]` float32 segments from the rows' audio, at 24 kHz."""
 
     def __init__(self, manifests: list[str | Path], roots: list[str | Path], segment_samples: int,
-                 seed: int = 0, rescan_seconds: float = 60.0, wait_seconds: float = 600.0):
+                 seed: int = 0, rescan_seconds: float = 60.0, wait_seconds: float = 600.0, rank: int = 0):
         self.rows = [r for m in manifests for r in read_manifest(m)]
         self.roots = [Path(r) for r in roots]
         self.segment = segment_samples
         self.seed = seed
         self.rescan_seconds = rescan_seconds
         self.wait_seconds = wait_seconds
+        self.rank = rank  # a process of a distributed run: its own stream of segments
 
     def _available(self) -> list[Path]:
         found = (row_audio(self.roots, r) for r in self.rows)
@@ -69,7 +70,10 @@ class AudioSegments(IterableDataset):
     def __iter__(self):
         info = get_worker_info()
         worker = 0 if info is None else info.id
-        rng = random.Random(self.seed * 1000 + worker)
+        stream = self.seed * 1000 + worker
+        # Rank 0 keeps the single-process stream; a string seed keeps other ranks' streams apart from it
+        # (integers would collide with the streams of other seeds).
+        rng = random.Random(stream if not self.rank else f"{stream}/rank{self.rank}")
         files, listed_at = self._wait_for_files(), time.time()
         while True:
             if time.time() - listed_at > self.rescan_seconds:

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lina.codec.quantizer import Codebook
+from lina.training import distributed
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,9 @@ class EMACodebook(nn.Module):
     Returns `(quantized [B, D, T], codes [B, T], commitment loss)`. `quantized` carries the
     straight-through gradient to the encoder. Before the k-means start (the first
     `init_batches` calls in training) latents pass through unquantized and the codes are -1.
+
+    Under several processes (lina.training.distributed) the k-means pool and the EMA statistics take
+    the latents of every rank, so all ranks keep one table: the one a single process would have.
     """
 
     def __init__(self, codebook: Codebook, config: EMAConfig = EMAConfig()):
@@ -58,7 +62,7 @@ class EMACodebook(nn.Module):
         if not bool(self.initialized):
             if not self.training:
                 raise RuntimeError("the codebook was never initialized: train before encoding")
-            self._pool.append(flat)
+            self._pool.append(distributed.gather_rows(flat))
             if len(self._pool) >= self.config.init_batches:
                 self._kmeans_init(torch.cat(self._pool))
                 self._pool.clear()
@@ -67,7 +71,7 @@ class EMACodebook(nn.Module):
         codes = self.nearest(flat)
         quantized = F.embedding(codes, self.table).view(latent.shape[0], latent.shape[2], -1).transpose(1, 2)
         if self.training:
-            self._ema_update(flat, codes)
+            self._ema_update(distributed.gather_rows(flat), distributed.gather_rows(codes))
         commitment = F.mse_loss(latent.float(), quantized.detach().float())
         quantized = latent + (quantized.to(latent.dtype) - latent).detach()
         return quantized, codes.view(latent.shape[0], latent.shape[2]), commitment

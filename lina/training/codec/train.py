@@ -4,6 +4,11 @@ State lives in `RUN/last.pt` (codec, EMA codebook, discriminators, both optimize
 a run that stops on its time budget, or on SIGTERM, saves and a rerun with the same `RUN` continues.
 Logs go to `RUN/log.jsonl`, one JSON object every `log_every` steps; held-out evaluations (if an
 evaluator is given) to `RUN/eval.jsonl` (lina.training.codec.eval_hook).
+
+Several processes (torchrun, lina.training.distributed): each rank trains on its share of the global
+batch (`batch_size` / processes segments), the gradients of both optimizers are averaged over the
+ranks and the EMA codebook pools every rank's latents, so a step is the step of one process on the
+whole batch; rank 0 saves, logs and evaluates.
 """
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ import json
 import math
 import signal
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -19,6 +25,7 @@ from torch import Tensor, nn
 
 from lina.codec.codec import Codec
 from lina.codec.config import CodecConfig
+from lina.training import distributed
 from lina.training.codec.configs import TrainConfig
 from lina.training.codec.discriminators import Discriminators
 from lina.training.codec.ema_codebook import EMACodebook
@@ -135,6 +142,7 @@ class Trainer:
                 d_loss = discriminator_loss(self.discriminators(wav), self.discriminators(audio.detach()))
             self.opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
+            distributed.average_gradients(self.discriminators.parameters())
             nn.utils.clip_grad_norm_(self.discriminators.parameters(), c.grad_clip)
             self.opt_d.step()
             stats["d_loss"] = float(d_loss.detach())
@@ -151,12 +159,13 @@ class Trainer:
             stats.update(adv=float(adversarial.detach()), fm=float(features.detach()))
         self.opt_g.zero_grad(set_to_none=True)
         loss.backward()
+        distributed.average_gradients(self.opt_g.param_groups[0]["params"])
         stats["grad_norm"] = float(nn.utils.clip_grad_norm_(self.opt_g.param_groups[0]["params"], c.grad_clip))
         self.opt_g.step()
         self.step += 1
         stats.update(loss=float(loss.detach()), mel=float(mel.detach()), commit=float(commitment.detach()),
                      usage=self.ema.usage(codes), restarts=int(self.ema.restarts))
-        return stats
+        return _mean_over_ranks(stats)
 
     # --- persistence ---------------------------------------------------------------------------
 
@@ -172,6 +181,8 @@ class Trainer:
         }
 
     def save(self, run: Path) -> None:
+        if not distributed.current().is_main:
+            return
         check_frozen(self.codec, self.config.codes_id)
         run.mkdir(parents=True, exist_ok=True)
         tmp = run / (CHECKPOINT + ".tmp")
@@ -197,6 +208,16 @@ class Trainer:
         return trainer
 
 
+def _mean_over_ranks(stats: dict[str, float]) -> dict[str, float]:
+    """Each logged number as the mean over the ranks (the loss of the global batch); counts stay."""
+    world = distributed.current()
+    if not world.active:
+        return stats
+    keys = [k for k in stats if k not in ("lr", "grad_norm", "restarts")]  # equal on every rank already
+    means = distributed.all_sum([stats[k] for k in keys])
+    return {**stats, **{k: v / world.size for k, v in zip(keys, means)}}
+
+
 def train(trainer: Trainer, batches, run: Path, max_seconds: float, max_steps: int | None = None,
           log_every: int = 50, save_every_seconds: float = 120.0, log=print, evaluator=None) -> Trainer:
     """Step through `batches` (an iterator of `[B, S]`) until the time or step budget; save on exit.
@@ -205,6 +226,9 @@ def train(trainer: Trainer, batches, run: Path, max_seconds: float, max_steps: i
     of its multiples, at the start of a warm-started run, and at the end if the last step was not scored.
     """
     run.mkdir(parents=True, exist_ok=True)
+    main = distributed.current().is_main
+    if not main:  # rank 0 logs and scores the held-out clips; the others wait in the next all-reduce
+        log, evaluator = (lambda line: None), None
     stop = {"signal": False}
     previous = signal.signal(signal.SIGTERM, lambda *_: stop.update(signal=True))
     start = last_save = time.time()
@@ -217,9 +241,10 @@ def train(trainer: Trainer, batches, run: Path, max_seconds: float, max_steps: i
     if evaluator is not None and (trainer.step or trainer.config.base_step) and trainer.step not in evaluator.logged_steps():
         evaluate()
     try:
-        with (run / LOG).open("a", encoding="utf-8") as log_file:
+        with (run / LOG).open("a", encoding="utf-8") if main else nullcontext() as log_file:
             for wav in batches:
-                if stop["signal"] or time.time() - start > max_seconds:
+                # agreed by all ranks: one rank's clock or signal must not leave the others waiting
+                if distributed.any_true(stop["signal"] or time.time() - start > max_seconds):
                     break
                 if max_steps is not None and trainer.step - first_step >= max_steps:
                     break
@@ -227,12 +252,13 @@ def train(trainer: Trainer, batches, run: Path, max_seconds: float, max_steps: i
                 window.append(trainer.train_step(wav))
                 trainer.seconds += time.time() - step_start
                 if trainer.step % log_every == 0:
-                    mean = {k: sum(s.get(k, 0.0) for s in window) / len(window) for k in window[-1]}
-                    mean.update(step=trainer.step, elapsed=round(time.time() - start, 1),
-                                steps_per_s=round(len(window) / (time.time() - window_start), 2))
-                    log_file.write(json.dumps(mean) + "\n")
-                    log_file.flush()
-                    log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in mean.items()))
+                    if main:
+                        mean = {k: sum(s.get(k, 0.0) for s in window) / len(window) for k in window[-1]}
+                        mean.update(step=trainer.step, elapsed=round(time.time() - start, 1),
+                                    steps_per_s=round(len(window) / (time.time() - window_start), 2))
+                        log_file.write(json.dumps(mean) + "\n")
+                        log_file.flush()
+                        log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in mean.items()))
                     window, window_start = [], time.time()
                 if evaluator is not None and evaluator.due(trainer.step):
                     evaluate()
@@ -245,4 +271,5 @@ def train(trainer: Trainer, batches, run: Path, max_seconds: float, max_steps: i
     finally:
         trainer.save(run)
         signal.signal(signal.SIGTERM, previous)
+    distributed.barrier()  # rank 0's last save is on disk when any rank returns
     return trainer
