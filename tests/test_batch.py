@@ -2,8 +2,10 @@
 a cut run resumed without duplicates, voices mixed in a batch as each alone, bad lines failed in words."""
 import json
 import os
+import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -134,6 +136,27 @@ def test_a_cut_run_resumes_without_duplicates(inputs, tmp_path):
     assert summary["total"]["skipped"] == 3 and summary["total"]["files"] == len(TEXTS) - 3
 
 
+def test_a_killed_run_resumes(inputs, tmp_path):
+    """A real SIGKILL while files are being written, then the same command: each id written once."""
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "lina.batch", "--jobs", str(inputs / "jobs.jsonl"), "--out", str(out),
+           "--voices", str(inputs / "voices"), "--batch-size", "1", *MODEL]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while len(list(out.glob("*.wav"))) < 2 and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    proc.kill()
+    proc.wait()
+    before = len(_ok(out))
+    assert 1 <= before < len(TEXTS)                          # killed mid-run
+    run = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stderr[-3000:]
+    ok = _ok(out)
+    assert sorted(ok) == sorted(f"job{i}" for i in range(len(TEXTS))) and all(len(v) == 1 for v in ok.values())
+    assert f"{before} already done" in run.stdout
+
+
 def test_mixed_voices_in_one_batch_sound_as_each_alone(tts, inputs, tmp_path):
     jobs = [Job(f"m{i}", TEXTS[i], [None, "v1", "v2", "v3"][i % 4]) for i in range(4)]
     jobs.append(Job("same-text", TEXTS[0], "v1"))            # m0's sentence in another voice
@@ -158,6 +181,10 @@ def test_mixed_voices_in_one_batch_sound_as_each_alone(tts, inputs, tmp_path):
         assert [c.tolist() for c in codes] == [c.tolist() for c in codes1], job.id
         assert len(wav) == len(wav1) and np.abs(wav - wav1).max() < 2e-3, job.id  # 16-bit rounding only
     assert mixed["m0"][1][0].tolist() != mixed["same-text"][1][0].tolist()    # the voice is heard
+    inputs_ = Inputs(tts, inputs / "voices", inputs)
+    for job in jobs:   # the reference: one synthesize call per job
+        ref = tts.synthesize(job.text, voice=inputs_.voice(job.voice), top_k=1, max_seconds=1.5).audio[0]
+        assert len(ref) == len(mixed[job.id][0]) and np.abs(ref - mixed[job.id][0]).max() < 2e-3, job.id
 
 
 def test_a_chapter_is_planned_by_paragraph(tts, inputs):
@@ -165,3 +192,34 @@ def test_a_chapter_is_planned_by_paragraph(tts, inputs):
     prepared = prepare(tts, Inputs(tts, None, inputs), Job("ch", chapter))
     assert len(prepared.sentences) == 120                   # past one request's 64-sentence limit
     assert prepared.pauses[39] == 0.5 and prepared.pauses[0] == 0.25 and prepared.pauses[-1] == 0.0
+
+
+def _bash_snippets() -> dict[str, str]:
+    text = (ROOT / "README.md").read_text()
+    return dict(re.findall(r"<!-- snippet:(\w+) -->\s*```bash\n(.*?)```", text, re.S))
+
+
+@pytest.mark.skipif(not (ROOT / "assets" / "lina-mini" / "config.json").is_file(), reason="no embedded model")
+def test_readme_bulk_snippets_run_as_written(tmp_path):
+    """The README's commands, in a folder laid out as the repository root: the embedded model and presets,
+    watermark on (the library default); the torchrun commands then find every id written."""
+    from lina.watermark import detect_watermark
+
+    for name in ("assets", "voices"):
+        (tmp_path / name).symlink_to(ROOT / name)
+    snippets = _bash_snippets()
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "NODES": "1", "HEAD": "127.0.0.1"}
+    for name in ("bulk", "bulk_hosts"):
+        run = subprocess.run(["bash", "-euo", "pipefail", "-c", snippets[name]], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=600)
+        assert run.returncode == 0, run.stderr[-3000:]
+        if name == "bulk":   # the first command wrote both, torchrun's ranks skipped them
+            assert "rank all: 2 files, 0 failed, 0 already done" in run.stdout, run.stdout
+        assert "rank all: 0 files, 0 failed, 2 already done" in run.stdout, run.stdout
+    out = tmp_path / "out" / "bulk"
+    entries = read_manifest(out)
+    assert sorted(entries) == ["harbour", "news-01"] and all(e["status"] == "ok" for e in entries.values())
+    for job_id, entry in entries.items():
+        audio, rate = soundfile.read(out / f"{job_id}.wav")
+        assert rate == 24_000 and len(audio) / rate == pytest.approx(entry["duration"], abs=1e-3)
+        assert entry["duration"] > 1.0 and detect_watermark(out / f"{job_id}.wav").present
