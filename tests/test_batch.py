@@ -223,3 +223,53 @@ def test_readme_bulk_snippets_run_as_written(tmp_path):
         audio, rate = soundfile.read(out / f"{job_id}.wav")
         assert rate == 24_000 and len(audio) / rate == pytest.approx(entry["duration"], abs=1e-3)
         assert entry["duration"] > 1.0 and detect_watermark(out / f"{job_id}.wav").present
+
+
+def test_gpu_bench_smoke_on_the_cpu(tmp_path):
+    """bench.batch_speed's three modes on the tiny model: what scripts/gpu_batch_bench.sh runs on the H200."""
+    from bench.batch_speed import main as bench
+
+    result = bench(["--model", "tiny-random", "--device", "cpu", "--jobs", "3", "--voices", "2", "--loop-jobs", "1",
+                    "--batch-size", "2", "--row-seconds", "0.5", "--out", str(tmp_path)])
+    assert json.loads((tmp_path / "batch_speed.json").read_text()) == result
+    for mode in ("mixed", "one_voice"):
+        assert result[mode]["files"] == 3 and result[mode]["tokens"] > 0 and result[mode]["audio_s"] > 0
+    assert result["loop"]["jobs"] == 1 and result["mixed_vs_loop"] > 0 and result["watermark"] is False
+
+
+def test_out_of_memory_halves_the_batch_and_an_error_fails_only_its_jobs(tts, inputs, tmp_path, monkeypatch):
+    jobs = [Job(f"o{i}", t, "v1") for i, t in enumerate(TEXTS[:4])] + [Job("boom", "Explode here please.")]
+    real, sizes = tts.generate_rows, []
+
+    def flaky(rows, voices, **kw):
+        sizes.append(len(rows))
+        if len(rows) > 1:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        if rows == ["Explode here please."]:
+            raise RuntimeError("the kernel gave up")
+        return real(rows, voices, **kw)
+
+    monkeypatch.setattr(tts, "generate_rows", flaky)
+    runner = Runner(tts, tmp_path, Inputs(tts, inputs / "voices", inputs), Options(max_seconds=1.0, batch_size=4))
+    with tqdm(disable=True) as progress:
+        stats = runner.run(jobs, progress)
+    assert sizes[:3] == [4, 2, 1] and max(sizes[3:]) <= 2        # 4 -> 2 -> 1 row per call
+    assert stats.files == 4 and stats.failed == 1
+    assert read_manifest(tmp_path)["boom"]["reason"] == "generation failed: the kernel gave up"
+
+
+@pytest.mark.gpu
+def test_batch_on_cuda_with_the_apps_back_end(inputs, tmp_path):
+    """On a GPU: the back end `auto` picks, the batch size from free memory, every job written."""
+    if not torch.cuda.is_available():
+        pytest.skip("no CUDA device")
+    from lina.batch import auto_batch_size
+
+    gpu = LinaTTS.from_pretrained("tiny-random", device="cuda", watermark=False)
+    assert gpu.backend.name.startswith("cuda-graph")
+    assert 1 <= auto_batch_size(gpu, 8.0) <= 256
+    jobs, _ = read_jobs(inputs / "jobs.jsonl")
+    runner = Runner(gpu, tmp_path, Inputs(gpu, inputs / "voices", inputs), Options(max_seconds=1.5))
+    with tqdm(disable=True) as progress:
+        stats = runner.run(jobs, progress)
+    assert stats.files == len(TEXTS) and stats.failed == 2 and stats.tokens > 0
