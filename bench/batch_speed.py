@@ -22,7 +22,7 @@ import torch
 from tqdm import tqdm
 
 from bench.space_path import _bundle
-from lina.batch import Inputs, Options, Runner, auto_batch_size
+from lina.batch import Inputs, Options, Runner, auto_batch_size, default_writers
 from lina.batch_plan import Job
 from lina.tts import LinaTTS
 from lina.voice import Voice
@@ -114,10 +114,10 @@ def main(argv=None) -> dict:
     mixed = [Job(f"mixed-{i:05d}", t, f"v{i % args.voices}", seed=i) for i, t in enumerate(texts)]
     single = [Job(f"one-{i:05d}", t, "v0", seed=i) for i, t in enumerate(texts)]
     batch = args.batch_size or auto_batch_size(tts, args.row_seconds)
-    options = Options(top_k=args.top_k, max_seconds=args.row_seconds, batch_size=batch)
+    options = Options(top_k=args.top_k, max_seconds=args.row_seconds, batch_size=batch, writers=default_writers())
     result = {"model": args.model, "device": str(tts.device), "backend": tts.backend.name,
               "gpu": torch.cuda.get_device_name(tts.device) if tts.device.type == "cuda" else "",
-              "watermark": args.watermark, "row_seconds": args.row_seconds, "top_k": args.top_k}
+              "watermark": args.watermark, "writers": options.writers, "row_seconds": args.row_seconds, "top_k": args.top_k}
     start = time.perf_counter()   # warm-up: the full batch shape, a lone row, synthesize at batch 1 and 2
     warm = [Job(f"warm-{i}", t, f"v{i % args.voices}") for i, t in enumerate(texts[:batch])]
     run_batch(tts, warm, work / "warmup", work / "voices", options)

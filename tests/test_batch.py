@@ -160,7 +160,7 @@ def test_a_killed_run_resumes(inputs, tmp_path):
 def test_mixed_voices_in_one_batch_sound_as_each_alone(tts, inputs, tmp_path):
     jobs = [Job(f"m{i}", TEXTS[i], [None, "v1", "v2", "v3"][i % 4]) for i in range(4)]
     jobs.append(Job("same-text", TEXTS[0], "v1"))            # m0's sentence in another voice
-    greedy = Options(top_k=1, max_seconds=1.5, batch_size=4)
+    greedy = Options(top_k=1, max_seconds=1.5, batch_size=4, writers=2)   # two writer threads
 
     def run(subset, out):
         """-> {id: (audio [S] as read back, codes [T] of each sentence)}"""
