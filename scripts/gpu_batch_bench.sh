@@ -8,6 +8,7 @@
 #
 #   bash scripts/gpu_batch_bench.sh                       # the measurement (~5 min on an H200)
 #   SMOKE=1 bash scripts/gpu_batch_bench.sh               # a smoke run: tiny-random, a few jobs
+#   TESTS=0 bash scripts/gpu_batch_bench.sh               # without the GPU test first (~1 min)
 #   bash scripts/gpu_batch_bench.sh --batch-size 128      # any bench.batch_speed option is passed on
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +21,9 @@ fi
 export PYTHONPATH=/tmp/site:$PWD GRADIO_ANALYTICS_ENABLED=False HF_HUB_OFFLINE=1
 python3 -c "import tqdm" 2>/dev/null || { echo "tqdm is missing: add its wheel to .whl (see the top of this script)"; exit 1; }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$OUT/gpu.txt"
+if [[ "${TESTS:-1}" == 1 ]]; then   # lina.batch on CUDA with the back end the app uses (tests/test_batch.py)
+  timeout 150 python3 -m pytest -q -p no:cacheprovider -m gpu tests/test_batch.py 2>&1 | tee "$OUT/gpu_tests_batch.txt" | tail -n 5
+fi
 args=(--jobs "${JOBS:-1000}" --voices 8 --loop-jobs "${LOOP_JOBS:-100}")
 if [[ "${SMOKE:-0}" == 1 ]]; then
   args=(--model tiny-random --jobs 20 --voices 4 --loop-jobs 4 --row-seconds 2)

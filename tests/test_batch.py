@@ -273,3 +273,25 @@ def test_batch_on_cuda_with_the_apps_back_end(inputs, tmp_path):
     with tqdm(disable=True) as progress:
         stats = runner.run(jobs, progress)
     assert stats.files == len(TEXTS) and stats.failed == 2 and stats.tokens > 0
+
+
+def test_prompt_clips_continue_in_their_own_batch(tts, inputs, tmp_path):
+    t = np.arange(48_000) / 24_000
+    clip = (0.3 * np.sin(2 * np.pi * 150 * t) * (0.6 + 0.4 * np.sin(2 * np.pi * 4 * t))).astype(np.float32)
+    soundfile.write(tmp_path / "me.wav", clip, 24_000)
+    jobs = [Job("cloned", "Twelve boats came in.", prompt="me.wav", transcript="This is me speaking."),
+            Job("plain", "Twelve boats came in."), Job("lost", "Hi there.", prompt="gone.wav", transcript="Gone.")]
+    sizes = []
+    real = tts.generate_rows
+
+    def spy(rows, voices, **kw):
+        sizes.append((len(rows), kw["prompt"] is not None, kw["prefix"]))
+        return real(rows, voices, **kw)
+
+    runner = Runner(tts, tmp_path, Inputs(tts, None, tmp_path), Options(top_k=1, max_seconds=1.0, batch_size=8))
+    runner.tts = type("Spy", (), {"__getattr__": lambda self, name: getattr(tts, name), "generate_rows": staticmethod(spy)})()
+    with tqdm(disable=True) as progress:
+        stats = runner.run(jobs, progress)
+    assert sorted(sizes) == [(1, False, ""), (1, True, "This is me speaking.")]   # one batch per prompt
+    assert stats.files == 2 and (tmp_path / "cloned.wav").is_file()
+    assert read_manifest(tmp_path)["lost"]["reason"].startswith("prompt clip 'gone.wav': ")
