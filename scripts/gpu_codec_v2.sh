@@ -43,6 +43,8 @@ WHEELS="soundfile==0.14.0 cffi==2.0.0 pycparser==3.0 soxr==1.1.0 num2words==0.5.
 PY312=${PY312:-$HOME/.pyenv/versions/3.12.1/bin/python}
 ROOTS=${AUDIO_ROOTS:-$DATA/audio}
 EVAL_EVERY=${EVAL_EVERY:-2000}
+# How training starts: one process; scripts/gpu_multi_train.sh sets torchrun over the host's GPUs.
+read -r -a TRAIN_LAUNCH <<< "${TRAIN_LAUNCH:-$PY -m lina.training.codec}"
 
 status() {
   echo "== $(date +%T) rendered: $(find $ROOTS -name '*.wav' 2>/dev/null | wc -l) wav; render processes: $(pgrep -cf '[c]orpus render --manifest')"
@@ -78,8 +80,8 @@ train_phase() {  # $1: mel|gan  $2: seconds  $3: default init (may be empty)
     [ -n "$init" ] && args+=(--init "$init")
   fi
   # Two thirds of a 600 s call train; the rest loads, scores and exports. SIGTERM saves.
-  timeout -s TERM $((seconds + 120)) $PY -m lina.training.codec train --manifest ${TRAIN_MANIFESTS:-$DATA/carry/*train*.jsonl.gz} \
-    --roots $ROOTS --run $run "${args[@]}" --max-seconds "$seconds" --workers "${TRAIN_WORKERS:-6}" \
+  timeout -s TERM $((seconds + 120)) "${TRAIN_LAUNCH[@]}" train --manifest ${TRAIN_MANIFESTS:-$DATA/carry/*train*.jsonl.gz} \
+    --roots $ROOTS --run-dir $run "${args[@]}" --max-seconds "$seconds" --workers "${TRAIN_WORKERS:-6}" \
     --eval-clips $DATA/heldout --eval-every "$EVAL_EVERY" --log-every 100 2>&1 | tee -a $DATA/train_$phase.log | tail -n 15
   local dir=$DATA/codec_v2_$phase lineage=($run)
   [ "$phase" = gan ] && [ -f $DATA/run_mel/eval.jsonl ] && lineage=($DATA/run_mel $run)
