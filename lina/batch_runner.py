@@ -243,7 +243,7 @@ class Runner:
             result = self.tts.generate_rows(
                 [r.text for r in batch], [ready[r.job.id].voice for r in batch], top_k=self.options.top_k,
                 temperature=self.options.temperature, seed=batch_seed(batch), max_seconds=self.options.max_seconds,
-                prompt=self.inputs.prompt(job.prompt), prefix=job.transcript or "")
+                prompt=self.inputs.prompt(job.prompt), prefix=job.transcript or "", timestamps=False)
             seconds = time.perf_counter() - start
         except torch.cuda.OutOfMemoryError:
             if len(batch) == 1:

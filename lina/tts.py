@@ -328,10 +328,11 @@ class LinaTTS:
     def generate_rows(self, rows: Sequence[str], voices: Sequence[Voice | None], *, top_k: int = DEFAULT_TOP_K,
                       temperature: float = 1.0, seed: int | None = 0, max_seconds: float = MAX_ROW_SECONDS,
                       voice_guidance: float = 0.0, prompt: torch.Tensor | None = None, prefix: str = "",
-                      glossary: Glossary | None = None) -> Rows:
+                      glossary: Glossary | None = None, timestamps: bool = True) -> Rows:
         """One batch, one ``generate`` call: row ``i`` speaks the sentence ``rows[i]`` with ``voices[i]`` (its
         own initial state). What `synthesize`, `clone` and dialogues share; returns every row's audio,
-        codes, alignment and word timestamps (seconds from the row's start)."""
+        codes, alignment and word timestamps (seconds from the row's start). ``timestamps=False`` leaves
+        alignments and words empty (bulk synthesis: ~2 ms of CPU per row saved, and two copies per row)."""
         if len(rows) != len(voices):
             raise ValueError(f"{len(voices)} voices for {len(rows)} rows")
         text, lengths, spoken = self._texts(rows, prefix, glossary)
@@ -350,6 +351,8 @@ class LinaTTS:
             codes = [c[: int(lim * FRAME_RATE)] for c, lim in zip(out.codes, limits)]
             finished = [bool(f) and len(c) == len(o) for f, c, o in zip(out.finished.tolist(), codes, out.codes)]
             waves = self._decode(codes)
+        if not timestamps:
+            return Rows(waves, codes, finished, [], spoken, [[] for _ in rows])
         alignments = [out.alignment[r, 0, : len(codes[r]), : int(lengths[r])].float().cpu().numpy()
                       for r in range(len(rows))]
         # Word times read the second attention: the position the position net chose (monotonic by
