@@ -13,11 +13,14 @@
 #   python -m lina.training.corpus.kokoro_render prepare --manifest data/v2_80h_parts/kokoro_{train,validation}.jsonl \
 #     --out data/kokoro_inputs_80h                                  # espeak-ng phonemes (the host has none)
 #   python -m lina.training.lm phonemize --codes data/ph_texts_80h # texts of every split -> phonemes.json.gz
+#   python -m lina.training.codec heldout --out data/heldout_v2     # the 32 fixed held-out clips of codec v2
 #   bash scripts/corpus_bundle.sh download                         # .corpus_debs/
 #   bash scripts/gpu_lm_v2.sh pack                                 # -> .lmv2/c1 .. cN, each < PIECE_MB MB
 # There, in order (carry .lmv2/cK in call K; `pack` prints N):
 #   bash scripts/gpu_lm_v2.sh c1     wheels, source copy, fla warm-up on random codes (fills the Triton cache)
 #   bash scripts/gpu_lm_v2.sh cK     stash; engines, inputs and Kokoro weights are unpacked once complete
+#   (codec v2 first:) bash scripts/gpu_lm_v2.sh wavs     WAV files of every train/validation row (repeat until
+#                                    Kokoro prints no row left), then `codec mel 420` per call, then `codec freeze`
 #   bash scripts/gpu_lm_v2.sh render render + encode every train/validation row, MAX_SECONDS (540) per call;
 #                                    repeat until it prints "all rows done"; then the codes folder is finalized
 #   bash scripts/gpu_lm_v2.sh train  start the LMs (FRONTENDS, default "phonemes bpe") for AB_SECONDS, wait WAIT
@@ -25,7 +28,8 @@
 #                                    lmv2.tar.partNN (checkpoints fp16, logs, codes summary; < 8 x 15 MiB)
 #   bash scripts/gpu_lm_v2.sh status
 # Env: AB_STEPS (3000), AB_SECONDS (780), PARTS (data/v2_80h_parts), KOKORO_INPUTS (data/kokoro_inputs_80h),
-#      PHONEMES (data/ph_texts_80h/phonemes.json.gz), PIECE_MB (20), DRY (skip pip: a dry run here).
+#      PHONEMES (data/ph_texts_80h/phonemes.json.gz), PIECE_MB (20), DRY (skip pip: a dry run here),
+#      CODEC (assets/lina-mini/codec: a folder of the repo, copied to the host by c1; the frozen codec v2 once it exists).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-out}; DATA=${DATA:-/data}; SITE=${SITE:-/tmp/site}
@@ -33,10 +37,11 @@ STASH=$DATA/stash SRC=$DATA/src CODES=$DATA/codes
 mkdir -p "$OUT" "$DATA" "$STASH"
 export PYTHONUNBUFFERED=1 TRITON_CACHE_DIR=$DATA/triton FLA_CACHE_RESULTS=1 LINA_CORPUS_ROOT=$DATA/root
 PIP=(python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE")
-LM_WHEELS="soundfile cffi pycparser soxr num2words praat_parselmouth pyworld_prebuilt fla_core"
+LM_WHEELS="soundfile cffi pycparser soxr num2words praat_parselmouth pyworld_prebuilt fla_core pesq pystoi"
 CARRY=.lmv2 PIECE_MB=${PIECE_MB:-20}
 PARTS=${PARTS:-data/v2_80h_parts} KOKORO_INPUTS=${KOKORO_INPUTS:-data/kokoro_inputs_80h}
 PHONEMES=${PHONEMES:-data/ph_texts_80h/phonemes.json.gz}
+CODEC=${CODEC:-assets/lina-mini/codec}  # the codes the LM learns: the frozen codec v2 once it exists
 FRONTENDS=(${FRONTENDS:-phonemes bpe})
 MANIFESTS=("$DATA"/parts/formant_train.jsonl "$DATA"/parts/formant_validation.jsonl "$DATA"/parts/kokoro_train.jsonl
            "$DATA"/parts/kokoro_validation.jsonl)
@@ -81,7 +86,7 @@ case "${1:-status}" in
     for w in $LM_WHEELS; do cp .whl/${w}-*.whl $CARRY/c1/ 2>/dev/null || cp /tmp/pyworld_whl/${w}-*.whl $CARRY/c1/ || exit 1; done
     cp .kokoro_carry/p1/*.whl $CARRY/c1/
     staging=$(mktemp -d) && mkdir -p "$staging/parts" && cp "$PARTS"/*.jsonl "$staging/parts/" && cp -r "$KOKORO_INPUTS" "$staging/kokoro_inputs" \
-      && cp "$PHONEMES" "$staging/phonemes.json.gz" && tar -C "$staging" -czf $CARRY/big/inputs.tgz . && rm -rf "$staging" || exit 1
+      && cp "$PHONEMES" "$staging/phonemes.json.gz" && cp -r "${HELDOUT:-data/heldout_v2}" "$staging/heldout" && tar -C "$staging" -czf $CARRY/big/inputs.tgz . && rm -rf "$staging" || exit 1
     tar -cf $CARRY/big/debs.tar .corpus_debs
     cat .kokoro_carry/p1/weights.gz.1 .kokoro_carry/p2/weights.gz.2 .kokoro_carry/p3/weights.gz.3 > $CARRY/big/kokoro.safetensors.gz
     python3 - "$CARRY" "$PIECE_MB" <<'EOF' || exit 1
@@ -113,6 +118,7 @@ EOF
   c1)
     stash c1
     [ -n "${DRY:-}" ] || "${PIP[@]}" "$STASH"/*.whl || exit 1
+    touch "$SITE/.codec_v2_ready"  # what scripts/gpu_codec_v2.sh's training steps check: wheels in place
     rm -rf "$SRC" && mkdir -p "$SRC" && cp -r lina assets scripts "$SRC"/
     in_src
     python3 -c "import torch, fla, parselmouth, soxr, soundfile; print('torch', torch.__version__, torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU')" || exit 1
@@ -137,18 +143,31 @@ EOF
     unpack_ready; sleep 10; status ;;
   c[2-9])
     stash "$1"; in_src; unpack_ready; status ;;
+  wavs)  # audio files for codec v2: formant rows on the CPUs (background), Kokoro on the GPU (foreground, resumes)
+    in_src
+    [ -d "$DATA/parts" ] && [ -f "$STASH/kokoro.safetensors" ] && [ -d "$DATA/root" ] || { echo "carries missing"; exit 1; }
+    pgrep -f '[c]orpus render --manifest' > /dev/null || setsid nohup python3 -m lina.training.corpus render \
+      --manifest "$DATA"/parts/formant_{train,validation}.jsonl --out "$DATA/audio" --jobs "${RENDER_JOBS:-10}" \
+      > "$DATA/render_formant.log" 2>&1 < /dev/null &
+    python3 -m lina.training.corpus.kokoro_render render --inputs "$DATA/kokoro_inputs" --weights "$STASH/kokoro.safetensors" \
+      --out "$DATA/audio" --jobs "${KOKORO_JOBS:-6}" --max-seconds "${MAX_SECONDS:-540}" --device "${RENDER_DEVICE:-cuda}" 2>&1 | tail -n 3
+    tail -n 4 "$DATA/render_formant.log"; echo "wav files: $(find "$DATA/audio" -name '*.wav' | wc -l)" ;;
+  codec)  # codec v2 on those files (docs/codec_v2.md): `codec mel SECONDS`, then `codec freeze` ($OUT gets each export)
+    in_src
+    TRAIN_MANIFESTS="$DATA/parts/formant_train.jsonl $DATA/parts/kokoro_train.jsonl" AUDIO_ROOTS="$DATA/audio" \
+      bash scripts/gpu_codec_v2.sh "${2:-mel}" "${3:-420}" ;;
   render)
     in_src
     [ -d "$DATA/parts" ] && [ -f "$STASH/kokoro.safetensors" ] && [ -d "$DATA/root" ] || { echo "carries missing"; exit 1; }
     pkill -f '[l]m train --codes .*warm_codes'
     python3 -m lina.training.corpus.render_codes run --manifest "${MANIFESTS[@]}" --kokoro-inputs "$DATA/kokoro_inputs" \
-      --kokoro-weights "$STASH/kokoro.safetensors" --codec assets/lina-mini/codec --out "$CODES" \
+      --kokoro-weights "$STASH/kokoro.safetensors" --codec "$CODEC" --out "$CODES" \
       --device "${RENDER_DEVICE:-cuda}" --jobs "${RENDER_JOBS:-14}" --max-seconds "${MAX_SECONDS:-540}" 2>&1 | tail -n 8
     total=$(cat "${MANIFESTS[@]}" | wc -l)
     done_rows=$(python3 -c "from lina.training.corpus.render_codes import done_ids; from pathlib import Path; print(len(done_ids(Path('$CODES'))))")
     echo "rows done: $done_rows of $total"
     if [ "$done_rows" -ge "$total" ] || [ -n "${FINALIZE_ANYWAY:-}" ]; then
-      python3 -m lina.training.corpus.render_codes finalize --manifest "${MANIFESTS[@]}" --codec assets/lina-mini/codec \
+      python3 -m lina.training.corpus.render_codes finalize --manifest "${MANIFESTS[@]}" --codec "$CODEC" \
         --out "$CODES" | tail -n 20 && cp "$DATA/phonemes.json.gz" "$CODES/" && echo "all rows done: codes finalized"
     fi ;;
   train)
