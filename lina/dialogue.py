@@ -25,7 +25,7 @@ from lina.marks import Glossary
 from lina.sampling import DEFAULT_TOP_K
 from lina.timestamps import WordTime
 from lina.tokenizer import TextError
-from lina.tts import MAX_ROW_SECONDS, MAX_SENTENCES, join_rows
+from lina.rows import MAX_ROW_SECONDS, MAX_SENTENCES, join_rows
 from lina.voice import Voice
 
 __all__ = ["DEFAULT_GAP_SECONDS", "Dialogue", "DialogueLine", "parse_script", "synthesize_dialogue"]
