@@ -12,7 +12,7 @@ Steps, in order, each switchable in `lina.audio.AudioOptions` and each recorded 
 4. loudness normalized to the target (ITU-R BS.1770 integrated loudness measured by `pyloudnorm`, with
    the exact BS.1770 filter at any sample rate, its "DeMan" class), under a peak ceiling.
 
-`lina.audio.loudness_lufs` is the naive reference of the meter (tests compare the two).
+`lina.audio_levels.loudness_lufs` is the naive reference of the meter (tests compare the two).
 """
 from __future__ import annotations
 
@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lina.audio import (FRAME_SECONDS, FRAME_STEP_SECONDS, RMS_FLOOR, AudioError, AudioOptions, _speech_frames, _trim,
-                        loudness_lufs)
+from lina.audio_levels import (FRAME_SECONDS, FRAME_STEP_SECONDS, RMS_FLOOR, AudioError, AudioOptions, _speech_frames,
+                               _trim, loudness_lufs)
 
 # Clipping: this many samples in a row at the clip's own peak (within CLIP_TOLERANCE of it) form a run;
 # more than CLIPPED_SHARE of samples in runs and the clip counts as clipped (a clean peak is one sample).

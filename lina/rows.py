@@ -9,7 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from lina.audio import FRAME_STEP_SECONDS, RMS_FLOOR, SILENCE_FLOOR_DBFS, SPEECH_RANGE_DB
+from lina.audio_levels import FRAME_STEP_SECONDS, RMS_FLOOR, SILENCE_FLOOR_DBFS, SPEECH_RANGE_DB
 from lina.constants import FRAME_RATE, SAMPLE_RATE
 
 MAX_ROW_SECONDS = 40.0        # hard cap of one generated sentence (runaway guard)
