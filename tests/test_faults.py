@@ -89,7 +89,7 @@ def test_closed_connection_stops_generating(served, client):
     session = uuid.uuid4().hex[:10]
     stopped = ended("stream", "stopped")
     joined = httpx.post(url + "gradio_api/queue/join", timeout=30, json={
-        "data": [LONG_TEXT, "demo", None, 100, 1.0, 0], "fn_index": fn_index, "session_hash": session,
+        "data": [LONG_TEXT, "demo", None, 100, 1.0, 0, ""], "fn_index": fn_index, "session_hash": session,
         "event_data": None, "trigger_id": None})
     assert joined.status_code == 200, joined.text
     with httpx.stream("GET", url + "gradio_api/queue/data", params={"session_hash": session},
