@@ -218,7 +218,11 @@ def shared_site(tmp_path_factory, config) -> dict:
         demo, url = launch_app(voices)
         config.add_cleanup(demo.close)
         config.add_cleanup(_SITE.clear)
-        _SITE.update(url=url, inputs=inputs, voices=voices, bad=bad, tts=tts, client=Client(url, verbose=False))
+        _SITE.update(url=url, inputs=inputs, voices=voices, bad=bad, tts=tts, client=Client(url, verbose=False),
+                     engine_model=engine.model())
+    # The engine's model is a module global that every app built in this process sets (test_speech_api builds
+    # one with the embedded model): the shared app's is put back for each module that uses it.
+    engine.use(_SITE["engine_model"])
     return _SITE
 
 
@@ -229,6 +233,7 @@ def served(tmp_path_factory, pytestconfig) -> dict:
 
 @pytest.fixture
 def client(served) -> Client:
+    engine.use(served["engine_model"])  # see shared_site
     return served["client"]
 
 
