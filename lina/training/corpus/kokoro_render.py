@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
-import gzip
 import json
 import multiprocessing
 import os
@@ -97,11 +96,6 @@ def _finish_row(row: dict, pieces: list[np.ndarray], out: str) -> tuple[str, str
     return row["id"], row["split"], len(audio) / SAMPLE_RATE
 
 
-def _worker_init() -> None:
-    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = "1"
-
-
 def batches(lengths: np.ndarray, budget: int = BATCH_IDS, max_batch: int = MAX_BATCH) -> list[np.ndarray]:
     """Piece indices in length order, cut so that len(batch) * longest <= budget (and <= max_batch)."""
     order = np.argsort(lengths, kind="stable")
@@ -113,55 +107,80 @@ def batches(lengths: np.ndarray, budget: int = BATCH_IDS, max_batch: int = MAX_B
     return [b for b in out if len(b)]
 
 
+def plan_pieces(kokoro: dict, inputs: Path | None, weights: Path | None, device: str):
+    """(piece arrays, model, batches of piece indices, rows without pieces) for the Kokoro rows still to do."""
+    if not kokoro:
+        return None, None, [], 0
+    if inputs is None or weights is None:
+        raise SystemExit("Kokoro rows need --kokoro-inputs (kokoro_render prepare) and --kokoro-weights")
+    import torch
+
+    from .kokoro_torch import KokoroTorch
+
+    prepared = read_jsonl(inputs / "rows.jsonl.gz")
+    with np.load(inputs / "pieces.npz") as npz:
+        data = {k: npz[k] for k in npz.files}
+    data["uid"] = [prepared[r]["id"] for r in data["piece_row"]]
+    keep = np.flatnonzero([u in kokoro for u in data["uid"]])
+    lengths = np.diff(data["offsets"])[keep]
+    plan = [keep[b] for b in batches(lengths)]
+    data["need"] = {}
+    for p in keep:
+        data["need"][data["uid"][p]] = data["need"].get(data["uid"][p], 0) + 1
+    missing = len(set(kokoro) - set(data["need"]))
+    kt = KokoroTorch(weights, device)
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    return data, kt, plan, missing
+
+
+def synthesize_batch(kt, data: dict, idx: np.ndarray, got: dict) -> list[tuple[str, list[np.ndarray]]]:
+    """Synthesize one batch of pieces; returns the rows whose pieces are now all there."""
+    ids = [data["ids"][data["offsets"][p]:data["offsets"][p + 1]].astype(np.int64) for p in idx]
+    audio = kt.batch(ids, [data["styles"][p].astype(np.float32) for p in idx], [float(data["speeds"][p]) for p in idx],
+                     [0] * len(idx))
+    ready = []
+    for p, a in zip(idx, audio):
+        uid = data["uid"][p]
+        got.setdefault(uid, {})[int(p)] = a
+        if len(got[uid]) == data["need"][uid]:
+            parts = got.pop(uid)
+            ready.append((uid, [parts[q] for q in sorted(parts)]))
+    return ready
+
+
+
 def render(inputs: Path, weights: Path, out: Path, *, device: str = "cuda", jobs: int = 8,
            max_seconds: float | None = None, limit: int | None = None, log=print) -> dict:
     """Render the prepared rows (or the first `limit`) into `out`; rows whose WAV exists are skipped."""
-    import torch
-
-    from .generate import audio_path
-    from .kokoro_torch import KokoroTorch
+    from .engines_kokoro import KOKORO_RATE
+    from .generate import _worker_init, audio_path
 
     start = time.time()
     rows = read_jsonl(inputs / "rows.jsonl.gz")[:limit]
-    with np.load(inputs / "pieces.npz") as npz:  # each key read once (an NpzFile re-reads on every access)
-        data = {k: npz[k] for k in npz.files}
-    offsets, piece_row = data["offsets"], data["piece_row"]
-    keep = np.flatnonzero([r < len(rows) and not audio_path(out, rows[r]).exists() for r in piece_row])
-    todo_rows = sorted({int(piece_row[p]) for p in keep})
-    lengths = (offsets[1:] - offsets[:-1])[keep]
-    need = {r: int((piece_row == r).sum()) for r in todo_rows}
-    got: dict[int, dict[int, np.ndarray]] = {r: {} for r in todo_rows}
-    kt = KokoroTorch(weights, device)
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
+    todo = {r["id"]: r for r in rows if not audio_path(out, r).exists()}
+    data, kt, plan, _ = plan_pieces(todo, inputs, weights, device)
+    got: dict[str, dict[int, np.ndarray]] = {}
     durations: dict[str, tuple[str, float]] = {}
     audio_s, gpu_s, last_log, stopped = 0.0, 0.0, time.time(), False
     with cf.ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=multiprocessing.get_context("spawn"),
                                 initializer=_worker_init) as pool:
         pending = set()
-        for batch in batches(lengths):
+        for idx in plan:
             if max_seconds is not None and time.time() - start > max_seconds:
                 stopped = True
                 break
-            idx = keep[batch]
             t = time.time()
-            audio = kt.batch([data["ids"][offsets[p]:offsets[p + 1]].astype(np.int64) for p in idx],
-                             [data["styles"][p].astype(np.float32) for p in idx],
-                             [float(data["speeds"][p]) for p in idx], [0] * len(idx))
+            ready = synthesize_batch(kt, data, idx, got)
             gpu_s += time.time() - t
-            for p, a in zip(idx, audio):
-                r = int(piece_row[p])
-                got[r][int(p)] = a
-                audio_s += len(a) / 24000
-                if len(got[r]) == need[r]:
-                    pieces = [got[r][q] for q in sorted(got[r])]
-                    del got[r]
-                    pending.add(pool.submit(_finish_row, rows[r], pieces, str(out)))
+            for uid, pieces in ready:
+                audio_s += sum(len(p) for p in pieces) / KOKORO_RATE
+                pending.add(pool.submit(_finish_row, todo[uid], pieces, str(out)))
             while len(pending) > 8 * jobs:  # bounded memory: wait for the workers to catch up
                 done, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
                 durations.update({i: (s, d) for i, s, d in (f.result() for f in done)})
             if time.time() - last_log > LOG_EVERY_S:
                 last_log = time.time()
-                log(f"{len(durations)}/{len(todo_rows)} rows written, {audio_s / max(gpu_s, 1e-9):.0f} audio s per "
+                log(f"{len(durations)}/{len(todo)} rows written, {audio_s / max(gpu_s, 1e-9):.0f} audio s per "
                     f"GPU s, {time.time() - start:.0f} s")
         for f in cf.as_completed(pending):
             i, s, d = f.result()
@@ -172,7 +191,7 @@ def render(inputs: Path, weights: Path, out: Path, *, device: str = "cuda", jobs
         part = [r for r in done_rows if r["split"] == split]
         if part:
             write_jsonl(out / f"kokoro_{split}.jsonl", part)
-    report = {"rows": len(rows), "rendered": len(durations), "skipped_existing": len(rows) - len(todo_rows),
+    report = {"rows": len(rows), "rendered": len(durations), "skipped_existing": len(rows) - len(todo),
               "stopped_by_time": stopped, "hours": round(sum(d for _, d in durations.values()) / 3600, 3),
               "gpu_audio_s_per_s": round(audio_s / max(gpu_s, 1e-9), 1), "wall_s": round(time.time() - start, 1)}
     log(json.dumps(report))

@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .kokoro_render import _worker_init, batches, finish_audio
+from .generate import _worker_init
+from .kokoro_render import finish_audio, plan_pieces, synthesize_batch
 from .manifest import read_jsonl
 
 SHARD_ROWS = 2_000
@@ -107,8 +108,6 @@ def run(manifests: list[Path], out: Path, codec_dir: Path, *, kokoro_inputs: Pat
         kokoro_weights: Path | None = None, device: str = "cuda", jobs: int = 8, max_seconds: float | None = None,
         log=print) -> dict:
     """Render and encode every row of `manifests` not yet in a shard of `out` (see the module docstring)."""
-    import torch
-
     from lina.codec.codec import Codec
 
     start = time.time()
@@ -118,7 +117,7 @@ def run(manifests: list[Path], out: Path, codec_dir: Path, *, kokoro_inputs: Pat
     kokoro = {r["id"]: r for r in rows if r["spk"]["engine"] == "kokoro"}
     codec = Codec.from_pretrained(codec_dir).float().to(device).eval()
     enc = Encoder(codec, out, codec.sample_rate)
-    pieces, kt, kokoro_batches, missing = _kokoro_plan(kokoro, kokoro_inputs, kokoro_weights, device)
+    pieces, kt, kokoro_batches, missing = plan_pieces(kokoro, kokoro_inputs, kokoro_weights, device)
     got: dict[int, dict[int, np.ndarray]] = {}
     queue, queue_left, pending, stopped, last_log = iter(plain), bool(plain), set(), False, time.time()
     cap = PENDING_PER_JOB * max(1, jobs)
@@ -133,7 +132,7 @@ def run(manifests: list[Path], out: Path, codec_dir: Path, *, kokoro_inputs: Pat
                     break
                 pending.add(pool.submit(_render_worker, row))
             if not stopped and kokoro_batches and len(pending) < cap:
-                for uid, parts in _kokoro_batch(kt, pieces, kokoro_batches.pop(0), got):
+                for uid, parts in synthesize_batch(kt, pieces, kokoro_batches.pop(0), got):
                     pending.add(pool.submit(_kokoro_worker, kokoro[uid], parts))
             gpu_next = not stopped and bool(kokoro_batches) and len(pending) < cap
             if not pending:
@@ -158,47 +157,6 @@ def run(manifests: list[Path], out: Path, codec_dir: Path, *, kokoro_inputs: Pat
               "kokoro_rows_without_pieces": missing, "stopped_by_time": stopped, "wall_s": round(time.time() - start, 1)}
     log(json.dumps(report))
     return report
-
-
-def _kokoro_plan(kokoro: dict, inputs: Path | None, weights: Path | None, device: str):
-    """(piece arrays, model, batches of piece indices, rows without pieces) for the Kokoro rows still to do."""
-    if not kokoro:
-        return None, None, [], 0
-    if inputs is None or weights is None:
-        raise SystemExit("Kokoro rows need --kokoro-inputs (kokoro_render prepare) and --kokoro-weights")
-    from .kokoro_torch import KokoroTorch
-
-    import torch
-
-    prepared = read_jsonl(inputs / "rows.jsonl.gz")
-    with np.load(inputs / "pieces.npz") as npz:
-        data = {k: npz[k] for k in npz.files}
-    data["uid"] = [prepared[r]["id"] for r in data["piece_row"]]
-    keep = np.flatnonzero([u in kokoro for u in data["uid"]])
-    lengths = np.diff(data["offsets"])[keep]
-    plan = [keep[b] for b in batches(lengths)]
-    data["need"] = {}
-    for p in keep:
-        data["need"][data["uid"][p]] = data["need"].get(data["uid"][p], 0) + 1
-    missing = len(set(kokoro) - set(data["need"]))
-    kt = KokoroTorch(weights, device)
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
-    return data, kt, plan, missing
-
-
-def _kokoro_batch(kt, data: dict, idx: np.ndarray, got: dict) -> list[tuple[str, list[np.ndarray]]]:
-    """Synthesize one batch of pieces; returns the rows whose pieces are now all there."""
-    ids = [data["ids"][data["offsets"][p]:data["offsets"][p + 1]].astype(np.int64) for p in idx]
-    audio = kt.batch(ids, [data["styles"][p].astype(np.float32) for p in idx], [float(data["speeds"][p]) for p in idx],
-                     [0] * len(idx))
-    ready = []
-    for p, a in zip(idx, audio):
-        uid = data["uid"][p]
-        got.setdefault(uid, {})[int(p)] = a
-        if len(got[uid]) == data["need"][uid]:
-            parts = got.pop(uid)
-            ready.append((uid, [parts[q] for q in sorted(parts)]))
-    return ready
 
 
 def finalize(manifests: list[Path], out: Path, codec_dir: Path) -> dict:
