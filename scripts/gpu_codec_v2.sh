@@ -127,8 +127,8 @@ EOF
       sleep 30; tail -n 3 $DATA/render.log
     fi
     status ;;
-  mel)
-    train_phase mel "${2:-420}" ;;
+  mel)  # MEL_INIT: an exported codec to start a new mel run from (e.g. assets/lina-mini/codec: v1's weights)
+    train_phase mel "${2:-420}" "${MEL_INIT:-}" ;;
   freeze)
     rm -rf $DATA/frozen $DATA/codec_v2_frozen && mkdir -p $DATA/codec_v2_frozen
     $PY -m lina.training.codec export --run $DATA/run_mel --out $DATA/frozen --freeze || exit 1

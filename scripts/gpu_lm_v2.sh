@@ -29,6 +29,7 @@
 #   bash scripts/gpu_lm_v2.sh status
 # Env: AB_STEPS (3000), AB_SECONDS (780), PARTS (data/v2_80h_parts), KOKORO_INPUTS (data/kokoro_inputs_80h),
 #      PHONEMES (data/ph_texts_80h/phonemes.json.gz), PIECE_MB (20), DRY (skip pip: a dry run here),
+#      WARM (1; 0: no fla warm-up in c1, for a codec lease), MEL_INIT (codec mel: start from that export),
 #      CODEC (assets/lina-mini/codec: a folder of the repo, copied to the host by c1; the frozen codec v2 once it exists).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -139,7 +140,7 @@ for split, n in (("train", 4000), ("validation", 200)):
     with gzip.open(out / f"{split}.jsonl.gz", "wt") as f:
         f.write("".join(json.dumps(r) + "\n" for r in rows))
 EOF
-    start_lm warm "$DATA/warm_codes" --steps 400 --max-seconds 420
+    [ "${WARM:-1}" = 0 ] || start_lm warm "$DATA/warm_codes" --steps 400 --max-seconds 420  # WARM=0: a codec lease
     unpack_ready; sleep 10; status ;;
   c[2-9])
     stash "$1"; in_src; unpack_ready; status ;;
