@@ -19,21 +19,17 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from lina.config import LinaConfig
-from lina.unpickler import CheckpointError
+from lina.voice_errors import MAX_VOICE_BYTES, VoiceError
+from lina.voice_hub import download_voice_file, push_voice
 
 RELEASED_SCALE = 0.02
 FORMAT = "lina-voice"
 FORMAT_VERSION = "1"
-MAX_VOICE_BYTES = 64 * 2**20
 MAX_RANK = 64
 # Metadata key of the SHA-256 of the tensors (names, shapes and float32 bytes in key order): a file whose data
 # was changed after saving (a flipped byte speaks garbage, it does not fail to parse) is refused on load.
 CHECKSUM_KEY = "sha256"
 _KEY = re.compile(r"^layer(\d+)_(k|v)$")
-
-
-class VoiceError(CheckpointError):
-    """A voice file that is unreadable or does not belong to the loaded model."""
 
 
 @dataclass
@@ -92,7 +88,6 @@ class Voice:
                     token: str | None = None, private: bool | None = None) -> str:
         """Uploads this voice and its card (model id, source clips, `consent`) to Hub repo `repo_id` (created if
         needed); `source_clips` default to those the Space records in `extra`. -> the commit URL."""
-        from lina.voice_hub import push_voice
         return push_voice(self, repo_id, consent, source_clips, token=token, private=private)
 
     @classmethod
@@ -100,8 +95,14 @@ class Voice:
                  token: str | None = None) -> "Voice":
         """The voice of Hub repo `repo_id` (its voice.safetensors only: nothing is executed); raises
         :class:`VoiceError` in plain words when it is missing, damaged, or, given `model`, made for another."""
-        from lina.voice_hub import load_voice
-        return load_voice(repo_id, model, revision=revision, token=token)
+        repo_id = str(repo_id or "").strip()
+        voice = cls.load(download_voice_file(repo_id, revision, token))
+        if model is not None:
+            try:
+                voice.check(model)
+            except VoiceError as error:
+                raise VoiceError(f"The voice in '{repo_id}' cannot speak with the loaded model: {error}.") from None
+        return voice
 
     @classmethod
     def load(cls, path: str | Path) -> "Voice":

@@ -4,17 +4,17 @@ and `README.md`, its voice card (model id, source clips, consent statement).
 Loading reads only those two files: safetensors holds tensors and text metadata, nothing that runs; the
 file's checksum and shapes are checked (`Voice.load`), and, given the model, that the voice was made for it.
 Every failure is a `VoiceError` in plain words (the Hub's exception names mean nothing to a visitor).
+This module moves files and cards; `lina.voice.Voice` (`push_to_hub`, `from_hub`) builds on it, so it knows a
+voice only by what it reads of one (`SharedVoice`).
 """
 from __future__ import annotations
 
 import json
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from lina.config import LinaConfig
-    from lina.voice import Voice
+from lina.voice_errors import MAX_VOICE_BYTES, VoiceError
 
 VOICE_FILENAME = "voice.safetensors"
 CARD_FILENAME = "README.md"
@@ -24,7 +24,22 @@ COMMIT_MESSAGE = "Upload a Lina-Speech voice"
 SOURCE_CLIPS_KEY = "source_clips"   # Voice.extra: [{"name": ..., "seconds": ...}] as the Space records them
 
 
-def voice_card(voice: "Voice", repo_id: str, consent: str, source_clips: list[dict]) -> str:
+class SharedVoice(Protocol):
+    """What sharing reads of a voice (`lina.voice.Voice` is one)."""
+
+    name: str
+    description: str
+    style: str
+    model_id: str
+    extra: dict
+
+    @property
+    def rank(self) -> int: ...
+
+    def save(self, path: str | Path) -> None: ...
+
+
+def voice_card(voice: SharedVoice, repo_id: str, consent: str, source_clips: list[dict]) -> str:
     """The README.md of a voice repo: YAML front matter for the Hub, then the card a person reads."""
     meta = {"library_name": LIBRARY_NAME, "tags": list(CARD_TAGS), "lina_model_id": voice.model_id,
             "lina_voice": {"name": voice.name, "style": voice.style, "rank": voice.rank,
@@ -45,12 +60,10 @@ def voice_card(voice: "Voice", repo_id: str, consent: str, source_clips: list[di
             f"voice = Voice.from_hub({json.dumps(repo_id)}, model=tts.model.cfg)\n```\n")
 
 
-def push_voice(voice: "Voice", repo_id: str, consent: str, source_clips: list[dict] | None = None,
+def push_voice(voice: SharedVoice, repo_id: str, consent: str, source_clips: list[dict] | None = None,
                token: str | None = None, private: bool | None = None, commit_message: str = COMMIT_MESSAGE) -> str:
     """Creates `repo_id` if needed and uploads the voice file and its card in one commit. -> the commit URL."""
     from huggingface_hub import HfApi
-
-    from lina.voice import VoiceError
 
     if not isinstance(consent, str) or not consent.strip():
         raise VoiceError("A consent statement is required to share a voice: say whose voice it is and that they "
@@ -65,14 +78,15 @@ def push_voice(voice: "Voice", repo_id: str, consent: str, source_clips: list[di
     return str(getattr(info, "commit_url", info))
 
 
-def _download(repo_id: str, revision: str | None, token: str | None) -> Path:
-    """The repo's voice file in the local Hub cache, its size checked before the download."""
+def download_voice_file(repo_id: str, revision: str | None = None, token: str | None = None) -> Path:
+    """The voice file of Hub repo `repo_id` in the local Hub cache, its size checked before the download (read
+    it with `Voice.load`, which checks it)."""
     from huggingface_hub import get_hf_file_metadata, hf_hub_download, hf_hub_url
     from huggingface_hub.errors import (EntryNotFoundError, HFValidationError, LocalEntryNotFoundError,
                                         RepositoryNotFoundError, RevisionNotFoundError)
 
-    from lina.voice import MAX_VOICE_BYTES, VoiceError
-
+    if not repo_id:
+        raise VoiceError("Please give the Hub repository of the voice, as owner/name.")
     try:
         url = hf_hub_url(repo_id, VOICE_FILENAME, revision=revision)
         size = get_hf_file_metadata(url, token=token).size
@@ -91,20 +105,3 @@ def _download(repo_id: str, revision: str | None, token: str | None) -> Path:
         raise VoiceError(f"The Hub could not be reached to fetch the voice '{repo_id}'; try again later.") from None
     raise VoiceError(f"The file in '{repo_id}' ({size / 2**20:.1f} MB) is too large to be a voice file: voices are "
                      f"at most {MAX_VOICE_BYTES // 2**20} MB.")
-
-
-def load_voice(repo_id: str, model: "LinaConfig | None" = None, revision: str | None = None,
-               token: str | None = None) -> "Voice":
-    """The voice of Hub repo `repo_id`; refused (`VoiceError`) when damaged or, given `model`, made for another."""
-    from lina.voice import Voice, VoiceError
-
-    repo_id = str(repo_id or "").strip()
-    if not repo_id:
-        raise VoiceError("Please give the Hub repository of the voice, as owner/name.")
-    voice = Voice.load(_download(repo_id, revision, token))
-    if model is not None:
-        try:
-            voice.check(model)
-        except VoiceError as error:
-            raise VoiceError(f"The voice in '{repo_id}' cannot speak with the loaded model: {error}.") from None
-    return voice
