@@ -13,7 +13,6 @@ from lina.codec.backbone import VocosBackbone
 from lina.codec.config import CodecConfig
 from lina.codec.errors import CodecFormatError
 from lina.codec.istft_head import ISTFTHead
-from lina.codec.long_form import LONG_FORM_WINDOW, decode_long
 from lina.codec.quantizer import Codebook
 from lina.codec.released_config import load_released_config
 from lina.codec.released_weights import read_lightning_state, translate_released_state
@@ -105,12 +104,6 @@ class Codec(nn.Module):
         """Padded codes `[B, T]` with `lengths [B]` -> one waveform `[lengths[b] * hop_length]` per row."""
         audio = self.decode(codes, lengths)
         return [row[: int(n) * self.hop_length] for row, n in zip(audio, torch.as_tensor(lengths).tolist())]
-
-    def decode_long(
-        self, codes: torch.Tensor, lengths: Optional[torch.Tensor] = None, window_frames: int = LONG_FORM_WINDOW
-    ) -> torch.Tensor:
-        """Same as `decode` (up to float rounding) with memory bounded by the window, for long inputs."""
-        return decode_long(self, codes, lengths, window_frames)
 
     def streaming_decoder(self, config: StreamConfig = STREAMING) -> StreamingDecoder:
         """Decoder taking code chunks `[B, T_i]` (`push`) and returning audio chunks; `flush` at the end.

@@ -1,8 +1,7 @@
 """Streaming decoding: codes arrive over time, audio leaves in chunks without seams.
 
 The backbone sees the whole sequence (self-attention and group norms are global), so audio
-decoded before the last code is known can only approximate the one-pass decode (for complete
-sequences, `lina.codec.long_form` is exact). Each step re-decodes a window made of `context_frames` already
+decoded before the last code is known can only approximate the one-pass decode. Each step re-decodes a window made of `context_frames` already
 emitted frames, the new frames and `lookahead_frames` newer ones whose audio is not emitted yet
 (their own audio still depends on frames to come). Consecutive steps overlap by
 `crossfade_frames`, blended with complementary raised-cosine ramps so no seam is audible.
@@ -17,14 +16,47 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Optional
+from typing import Optional, Protocol
 
 import torch
 
-from lina.codec.long_form import local_audio
+from lina.codec.backbone import VocosBackbone
+from lina.codec.istft_head import ISTFTHead
 
-if TYPE_CHECKING:
-    from lina.codec.codec import Codec
+
+class WindowedCodec(Protocol):
+    """What windowed decoding uses of a codec (`lina.codec.codec.Codec` is one; it builds on this module)."""
+
+    backbone: VocosBackbone
+    head: ISTFTHead
+    hop_length: int
+    device: torch.device
+
+    def prepare(self, codes: torch.Tensor,
+                lengths: Optional[torch.Tensor] = None) -> tuple[torch.Tensor, Optional[torch.Tensor]]: ...
+
+
+def local_audio(
+    codec: WindowedCodec, hidden: torch.Tensor, first: int, last: int, mask: Optional[torch.Tensor] = None
+) -> torch.Tensor:
+    """Audio `[B, (last - first) * hop]` of frames [first, last) from the global part's output.
+
+    The backbone splits in two. Its global part (embed, pos-net with group norms and attention, first norm)
+    keeps only `[B, dim, T]` activations. Its local part (ConvNeXt stack, head) holds the wide activations
+    (`intermediate_dim`, the spectrum, the frames of the inverse FFT), and there frame t only depends on frames
+    t +- (`local_halo` + head `halo`). So the local part runs on [first, last) with that many extra frames on
+    each side, and the cut edges fall outside what is kept: the same audio as the one-pass decode up to float
+    rounding, for a fraction of the work.
+
+    `hidden [B, dim, T]` is `backbone.global_part` of the whole sequence, `mask [B, T]` its frame mask or None.
+    """
+    backbone, head, hop = codec.backbone, codec.head, codec.hop_length
+    halo = backbone.local_halo + head.halo
+    low, high = max(0, first - halo), min(hidden.shape[2], last + halo)
+    window_mask = None if mask is None else mask[:, low:high]
+    conv_mask = None if mask is None else window_mask[:, None, :].to(hidden.dtype)
+    audio = head(backbone.local_part(hidden[:, :, low:high], conv_mask), window_mask)
+    return audio[:, (first - low) * hop : (last - low) * hop]
 
 
 @dataclass(frozen=True)
@@ -71,7 +103,7 @@ class StreamingDecoder:
     per row and stays close to a one-pass decode (see tests for the measured SNR).
     """
 
-    def __init__(self, codec: "Codec", config: StreamConfig = STREAMING):
+    def __init__(self, codec: WindowedCodec, config: StreamConfig = STREAMING):
         self.codec = codec
         self.config = config
         self.hop = codec.hop_length
