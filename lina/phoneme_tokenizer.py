@@ -19,10 +19,8 @@ from collections.abc import Sequence
 from os import PathLike
 from pathlib import Path
 
-import torch
 
 from lina.constants import TEXT_BOS, TEXT_EOS, TEXT_PAD_ID
-from lina.tokenizer import pad_rows
 
 __all__ = ["FORMAT", "PHONEMES", "PhonemeTokenizer", "PhonemeWarning"]
 
@@ -160,10 +158,6 @@ class PhonemeTokenizer:
     def decode(self, ids: Sequence[int]) -> str:
         """The symbols of ``ids`` joined (boundaries are spaces), specials removed: for logs and tests."""
         return "".join(self._by_id[i] for i in ids if int(i) >= len(SPECIALS) and int(i) in self._by_id)
-
-    def encode_batch(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """`(ids [B, T] long, padded with pad_id; lengths [B] long)` for already-normalized texts."""
-        return pad_rows([self.encode(t) for t in texts], self.pad_id)
 
     def strip_special_tokens(self, text: str) -> str:
         """``text`` unchanged: special tokens never come from text here (ids come from the G2P only)."""

@@ -101,10 +101,6 @@ class TextTokenizer:
         """Text of `ids`, special tokens removed (for logs and tests)."""
         return self._tokenizer.decode(list(ids), skip_special_tokens=True)
 
-    def encode_batch(self, texts: Sequence[str]) -> tuple[torch.Tensor, torch.Tensor]:
-        """`(ids [B, T] long, padded with pad_id; lengths [B] long)` for already-normalized texts."""
-        return pad_rows([self.encode(t) for t in texts], self.pad_id)
-
     def strip_special_tokens(self, text: str) -> str:
         """`text` with special-token strings ("[BOS]", any case) replaced by spaces."""
         if self._specials_re is None:

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lina.text import NormalizedText, TextNormalizationWarning, normalize_text, split_sentences
-from lina.tokenizer import MAX_TEXT_TOKENS, TextError, TextTokenizer, prepare_text
+from lina.tokenizer import MAX_TEXT_TOKENS, TextError, TextTokenizer, pad_rows, prepare_text
 
 # The released bpe256.json alphabet, spelled out so that normalization tests run without the fixtures.
 BPE256_ALPHABET = frozenset(string.ascii_lowercase + " !\"'(),-./:;?[]{}" + "¯æèéêñôœ—")
@@ -73,17 +73,17 @@ def test_special_ids_vocab_and_alphabet(bpe):
         assert bpe.encode(ch)[1:-1], repr(ch)  # never raises, never empty
 
 
-def test_encode_batch_pads_with_zero(bpe):
+def test_pad_rows_pads_with_the_pad_id(bpe):
     texts = ["hello world, this is lina.", "hi", ""]
-    ids, lengths = bpe.encode_batch(texts)
     rows = [bpe.encode(t) for t in texts]
-    assert ids.dtype == lengths.dtype == torch.long
+    ids, lengths = pad_rows(rows, bpe.pad_id)
+    assert bpe.pad_id == 0 and ids.dtype == lengths.dtype == torch.long
     assert ids.shape == (3, max(map(len, rows)))
     assert lengths.tolist() == [len(r) for r in rows] and rows[2] == [1, 2]
     for i, row in enumerate(rows):
         assert ids[i, : len(row)].tolist() == row
         assert (ids[i, len(row) :] == 0).all()
-    empty_ids, empty_lengths = bpe.encode_batch([])
+    empty_ids, empty_lengths = pad_rows([], bpe.pad_id)
     assert empty_ids.shape == (0, 0) and empty_lengths.shape == (0,)
 
 
