@@ -21,7 +21,7 @@
 #   bash scripts/gpu_lm_v2.sh cK     stash; engines, inputs and Kokoro weights are unpacked once complete
 #   (codec v2 first:) bash scripts/gpu_lm_v2.sh wavs     WAV files of every train/validation row (repeat until
 #                                    Kokoro prints no row left), then `codec mel 420` per call, then `codec freeze`
-#   bash scripts/gpu_lm_v2.sh render render + encode every train/validation row, MAX_SECONDS (540) per call;
+#   bash scripts/gpu_lm_v2.sh render render + encode every train/validation row, MAX_SECONDS (480) per call;
 #                                    repeat until it prints "all rows done"; then the codes folder is finalized
 #   bash scripts/gpu_lm_v2.sh train  start the LMs (FRONTENDS, default "phonemes bpe") for AB_SECONDS, wait WAIT
 #   bash scripts/gpu_lm_v2.sh finish wait for the LMs (FINISH_DEADLINE s, then they save and stop); $OUT:
@@ -30,7 +30,8 @@
 # Env: AB_STEPS (3000), AB_SECONDS (780), PARTS (data/v2_80h_parts), KOKORO_INPUTS (data/kokoro_inputs_80h),
 #      PHONEMES (data/ph_texts_80h/phonemes.json.gz), PIECE_MB (20), DRY (skip pip: a dry run here),
 #      WARM (1; 0: no fla warm-up in c1, for a codec lease), MEL_INIT (codec mel: start from that export),
-#      CODEC (assets/lina-mini/codec: a folder of the repo, copied to the host by c1; the frozen codec v2 once it exists).
+#      FROZEN (data/codec_v2_frozen/codec: the frozen codec v2 that `pack` carries), CODEC (the codec `render` encodes
+#      with: the carried frozen codec there, else assets/lina-mini/codec).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-out}; DATA=${DATA:-/data}; SITE=${SITE:-/tmp/site}
@@ -42,7 +43,9 @@ LM_WHEELS="soundfile cffi pycparser soxr num2words praat_parselmouth pyworld_pre
 CARRY=.lmv2 PIECE_MB=${PIECE_MB:-20}
 PARTS=${PARTS:-data/v2_80h_parts} KOKORO_INPUTS=${KOKORO_INPUTS:-data/kokoro_inputs_80h}
 PHONEMES=${PHONEMES:-data/ph_texts_80h/phonemes.json.gz}
-CODEC=${CODEC:-assets/lina-mini/codec}  # the codes the LM learns: the frozen codec v2 once it exists
+# The codes the LM learns: the frozen codec v2 carried by `pack` (FROZEN here -> $DATA/codec_frozen there), else v1.
+FROZEN=${FROZEN:-data/codec_v2_frozen/codec}
+CODEC=${CODEC:-$([ -d "$DATA/codec_frozen" ] && echo "$DATA/codec_frozen" || echo assets/lina-mini/codec)}
 FRONTENDS=(${FRONTENDS:-phonemes bpe})
 MANIFESTS=("$DATA"/parts/formant_train.jsonl "$DATA"/parts/formant_validation.jsonl "$DATA"/parts/kokoro_train.jsonl
            "$DATA"/parts/kokoro_validation.jsonl)
@@ -63,6 +66,9 @@ unpack_ready() {  # engines, inputs and Kokoro weights, each once all its pieces
     (in_src && bash scripts/corpus_bundle.sh check "$DATA/root" 2>&1 | grep -v "piper\|kokoro")
   fi
   if f=$(joined inputs.tgz) && [ ! -d "$DATA/parts" ]; then tar -xzf "$f" -C "$DATA" && ls "$DATA"/parts; fi
+  if f=$(joined codec.tar) && [ ! -d "$DATA/codec_frozen" ] && [ -s "$f" ]; then
+    mkdir -p "$DATA/codec_frozen" && tar -xf "$f" -C "$DATA/codec_frozen" && echo "frozen codec: $(cat "$DATA/codec_frozen/codes.json" | tr -d '\n ')"
+  fi
   if f=$(joined kokoro.safetensors.gz) && [ ! -f "$STASH/kokoro.safetensors" ]; then
     gzip -dc "$f" > "$STASH/kokoro.safetensors" && echo "kokoro weights joined"
   fi
@@ -90,12 +96,13 @@ case "${1:-status}" in
       && cp "$PHONEMES" "$staging/phonemes.json.gz" && cp -r "${HELDOUT:-data/heldout_v2}" "$staging/heldout" && tar -C "$staging" -czf $CARRY/big/inputs.tgz . && rm -rf "$staging" || exit 1
     tar -cf $CARRY/big/debs.tar .corpus_debs
     cat .kokoro_carry/p1/weights.gz.1 .kokoro_carry/p2/weights.gz.2 .kokoro_carry/p3/weights.gz.3 > $CARRY/big/kokoro.safetensors.gz
+    if [ -d "$FROZEN" ]; then tar -C "$FROZEN" -cf $CARRY/big/codec.tar . && echo "frozen codec: $FROZEN"; else : > $CARRY/big/codec.tar; fi
     python3 - "$CARRY" "$PIECE_MB" <<'EOF' || exit 1
 import sys
 from pathlib import Path
 carry, limit = Path(sys.argv[1]), int(float(sys.argv[2]) * 1e6)
 room = {"c1": limit - sum(f.stat().st_size for f in (carry / "c1").iterdir())}
-for name in ("inputs.tgz", "debs.tar", "kokoro.safetensors.gz"):  # one stream of pieces, calls filled in order
+for name in ("inputs.tgz", "debs.tar", "kokoro.safetensors.gz", "codec.tar"):  # one stream of pieces, calls filled in order
     data, pos, k = (carry / "big" / name).read_bytes(), 0, 0
     while pos < len(data):
         c = next((c for c, r in room.items() if r > 0), None)
@@ -108,7 +115,7 @@ for name in ("inputs.tgz", "debs.tar", "kokoro.safetensors.gz"):  # one stream o
         room[c] -= take; pos += take; k += 1
     (carry / f"{name}.parts").write_text(str(k))
 for c in room:
-    for name in ("inputs.tgz", "debs.tar", "kokoro.safetensors.gz"):
+    for name in ("inputs.tgz", "debs.tar", "kokoro.safetensors.gz", "codec.tar"):
         (carry / c / f"{name}.parts").write_text((carry / f"{name}.parts").read_text())
     print(c, round(sum(f.stat().st_size for f in (carry / c).iterdir()) / 1e6, 1), "MB")
 print("calls to carry:", len(room))
@@ -142,7 +149,7 @@ for split, n in (("train", 4000), ("validation", 200)):
 EOF
     [ "${WARM:-1}" = 0 ] || start_lm warm "$DATA/warm_codes" --steps 400 --max-seconds 420  # WARM=0: a codec lease
     unpack_ready; sleep 10; status ;;
-  c[2-9])
+  c[2-9]|c[1-9][0-9])
     stash "$1"; in_src; unpack_ready; status ;;
   wavs)  # audio files for codec v2: formant rows on the CPUs (background), Kokoro on the GPU (foreground, resumes)
     in_src
@@ -150,8 +157,9 @@ EOF
     pgrep -f '[c]orpus render --manifest' > /dev/null || setsid nohup python3 -m lina.training.corpus render \
       --manifest "$DATA"/parts/formant_{train,validation}.jsonl --out "$DATA/audio" --jobs "${RENDER_JOBS:-10}" \
       > "$DATA/render_formant.log" 2>&1 < /dev/null &
-    python3 -m lina.training.corpus.kokoro_render render --inputs "$DATA/kokoro_inputs" --weights "$STASH/kokoro.safetensors" \
-      --out "$DATA/audio" --jobs "${KOKORO_JOBS:-6}" --max-seconds "${MAX_SECONDS:-540}" --device "${RENDER_DEVICE:-cuda}" 2>&1 | tail -n 3
+    timeout -s INT $(( ${MAX_SECONDS:-480} + 45 )) python3 -m lina.training.corpus.kokoro_render render --inputs "$DATA/kokoro_inputs" \
+      --weights "$STASH/kokoro.safetensors" --out "$DATA/audio" --jobs "${KOKORO_JOBS:-6}" --max-seconds "${MAX_SECONDS:-480}" \
+      --device "${RENDER_DEVICE:-cuda}" 2>&1 | tee -a "$DATA/render_kokoro.log" | tail -n 3
     tail -n 4 "$DATA/render_formant.log"; echo "wav files: $(find "$DATA/audio" -name '*.wav' | wc -l)" ;;
   codec)  # codec v2 on those files (docs/codec_v2.md): `codec mel SECONDS`, then `codec freeze` ($OUT gets each export)
     in_src
@@ -161,9 +169,13 @@ EOF
     in_src
     [ -d "$DATA/parts" ] && [ -f "$STASH/kokoro.safetensors" ] && [ -d "$DATA/root" ] || { echo "carries missing"; exit 1; }
     pkill -f '[l]m train --codes .*warm_codes'
-    python3 -m lina.training.corpus.render_codes run --manifest "${MANIFESTS[@]}" --kokoro-inputs "$DATA/kokoro_inputs" \
-      --kokoro-weights "$STASH/kokoro.safetensors" --codec "$CODEC" --out "$CODES" \
-      --device "${RENDER_DEVICE:-cuda}" --jobs "${RENDER_JOBS:-14}" --max-seconds "${MAX_SECONDS:-540}" 2>&1 | tail -n 8
+    echo "codec: $CODEC"
+    # The log goes to /data too, and a hard limit (SIGINT: shards so far are saved) keeps the call under 600 s:
+    # session 10's `wavs` call ran past its 600 s with nothing printed.
+    timeout -s INT $(( ${MAX_SECONDS:-480} + 45 )) python3 -m lina.training.corpus.render_codes run --manifest "${MANIFESTS[@]}" \
+      --kokoro-inputs "$DATA/kokoro_inputs" --kokoro-weights "$STASH/kokoro.safetensors" --codec "$CODEC" --out "$CODES" \
+      --device "${RENDER_DEVICE:-cuda}" --jobs "${RENDER_JOBS:-14}" --max-seconds "${MAX_SECONDS:-480}" 2>&1 \
+      | tee -a "$DATA/render_codes.log" | tail -n 8
     total=$(cat "${MANIFESTS[@]}" | wc -l)
     done_rows=$(python3 -c "from lina.training.corpus.render_codes import done_ids; from pathlib import Path; print(len(done_ids(Path('$CODES'))))")
     echo "rows done: $done_rows of $total"

@@ -1,7 +1,7 @@
 """Batched Kokoro rendering (lina.training.corpus.kokoro_render): how pieces are cut into GPU batches."""
 import numpy as np
 
-from lina.training.corpus.kokoro_render import batches
+from lina.training.corpus.kokoro_render import batches, row_chunks
 
 
 def test_batches_cover_every_piece_once_in_length_order_within_budget():
@@ -13,6 +13,14 @@ def test_batches_cover_every_piece_once_in_length_order_within_budget():
     for b in out:
         assert len(b) <= 16
         assert len(b) == 1 or len(b) * lengths[b].max() <= 2_000
+
+
+def test_row_chunks_hold_whole_rows_in_order():
+    piece_row = np.array([0, 0, 1, 2, 2, 2, 4, 5, 5, 7])  # row numbers of pieces (rows 3 and 6 have none)
+    chunks = row_chunks(piece_row, rows_per_chunk=2)
+    assert np.concatenate(chunks).tolist() == list(range(len(piece_row)))
+    assert [sorted(set(piece_row[c].tolist())) for c in chunks] == [[0, 1], [2, 4], [5, 7]]
+    assert len(row_chunks(piece_row, rows_per_chunk=100)) == 1
 
 
 def test_a_piece_over_the_budget_gets_a_batch_of_its_own():

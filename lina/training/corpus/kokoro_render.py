@@ -32,6 +32,10 @@ from .manifest import SPLITS, read_jsonl, write_jsonl
 # Pieces per GPU batch are chosen so that the padded batch holds about this many phoneme ids.
 BATCH_IDS = 24_000
 MAX_BATCH = 128
+# Batches are planned per chunk of this many rows (length-sorted within it): a row is written only once all
+# its pieces are synthesized, so a call stopped by its time limit loses at most one chunk's unfinished rows.
+# One global length order left long rows' first pieces waiting in memory all call and lost them at the stop.
+ROWS_PER_CHUNK = 1_000
 LOG_EVERY_S = 30.0
 
 
@@ -97,7 +101,7 @@ def _finish_row(row: dict, pieces: list[np.ndarray], out: str) -> tuple[str, str
 
 
 def batches(lengths: np.ndarray, budget: int = BATCH_IDS, max_batch: int = MAX_BATCH) -> list[np.ndarray]:
-    """Piece indices in length order, cut so that len(batch) * longest <= budget (and <= max_batch)."""
+    """Piece positions in length order, cut so that len(batch) * longest <= budget (and <= max_batch)."""
     order = np.argsort(lengths, kind="stable")
     out, start = [], 0
     for k in range(1, len(order) + 1):
@@ -105,6 +109,14 @@ def batches(lengths: np.ndarray, budget: int = BATCH_IDS, max_batch: int = MAX_B
             out.append(order[start:k])
             start = k
     return [b for b in out if len(b)]
+
+
+def row_chunks(piece_row: np.ndarray, rows_per_chunk: int = ROWS_PER_CHUNK) -> list[np.ndarray]:
+    """Positions of pieces `[P]` (their row numbers, in row order) grouped into chunks of whole rows."""
+    rows = np.unique(piece_row)
+    edges = rows[::rows_per_chunk][1:]
+    cut = np.searchsorted(piece_row, edges, side="left")
+    return [c for c in np.split(np.arange(len(piece_row)), cut) if len(c)]
 
 
 def plan_pieces(kokoro: dict, inputs: Path | None, weights: Path | None, device: str):
@@ -122,8 +134,10 @@ def plan_pieces(kokoro: dict, inputs: Path | None, weights: Path | None, device:
         data = {k: npz[k] for k in npz.files}
     data["uid"] = [prepared[r]["id"] for r in data["piece_row"]]
     keep = np.flatnonzero([u in kokoro for u in data["uid"]])
-    lengths = np.diff(data["offsets"])[keep]
-    plan = [keep[b] for b in batches(lengths)]
+    plan = []
+    for chunk in row_chunks(data["piece_row"][keep]):
+        pieces = keep[chunk]
+        plan += [pieces[b] for b in batches(np.diff(data["offsets"])[pieces])]
     data["need"] = {}
     for p in keep:
         data["need"][data["uid"][p]] = data["need"].get(data["uid"][p], 0) + 1

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from .generate import _worker_init
+from .engines_kokoro import KOKORO_RATE
 from .kokoro_render import finish_audio, plan_pieces, synthesize_batch
 from .manifest import read_jsonl
 
@@ -120,41 +121,52 @@ def run(manifests: list[Path], out: Path, codec_dir: Path, *, kokoro_inputs: Pat
     pieces, kt, kokoro_batches, missing = plan_pieces(kokoro, kokoro_inputs, kokoro_weights, device)
     got: dict[int, dict[int, np.ndarray]] = {}
     queue, queue_left, pending, stopped, last_log = iter(plain), bool(plain), set(), False, time.time()
+    kokoro_audio_s = gpu_s = 0.0  # Kokoro audio made, and the seconds spent making it (the log says which side limits)
     cap = PENDING_PER_JOB * max(1, jobs)
     ctx = multiprocessing.get_context("spawn")
     with cf.ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=ctx, initializer=_worker_init) as pool:
-        while True:
-            stopped = stopped or (max_seconds is not None and time.time() - start > max_seconds)
-            while not stopped and queue_left and len(pending) < cap // 2:
-                row = next(queue, None)
-                if row is None:
-                    queue_left = False
-                    break
-                pending.add(pool.submit(_render_worker, row))
-            if not stopped and kokoro_batches and len(pending) < cap:
-                for uid, parts in synthesize_batch(kt, pieces, kokoro_batches.pop(0), got):
-                    pending.add(pool.submit(_kokoro_worker, kokoro[uid], parts))
-            gpu_next = not stopped and bool(kokoro_batches) and len(pending) < cap
-            if not pending:
-                if gpu_next:
+        try:
+            while True:
+                stopped = stopped or (max_seconds is not None and time.time() - start > max_seconds)
+                while not stopped and queue_left and len(pending) < cap // 2:
+                    row = next(queue, None)
+                    if row is None:
+                        queue_left = False
+                        break
+                    pending.add(pool.submit(_render_worker, row))
+                if not stopped and kokoro_batches and len(pending) < cap:
+                    t = time.time()
+                    for uid, parts in synthesize_batch(kt, pieces, kokoro_batches.pop(0), got):
+                        pending.add(pool.submit(_kokoro_worker, kokoro[uid], parts))
+                        kokoro_audio_s += sum(len(q) for q in parts) / KOKORO_RATE
+                    gpu_s += time.time() - t
+                gpu_next = not stopped and bool(kokoro_batches) and len(pending) < cap
+                if not pending:
+                    if gpu_next:
+                        continue
+                    if stopped or not queue_left:
+                        break
                     continue
-                if stopped or not queue_left:
-                    break
-                continue
-            # Block for a worker unless the GPU has a batch to do meanwhile (no busy loop).
-            done, pending = cf.wait(pending, timeout=0 if gpu_next else None, return_when=cf.FIRST_COMPLETED)
-            for f in done:
-                try:
-                    enc.add(*f.result())
-                except Exception as exc:  # noqa: BLE001 (one bad row must not stop the pass)
-                    log(f"row failed: {type(exc).__name__}: {exc}")
-            if time.time() - last_log > LOG_EVERY_S:
-                last_log = time.time()
-                log(f"{enc.rows + len(enc.codes) + len(enc.audio)} rows done this call, {len(pending)} in flight, "
-                    f"{len(kokoro_batches)} Kokoro batches left, {time.time() - start:.0f} s")
+                # Block for a worker unless the GPU has a batch to do meanwhile (no busy loop).
+                done, pending = cf.wait(pending, timeout=0 if gpu_next else None, return_when=cf.FIRST_COMPLETED)
+                for f in done:
+                    try:
+                        enc.add(*f.result())
+                    except Exception as exc:  # noqa: BLE001 (one bad row must not stop the pass)
+                        log(f"row failed: {type(exc).__name__}: {exc}")
+                if time.time() - last_log > LOG_EVERY_S:
+                    last_log = time.time()
+                    log(f"{enc.rows + len(enc.codes) + len(enc.audio)} rows done this call, {len(pending)} in flight, "
+                        f"{len(kokoro_batches)} Kokoro batches left ({kokoro_audio_s:.0f} audio s in {gpu_s:.0f} GPU s), "
+                        f"{time.time() - start:.0f} s")
+        except KeyboardInterrupt:  # a hard time limit (SIGINT): keep what is encoded, the next call resumes
+            stopped = True
+            log("interrupted: saving the rows encoded so far")
+            pending = {f for f in pending if not f.cancel()}
         enc.save()
     report = {"rows_this_call": enc.rows, "rows_done": len(done_ids(out)), "rows_skipped_before": len(skip),
-              "kokoro_rows_without_pieces": missing, "stopped_by_time": stopped, "wall_s": round(time.time() - start, 1)}
+              "kokoro_rows_without_pieces": missing, "stopped_by_time": stopped, "wall_s": round(time.time() - start, 1),
+              "kokoro_audio_s": round(kokoro_audio_s), "kokoro_gpu_s": round(gpu_s, 1)}
     log(json.dumps(report))
     return report
 
