@@ -250,3 +250,32 @@ def test_curves_png(full_run, tmp_path):
     png = tmp_path / "curves.png"
     assert main(["curves", "--run", str(full_run), "--out", str(png)]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_model_remembers_which_codec_made_its_codes(tmp_path):
+    """An LM trained on one codec's codes is refused an export with a codec that makes other codes, and
+    a run is refused a continuation on another codec's codes (both would speak noise without an error)."""
+    import copy
+
+    from lina.training.codec.freeze import codes_id, write_codes_json
+
+    made = tiny_random().codec
+    other = copy.deepcopy(made)
+    with torch.no_grad():
+        next(other.encoder.parameters()).add_(0.01)  # another encoder: other codes
+    assert codes_id(made) != codes_id(other)
+    (tmp_path / "codes" / "codec").mkdir(parents=True)
+    codes = fake_codes_dir(tmp_path / "codes", n_train=24, n_eval=4)
+    write_codes_json(made, codes / "codec")  # what render_codes / codec encode leave beside the codes
+    run = tmp_path / "run"
+    train(codes, run, {**TINY_SETTINGS, "steps": 1}, RunOptions(val_every=0, device="cpu"))
+    assert checkpoint.load(run)["codes_id"] == codes_id(made)
+    made.save_pretrained(tmp_path / "made")
+    other.save_pretrained(tmp_path / "other")
+    assert export(run, tmp_path / "made", tmp_path / "ok").startswith("lina-mini-v1-")
+    assert json.loads((tmp_path / "ok" / "card.json").read_text())["codes_id"] == codes_id(made)
+    with pytest.raises(ValueError, match="learned the codes of codec"):
+        export(run, tmp_path / "other", tmp_path / "bad")
+    write_codes_json(other, codes / "codec")
+    with pytest.raises(ValueError, match="continue it on its own codes"):
+        train(codes, run, {**TINY_SETTINGS, "steps": 2}, RunOptions(val_every=0, device="cpu"))

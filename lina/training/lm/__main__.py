@@ -9,7 +9,8 @@
          global schedule per step, K/N per process; lr is the rate of that global step).
   shard  --run RUNDIR --out DIR [--with-log] [--weights-only [--half]]
                                       last.pt as files of <= 15 MiB (what --resume-from and export read)
-  export --run RUNDIR --codec CODECDIR --out FOLDER [--name lina-mini]   fp16 folder for LinaTTS
+  export --run RUNDIR --codec CODECDIR --out FOLDER [--name lina-mini] [--version v1]   fp16 folder for LinaTTS
+                                      (refuses a codec whose codes id differs from the training codes')
   phonemize --codes DIR [--workers N]  DIR/phonemes.json.gz: phonemes of every text, so that a
                                       --text-frontend phonemes run trains where gruut is absent
   curves --run RUNDIR --out PNG       train / validation loss curves
@@ -65,7 +66,7 @@ def cmd_shard(args: argparse.Namespace) -> int:
 def cmd_export(args: argparse.Namespace) -> int:
     from lina.training.lm.export import export
 
-    print(export(args.run, args.codec, args.out, name=args.name, license=args.license))
+    print(export(args.run, args.codec, args.out, name=args.name, version=args.version, license=args.license))
     return 0
 
 
@@ -128,6 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--codec", required=True, help="codec folder (config.json + codec.safetensors)")
     p.add_argument("--out", required=True)
     p.add_argument("--name", default="lina-mini")
+    p.add_argument("--version", default="v1", help="the model id is NAME-VERSION-HASH (e.g. v2 for lina-mini v2)")
     p.add_argument("--license", default="MIT")
     p.set_defaults(func=cmd_export)
     p = sub.add_parser("phonemize", help="phonemes of a codes folder's texts, computed once (needs gruut)")

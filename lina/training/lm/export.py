@@ -17,6 +17,7 @@ from lina.codec import Codec
 from lina.config import LinaConfig
 from lina.model import LinaModel, count_parameters
 from lina.pretrained import Bundle, save_folder
+from lina.training.codec.freeze import codes_id
 from lina.text_frontend import tokenizer_from_str
 from lina.training.lm import checkpoint
 
@@ -56,12 +57,17 @@ def export(source: str | Path, codec_dir: str | Path, out: str | Path, name: str
     codec = Codec.from_pretrained(codec_dir)
     if codec.config.quantizer.bins != cfg.n_codebook:
         raise ValueError(f"codec has {codec.config.quantizer.bins} codes, the model {cfg.n_codebook}")
+    learned = ckpt.get("codes_id")  # the codec whose codes the model learned (runs before it was recorded: None)
+    if learned and codes_id(codec) != learned:
+        raise ValueError(f"the model learned the codes of codec {learned}, but {codec_dir} makes codes "
+                         f"{codes_id(codec)}: export it with the codec its training codes came from (or one "
+                         f"whose decoder was trained on those codes)")
     tokenizer = tokenizer_from_str(cfg.text_frontend, ckpt["tokenizer"])
     save_folder(Bundle(model, tokenizer, codec, name, license, description), out)
     card_path = Path(out) / "card.json"
     card = json.loads(card_path.read_text())
     card.update({"model_id": model_id, "parameters": count_parameters(model), "dtype": str(EXPORT_DTYPE),
-                 "text_frontend": cfg.text_frontend,
+                 "text_frontend": cfg.text_frontend, "codes_id": learned,
                  "training": {"steps": ckpt["step"], "epoch": ckpt["data"]["epoch"], "seconds": ckpt["elapsed"],
                               "settings": ckpt["settings"]}})
     card_path.write_text(json.dumps(card, indent=2) + "\n")

@@ -35,6 +35,7 @@ from lina.model import LinaModel, count_parameters, teacher_forcing_loss
 from lina.ops.dispatch import fla_kernels
 from lina.text_frontend import tokenizer_from_str
 from lina.training import distributed
+from lina.training.codec.freeze import read_codes_id
 from lina.training.lm import checkpoint
 from lina.training.lm.configs import preset
 from lina.training.lm.data import (
@@ -229,6 +230,10 @@ def train(codes: str | Path, run: str | Path, given: dict, options: RunOptions =
         if tokenizer.vocab_size > cfg.n_text_vocab:
             raise ValueError(f"tokenizer has {tokenizer.vocab_size} ids, the model {cfg.n_text_vocab}")
         torch.manual_seed(settings.seed)  # the initial weights depend on the seed only
+    codes_id = read_codes_id(Path(codes) / "codec")  # which codec made the codes (None: not recorded)
+    if ckpt and ckpt.get("codes_id") and codes_id and ckpt["codes_id"] != codes_id:
+        raise ValueError(f"{source} learned the codes of codec {ckpt['codes_id']}, but {codes} holds the codes of "
+                         f"codec {codes_id}: continue it on its own codes, or start a new run")
     micro_batches = len(distributed.split_evenly(range(settings.batches_per_step), world))
     use_fla = device.type == "cuda"
     model = LinaModel(cfg).to(device).train()
@@ -256,7 +261,7 @@ def train(codes: str | Path, run: str | Path, given: dict, options: RunOptions =
         return {"model": model.state_dict(), "optimizer": optimizer.state_dict(), "step": step,
                 "data": dataclasses.asdict(loader.position), "rng": _rng_state(), "elapsed": elapsed(),
                 "timing": timing, "tokenizer": tokenizer.to_str(), "config": cfg.to_dict(),
-                "settings": dataclasses.asdict(settings)}
+                "settings": dataclasses.asdict(settings), "codes_id": codes_id or (ckpt or {}).get("codes_id")}
 
     def save() -> None:
         if not world.is_main:
