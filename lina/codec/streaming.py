@@ -1,10 +1,11 @@
 """Streaming decoding: codes arrive over time, audio leaves in chunks without seams.
 
 The backbone sees the whole sequence (self-attention and group norms are global), so audio
-decoded before the last code is known can only approximate the one-pass decode. Each step re-decodes a window made of `context_frames` already
-emitted frames, the new frames and `lookahead_frames` newer ones whose audio is not emitted yet
-(their own audio still depends on frames to come). Consecutive steps overlap by
-`crossfade_frames`, blended with complementary raised-cosine ramps so no seam is audible.
+decoded before the last code is known can only approximate the one-pass decode. Each step
+re-decodes a window made of `context_frames` already emitted frames, the new frames and
+`lookahead_frames` newer ones whose audio is not emitted yet (their own audio still depends on
+frames to come). Consecutive steps overlap by `crossfade_frames`, blended with complementary
+raised-cosine ramps so no seam is audible.
 
 Frame bookkeeping, in codes (one code = `hop_length` samples):
 
