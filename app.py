@@ -22,7 +22,7 @@ from pathlib import Path
 import gradio as gr
 from gradio.data_classes import FileData
 
-from lina_app import engine, transcriber
+from lina_app import transcriber
 from lina_app.dialogue import dialogue_tab
 from lina_app.extras import speech_options, subtitle_outputs
 from lina_app.handlers import Handlers
@@ -257,6 +257,7 @@ def build_demo(loaded: LoadedModel, voices_dir: str | Path | None = DEFAULT_VOIC
                 gr.Markdown(about(loaded), elem_id="about")
     demo.queue(max_size=QUEUE_MAX_SIZE, default_concurrency_limit=SYNTHESIS_CONCURRENCY)
     demo.preset_tuner = h.tuner  # main() starts its background tuning once the warm-up is done
+    demo.engine = h.engine  # the model's calls: main() warms them up
     # The OpenAI-style API on the same handlers (presets, tuner, engine gate); `launch_options` mounts it.
     demo.speech_api = SpeechAPI(h)
     return demo
@@ -297,7 +298,7 @@ def main(argv: list[str] | None = None) -> None:
     loaded = load_model(requested_model(args.model))
     demo = build_demo(loaded, args.voices)
     # Every kernel shape the endpoints use runs once before the page is served (lina_app/warmup.py).
-    engine.warm_up()
+    demo.engine.warm_up()
     # On a dedicated GPU, presets without a state for this model are tuned while visitors use the app.
     demo.preset_tuner.start_background()
     # mcp_server=None leaves it to Gradio's own GRADIO_MCP_SERVER.

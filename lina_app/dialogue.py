@@ -16,7 +16,6 @@ import gradio as gr
 
 from lina.dialogue import DEFAULT_GAP_SECONDS, MAX_GAP_SECONDS, parse_script, speakers
 from lina.voice import Voice
-from lina_app import engine
 from lina_app.errors import user_errors
 from lina_app.extras import (SPEED_RANGE, at_speed, glossary_note, request_glossary, speech_options, speed_note,
                              subtitle_files, subtitle_outputs, words_json)
@@ -102,7 +101,7 @@ class DialogueHandlers:
         transcript = check_transcript(transcript)
         steps = default_steps(self.h.tts.device.type, 20)
         voice = None
-        for event in engine.tune([(str(clip), transcript)], steps, 1, 0.05, 0, "clip", "dialogue clip"):
+        for event in self.h.engine.tune([(str(clip), transcript)], steps, 1, 0.05, 0, "clip", "dialogue clip"):
             if event[0] == "done":
                 voice = event[1]
         if voice is None:
@@ -126,7 +125,8 @@ class DialogueHandlers:
         seed = check_number("Seed", seed, (0, 2**31 - 1), integer=True)
         words_glossary = request_glossary(glossary)
         chosen, labels = self._assign(names, voices, voice_files, clip, transcript)
-        result = engine.dialogue(turns, chosen, gap, top_k, temperature, seed, words_glossary, bool(line_by_line))
+        result = self.h.engine.dialogue(turns, chosen, gap, top_k, temperature, seed, words_glossary,
+                                        bool(line_by_line))
         audio, words = at_speed(result.audio, result.words, speed)
         wav = self.h.out.wav(audio, result.sample_rate, "dialogue")
         table = [[line.speaker, round(line.start / speed, 2), round(line.end / speed, 2), line.text]

@@ -19,8 +19,9 @@ from lina.text import normalize_text
 from lina.voice import Voice
 from lina.voice_hub import SOURCE_CLIPS_KEY
 from lina.watermark import apply_watermark
-from lina_app import engine, transcriber
+from lina_app import transcriber
 from lina_app.clips import pair_clips, recognized_lines
+from lina_app.engine import Engine
 from lina_app.errors import user_errors
 from lina_app.extras import (SPEED_RANGE, LastWords, at_speed, glossary_note, request_glossary, speed_note,
                              subtitle_files, words_json)
@@ -59,21 +60,23 @@ def _sampling(top_k, temperature, seed) -> tuple[int, float, int]:
 
 
 class Handlers:
-    """Endpoints bound to the loaded model, the presets folder and an output folder."""
+    """Endpoints bound to the loaded model (through `engine`, the model's calls: by default one of its own), the
+    presets folder and an output folder."""
 
-    def __init__(self, loaded: LoadedModel, voices_dir: str | Path | None, outputs: OutputDir | None = None):
+    def __init__(self, loaded: LoadedModel, voices_dir: str | Path | None, outputs: OutputDir | None = None,
+                 engine: Engine | None = None):
         self.loaded = loaded
         self.tts = loaded.tts
+        self.engine = engine or Engine(self.tts)
         self.voices_dir = Path(voices_dir) if voices_dir else None
         self.out = outputs or OutputDir()
         self.last_words = LastWords()
         self._samples: dict[str, str] = {}   # shipped preset sample -> its marked copy in `out`
-        engine.use(self.tts)
         # A preset of the manifest without a state for this model is tuned through the engine: on ZeroGPU in
         # the request's GPU slot, where no step callback can cross to the GPU worker (so no live progress).
         zero_gpu = on_zero_gpu()
         self.tuner = PresetTuner(self.tts, self.voices_dir, tune_fn=lambda pairs, settings, spec, on_step:
-                                 engine.tune_preset(pairs, settings, spec, None if zero_gpu else on_step))
+                                 self.engine.tune_preset(pairs, settings, spec, None if zero_gpu else on_step))
 
     def _dropped(self, text: str) -> tuple[str, ...]:
         """Characters of `text` the model's front end cannot read (emoji, other scripts): for the info line."""
@@ -95,7 +98,7 @@ class Handlers:
         top_k, temperature, seed = _sampling(top_k, temperature, seed)
         candidates = check_number("Number of candidates", candidates, (1, MAX_CANDIDATES), integer=True)
         card = cards_text([reference_card(prompt_audio)])
-        result = engine.clone(text, prompt_audio, transcript, top_k, temperature, seed, candidates)
+        result = self.engine.clone(text, prompt_audio, transcript, top_k, temperature, seed, candidates)
         files = [self.out.wav(audio, result.sample_rate, f"clone-{i + 1}") for i, audio in enumerate(result.audio)]
         plot = alignment_png(result.alignments if result.alignments is not None else result.alignment,
                              self.out.new_path("alignment.png"), self.tts.sentences(text))
@@ -162,7 +165,7 @@ class Handlers:
         # Gradio closes this generator when the visitor leaves or cancels; `closing` passes that on to the
         # engine at once (not whenever the garbage collector gets to it), which stops the tuning thread.
         key = _session(request)
-        with contextlib.closing(engine.tune(pairs, steps, rank, learning_rate, 0, name, description,
+        with contextlib.closing(self.engine.tune(pairs, steps, rank, learning_rate, 0, name, description,
                                             how.batch_size, how.crop_seconds, key)) as events:
             for event in events:
                 if event[0] == "done":
@@ -184,7 +187,7 @@ class Handlers:
         voice_path = self.out.new_path(f"{slug(name)}.safetensors")
         voice.save(voice_path)
         progress(1.0, desc="Speaking the preview")
-        result = engine.synthesize(preview, voice, DEFAULT_TOP_K, DEFAULT_TEMPERATURE, DEFAULT_SEED)
+        result = self.engine.synthesize(preview, voice, DEFAULT_TOP_K, DEFAULT_TEMPERATURE, DEFAULT_SEED)
         wav = self.out.wav(result.audio[0], result.sample_rate, f"{slug(name)}-preview")
         if len(losses) < steps:  # stopped by the visitor: the voice is the best state so far
             best = min(range(len(losses)), key=losses.__getitem__)
@@ -197,10 +200,9 @@ class Handlers:
                    + cards_text(cleaned))
         yield str(voice_path), wav, loss_frame(losses), summary
 
-    @staticmethod
-    def stop_tuning(request: gr.Request = None) -> str:
+    def stop_tuning(self, request: gr.Request = None) -> str:
         """The stop button: the visitor's tuning ends at its next step, keeping its best state so far."""
-        if engine.request_stop(_session(request)):
+        if self.engine.request_stop(_session(request)):
             return "Stopping at the next step; the best state so far is kept…"
         return gr.skip()
 
@@ -240,7 +242,7 @@ class Handlers:
         speed = check_number("Speed", speed, SPEED_RANGE)
         respell = request_glossary(glossary)
         voice, label = self._voice(preset, voice_file)
-        result = engine.synthesize(text, voice, top_k, temperature, seed, glossary=respell)
+        result = self.engine.synthesize(text, voice, top_k, temperature, seed, glossary=respell)
         audio, words = at_speed(result.audio[0], result.words[0], speed)
         self.last_words.put(_session(request), words)
         extra = " · ".join(n for n in (label, result.marks and f"pauses: {result.marks}", glossary_note(respell, text),
@@ -272,7 +274,7 @@ class Handlers:
         voice, label = self._voice(preset, voice_file)
         label = " · ".join(n for n in (label, glossary_note(respell, text)) if n)
         # As in tune_voice: a visitor who leaves stops the generation at the next chunk.
-        with contextlib.closing(engine.stream(text, voice, top_k, temperature, seed, glossary=respell)) as events:
+        with contextlib.closing(self.engine.stream(text, voice, top_k, temperature, seed, glossary=respell)) as events:
             for kind, value in events:
                 if kind == "audio":
                     yield (self.tts.sample_rate, to_int16(np.asarray(value))), gr.skip()

@@ -31,7 +31,6 @@ from lina.tokenizer import TextError
 from lina.tts import LinaTTS
 from lina.voice import Voice, VoiceError
 from lina.watermark import PERTH_RATE, detect_watermark
-from lina_app import engine
 from lina_app.encoding import FORMATS, content_type, encode
 from lina_app.errors import user_message
 from lina_app.gate import Busy
@@ -174,7 +173,7 @@ class SpeechAPI:
         """The whole file for `request` (blocking: call it from a worker thread)."""
         self._check_model(request.model)
         voice = self._voice(request.voice)
-        result = engine.synthesize(request.text, voice, DEFAULT_TOP_K, DEFAULT_TEMPERATURE, DEFAULT_SEED)
+        result = self.handlers.engine.synthesize(request.text, voice, DEFAULT_TOP_K, DEFAULT_TEMPERATURE, DEFAULT_SEED)
         audio = result.audio[0]
         if request.speed != 1.0:
             # Stretched audio is marked again: the mark must survive what the server itself did.
@@ -186,7 +185,7 @@ class SpeechAPI:
         (blocking) surfaces a refusal (busy, unspeakable text) as an error before any byte is sent."""
         self._check_model(request.model)
         voice = self._voice(request.voice)
-        events = engine.stream(request.text, voice, DEFAULT_TOP_K, DEFAULT_TEMPERATURE, DEFAULT_SEED)
+        events = self.handlers.engine.stream(request.text, voice, DEFAULT_TOP_K, DEFAULT_TEMPERATURE, DEFAULT_SEED)
         try:
             return next(events), events
         except BaseException:

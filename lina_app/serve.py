@@ -14,7 +14,6 @@ import os
 import uvicorn
 from fastapi import FastAPI
 
-from lina_app import engine
 from lina_app.handlers import Handlers
 from lina_app.model_choice import load_model, requested_model
 from lina_app.openai_api import SpeechAPI
@@ -48,8 +47,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.getLogger("lina_app").info("kernel caches in %s", configure_kernel_caches())
     loaded = load_model(requested_model(args.model))
-    api = SpeechAPI(Handlers(loaded, args.voices))   # the page's handlers (presets, tuner, engine), no page
-    engine.warm_up()
+    handlers = Handlers(loaded, args.voices)   # the page's handlers (presets, tuner, engine), no page
+    api = SpeechAPI(handlers)
+    handlers.engine.warm_up()
     uvicorn.run(build_app(api), host=args.host, port=args.port, log_level="warning")
 
 

@@ -41,7 +41,6 @@ if str(REPO_ROOT) not in sys.path:
 import app  # noqa: E402
 from lina.tts import LinaTTS  # noqa: E402
 from lina.voice import Voice  # noqa: E402
-from lina_app import engine  # noqa: E402
 from lina_app.model_choice import LoadedModel, hub_reachable, load_model  # noqa: E402
 from lina_app.settings import (MAX_CLONE_CLIP_SECONDS, MAX_TEXT_CHARS, MAX_TRANSCRIPT_CHARS,  # noqa: E402
                                MAX_TUNING_CLIP_SECONDS, MAX_TUNING_CLIPS, MAX_UPLOAD_SECONDS)
@@ -219,10 +218,7 @@ def shared_site(tmp_path_factory, config) -> dict:
         config.add_cleanup(demo.close)
         config.add_cleanup(_SITE.clear)
         _SITE.update(url=url, inputs=inputs, voices=voices, bad=bad, tts=tts, client=Client(url, verbose=False),
-                     engine_model=engine.model())
-    # The engine's model is a module global that every app built in this process sets (test_speech_api builds
-    # one with the embedded model): the shared app's is put back for each module that uses it.
-    engine.use(_SITE["engine_model"])
+                     engine=demo.engine)
     return _SITE
 
 
@@ -233,7 +229,6 @@ def served(tmp_path_factory, pytestconfig) -> dict:
 
 @pytest.fixture
 def client(served) -> Client:
-    engine.use(served["engine_model"])  # see shared_site
     return served["client"]
 
 
@@ -456,11 +451,11 @@ def test_refusals_log_one_line_and_no_trace(served, client, capfd, caplog):
     assert all("\n" not in m for m in refused)
 
 
-def test_unexpected_errors_stay_generic(client, monkeypatch):
+def test_unexpected_errors_stay_generic(served, client, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("secret internal detail")
 
-    monkeypatch.setattr(engine, "synthesize", broken)
+    monkeypatch.setattr(served["engine"], "synthesize", broken)
     text = expect_error(client, "Something went wrong on our side", text="Hello.", preset="demo", api_name="/speak")
     assert "secret internal detail" not in text
 
@@ -608,6 +603,7 @@ def test_alignment_image_has_a_readable_strip_per_sentence(tmp_path):
 
 def test_stop_keeps_the_best_voice_so_far(served):
     """request_stop(key) ends that tuning at its next step with a voice (not a cancel); other keys are untouched."""
+    engine = served["engine"]
     events = engine.tune([(str(served["inputs"] / "clip1.wav"), "Words of clip one.")], 500, 1, 0.05, 0, "s", "",
                          1, 0.0, key="visitor-a")
     first = next(events)

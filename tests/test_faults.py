@@ -1,7 +1,7 @@
 """Faults the Space must survive, on the app of tests/test_app.py (in-process, tiny random model):
 
 * a visitor who leaves mid-generation (job cancelled, or connection closed) stops the generation:
-  `lina_app.engine.activity` counts the stream (or the tuning) as "stopped", nothing stays running,
+  the app's engine's `activity` counts the stream (or the tuning) as "stopped", nothing stays running,
   and the next request is served promptly;
 * a stream resumed on another worker thread (what a busy Gradio does) keeps working;
 * a GPU out-of-memory error reaches that request as a clear message, the CUDA cache is emptied, and
@@ -26,7 +26,7 @@ from test_app import check_wav, expect_error, shared_site  # isort: skip
 from gradio_client import handle_file  # isort: skip
 
 from lina.tts import LinaTTS
-from lina_app import engine, errors, model_choice
+from lina_app import errors, model_choice
 from lina_app.model_choice import load_model
 from lina_app.texts import banner
 
@@ -50,15 +50,21 @@ def client(served):
     return served["client"]
 
 
-def wait_for(condition, timeout: float, what: str) -> None:
+@pytest.fixture
+def activity(served):
+    """What the shared app's engine is doing and how its work ended."""
+    return served["engine"].activity
+
+
+def wait_for(condition, timeout: float, what: str, activity) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}: {engine.activity.snapshot()}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}: {activity.snapshot()}"
         time.sleep(0.05)
 
 
-def ended(kind: str, outcome: str) -> int:
-    return engine.activity.snapshot()["ended"].get(f"{kind}:{outcome}", 0)
+def ended(activity, kind: str, outcome: str) -> int:
+    return activity.snapshot()["ended"].get(f"{kind}:{outcome}", 0)
 
 
 def speak_promptly(client) -> None:
@@ -69,25 +75,25 @@ def speak_promptly(client) -> None:
 
 
 # ---- (a) a visitor who leaves ------------------------------------------------------------------
-def test_cancelled_stream_stops_generating(client):
-    stopped, finished = ended("stream", "stopped"), ended("stream", "finished")
+def test_cancelled_stream_stops_generating(client, activity):
+    stopped, finished = ended(activity, "stream", "stopped"), ended(activity, "stream", "finished")
     job = client.submit(text=LONG_TEXT, preset="demo", api_name="/speak_stream")
-    wait_for(lambda: job.outputs() or job.done(), FIRST_CHUNK_TIMEOUT, "the first streamed chunk")
+    wait_for(lambda: job.outputs() or job.done(), FIRST_CHUNK_TIMEOUT, "the first streamed chunk", activity)
     assert not job.done(), "the whole text was streamed before the test could leave"
     job.cancel()
-    wait_for(lambda: ended("stream", "stopped") > stopped, STOP_TIMEOUT, "the stream to stop")
-    assert ended("stream", "finished") == finished
-    assert not engine.activity.snapshot()["running"]
+    wait_for(lambda: ended(activity, "stream", "stopped") > stopped, STOP_TIMEOUT, "the stream to stop", activity)
+    assert ended(activity, "stream", "finished") == finished
+    assert not activity.snapshot()["running"]
     speak_promptly(client)
 
 
-def test_closed_connection_stops_generating(served, client):
+def test_closed_connection_stops_generating(served, client, activity):
     """As a browser tab that is closed: the event stream is dropped, no cancel is sent."""
     url = served["url"]
     config = httpx.get(url + "config", timeout=30).json()
     fn_index = next(d["id"] for d in config["dependencies"] if d.get("api_name") == "speak_stream")
     session = uuid.uuid4().hex[:10]
-    stopped = ended("stream", "stopped")
+    stopped = ended(activity, "stream", "stopped")
     joined = httpx.post(url + "gradio_api/queue/join", timeout=30, json={
         "data": [LONG_TEXT, "demo", None, 100, 1.0, 0, ""], "fn_index": fn_index, "session_hash": session,
         "event_data": None, "trigger_id": None})
@@ -97,26 +103,26 @@ def test_closed_connection_stops_generating(served, client):
         for line in events.iter_lines():
             if line.startswith("data:") and json.loads(line[5:]).get("msg") == "process_generating":
                 break  # the first chunk arrived: leave now
-    wait_for(lambda: ended("stream", "stopped") > stopped, STOP_TIMEOUT, "the stream to stop")
-    assert not engine.activity.snapshot()["running"]
+    wait_for(lambda: ended(activity, "stream", "stopped") > stopped, STOP_TIMEOUT, "the stream to stop", activity)
+    assert not activity.snapshot()["running"]
     speak_promptly(client)
 
 
-def test_cancelled_tuning_stops(served, client):
-    stopped = ended("tune", "stopped")
+def test_cancelled_tuning_stops(served, client, activity):
+    stopped = ended(activity, "tune", "stopped")
     job = client.submit(clips=[handle_file(served["inputs"] / "clip1.wav")], transcripts="Words of clip one.",
                         steps=1000, api_name="/tune_voice")
-    wait_for(lambda: job.outputs() or job.done(), FIRST_CHUNK_TIMEOUT, "the first loss report")
+    wait_for(lambda: job.outputs() or job.done(), FIRST_CHUNK_TIMEOUT, "the first loss report", activity)
     assert not job.done()
     job.cancel()
-    wait_for(lambda: ended("tune", "stopped") > stopped, STOP_TIMEOUT, "the tuning thread to stop")
-    assert not engine.activity.snapshot()["running"]
+    wait_for(lambda: ended(activity, "tune", "stopped") > stopped, STOP_TIMEOUT, "the tuning thread to stop", activity)
+    assert not activity.snapshot()["running"]
 
 
 def test_stream_resumed_on_other_threads(served):
     """Gradio runs each step of a generator on whichever worker thread is free (regression: lina's
     stream held torch.inference_mode, which is per thread, across its yields, and failed)."""
-    chunks = engine.stream("Two short sentences. Here is the second.", None, 100, 1.0, 0)
+    chunks = served["engine"].stream("Two short sentences. Here is the second.", None, 100, 1.0, 0)
     pieces = []
     while True:
         with ThreadPoolExecutor(1) as fresh_thread:
@@ -158,9 +164,10 @@ def oom_request(served, kind: str) -> dict:
 
 
 @pytest.mark.parametrize("kind", ["speak", "clone", "speak_stream", "tune_voice"])
-def test_out_of_memory_once(served, client, monkeypatch, kind):
+def test_out_of_memory_once(served, client, activity, monkeypatch, kind):
+    engine = served["engine"]
     if kind == "tune_voice":  # raised in the tuning thread, handed to the handler through the engine
-        monkeypatch.setattr(engine.model(), "tune_voice", fail_once(engine.model().tune_voice))
+        monkeypatch.setattr(engine.tts, "tune_voice", fail_once(engine.tts.tune_voice))
     else:
         name = {"speak": "synthesize", "clone": "clone", "speak_stream": "stream"}[kind]
         monkeypatch.setattr(engine, name, fail_once(getattr(engine, name), generator=kind == "speak_stream"))
@@ -172,7 +179,7 @@ def test_out_of_memory_once(served, client, monkeypatch, kind):
     assert text.strip().endswith(errors.OUT_OF_MEMORY) and "Something went wrong" not in text
     assert "2.00 GiB" not in text, "the raw CUDA message leaked to the visitor"
     assert emptied == [1], "the CUDA cache was not emptied after the error"
-    assert not engine.activity.snapshot()["running"]
+    assert not activity.snapshot()["running"]
     result = client.predict(**oom_request(served, kind))
     assert result, f"the request after the out-of-memory error failed: {result!r}"
 

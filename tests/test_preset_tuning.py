@@ -249,12 +249,8 @@ def handlers(tts, folder, tmp_path, monkeypatch, mode):
     from lina_app.model_choice import LoadedModel
     from lina_app.outputs import OutputDir
 
-    from lina_app import engine
-
     monkeypatch.setenv("LINA_PRESET_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("LINA_PRESET_TUNING", mode)
-    # Handlers sets the engine's model (a module global): the shared app of tests/test_app.py gets its own back.
-    monkeypatch.setattr(engine, "_model", engine._model)
     return Handlers(LoadedModel(tts, "tiny-random", ""), folder, OutputDir(tmp_path / "out"))
 
 

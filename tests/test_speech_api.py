@@ -31,7 +31,8 @@ if str(REPO_ROOT) not in sys.path:
 
 import app  # noqa: E402
 from lina.watermark import detect_watermark  # noqa: E402
-from lina_app import engine, gate  # noqa: E402
+from lina_app import gate  # noqa: E402
+from lina_app.engine import Engine  # noqa: E402
 from lina_app.model_choice import EMBEDDED_MODEL_DIR, load_model  # noqa: E402
 from lina_app.settings import DEFAULT_VOICES_DIR, MAX_TEXT_CHARS  # noqa: E402
 
@@ -180,6 +181,7 @@ def test_no_way_around_the_concurrency_cap(monkeypatch):
     """Callers from anywhere (page, API) share one gate: at most its slots run, a full queue says busy."""
     shared = gate.Gate(slots=2, max_waiting=3)
     monkeypatch.setattr(gate, "synthesis", shared)
+    engine = Engine(tts=None)   # no model: the GPU call below is replaced
     monkeypatch.setattr(engine, "_synthesize", lambda *args: time.sleep(0.2))
     outcomes: list[str] = []
 

@@ -1,7 +1,7 @@
 """Voice tuning that fits the machine: the plan (batch and crop) bounds a step's audio whatever the number
 of clips, the estimate and the hard cap come before any work, and the app's memory goes back down after.
 
-The memory test runs the app's tuning path (`lina_app.engine.tune` with `lina_app.tuning.plan`) with the
+The memory test runs the app's tuning path (`lina_app.engine.Engine.tune` with `lina_app.tuning.plan`) with the
 embedded model in a child process, so its peak (VmHWM) and idle RSS are its own. Linux only (/proc).
 """
 from __future__ import annotations
@@ -31,12 +31,12 @@ import json, sys
 import numpy as np
 from lina.audio import load_audio
 from lina.tts import LinaTTS
-from lina_app import engine
+from lina_app.engine import Engine
 from lina_app.tuning import plan
 n, seconds = int(sys.argv[1]), float(sys.argv[2])
 def mib(key):
     return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith(key)) / 1024
-engine.use(LinaTTS.from_pretrained("assets/lina-mini"))
+engine = Engine(LinaTTS.from_pretrained("assets/lina-mini"))
 parts = [load_audio(f"assets/examples/joe_tune_{i}.flac") for i in range(1, 5)]
 words = [open(f"assets/examples/joe_tune_{i}.txt").read().strip() for i in range(1, 5)]
 clips = []
@@ -74,10 +74,9 @@ def test_a_request_over_the_cap_is_refused_before_any_work(monkeypatch):
     """The handler refuses with the estimate before the engine is called."""
     import gradio as gr
 
-    from lina_app import engine, handlers
+    from lina_app import handlers
 
     calls = []
-    monkeypatch.setattr(engine, "tune", lambda *a, **k: calls.append(a) or iter(()))
     from lina.reference import CleanupReport
 
     monkeypatch.setattr(handlers, "check_clips_audio", lambda pairs: [CleanupReport(40.0, 40.0)] * len(pairs))
@@ -85,6 +84,7 @@ def test_a_request_over_the_cap_is_refused_before_any_work(monkeypatch):
 
     class Fake:
         tts = type("T", (), {"device": type("D", (), {"type": "cpu"})(), "name": "m"})()
+        engine = type("E", (), {"tune": lambda *a, **k: calls.append(a) or iter(())})()
 
     with pytest.raises(gr.Error, match="would take about .* the limit here is 10 min"):
         list(handlers.Handlers.tune_voice.__wrapped__(Fake(), ["x"], "", steps=1000, progress=lambda *a, **k: None))
