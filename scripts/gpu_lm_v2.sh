@@ -23,9 +23,11 @@
 #                                    Kokoro prints no row left), then `codec mel 420` per call, then `codec freeze`
 #   bash scripts/gpu_lm_v2.sh render render + encode every train/validation row, MAX_SECONDS (480) per call;
 #                                    repeat until it prints "all rows done"; then the codes folder is finalized
-#   bash scripts/gpu_lm_v2.sh train  start the LMs (FRONTENDS, default "phonemes bpe") for AB_SECONDS, wait WAIT
+#   bash scripts/gpu_lm_v2.sh train  start the LMs (LM_RUNS: FRONTEND:CONFIG each, default "phonemes:mini phonemes:small",
+#                                    side by side on the GPU) for AB_SECONDS; the call waits CALL_SECONDS
 #   bash scripts/gpu_lm_v2.sh finish wait for the LMs (FINISH_DEADLINE s, then they save and stop); $OUT:
-#                                    lmv2.tar.partNN (checkpoints fp16, logs, codes summary; < 8 x 15 MiB)
+#                                    lmv2.tar.partNN (checkpoints fp16, logs, codes summary; < 64 MiB: SHIP names
+#                                    the runs to send, e.g. SHIP=phonemes_mini, then SHIP=phonemes_small again)
 #   bash scripts/gpu_lm_v2.sh status
 # Env: AB_STEPS (3000), AB_SECONDS (780), PARTS (data/v2_80h_parts), KOKORO_INPUTS (data/kokoro_inputs_80h),
 #      PHONEMES (data/ph_texts_80h/phonemes.json.gz), PIECE_MB (20), DRY (skip pip: a dry run here),
@@ -46,7 +48,8 @@ PHONEMES=${PHONEMES:-data/ph_texts_80h/phonemes.json.gz}
 # The codes the LM learns: the frozen codec v2 carried by `pack` (FROZEN here -> $DATA/codec_frozen there), else v1.
 FROZEN=${FROZEN:-data/codec_v2_frozen/codec}
 CODEC=${CODEC:-$([ -d "$DATA/codec_frozen" ] && echo "$DATA/codec_frozen" || echo assets/lina-mini/codec)}
-FRONTENDS=(${FRONTENDS:-phonemes bpe})
+LM_RUNS=(${LM_RUNS:-phonemes:mini phonemes:small})  # run NAME = FRONTEND_CONFIG
+RUN_NAMES=(); for r in "${LM_RUNS[@]}"; do RUN_NAMES+=("${r%%:*}_${r##*:}"); done
 MANIFESTS=("$DATA"/parts/formant_train.jsonl "$DATA"/parts/formant_validation.jsonl "$DATA"/parts/kokoro_train.jsonl
            "$DATA"/parts/kokoro_validation.jsonl)
 
@@ -75,13 +78,13 @@ unpack_ready() {  # engines, inputs and Kokoro weights, each once all its pieces
 }
 status() {
   echo "== $(date +%T) shards: $(ls "$CODES"/shards 2>/dev/null | wc -l)"
-  for fe in warm "${FRONTENDS[@]}"; do [ -f "$DATA/lm_$fe.log" ] && { echo "-- $fe"; tail -n 2 "$DATA/lm_$fe.log" | cut -c1-300; }; done
-  for fe in "${FRONTENDS[@]}"; do [ -f "$DATA/run_$fe/log.jsonl" ] && grep val_loss "$DATA/run_$fe/log.jsonl" | tail -n 3; done
+  for fe in warm "${RUN_NAMES[@]}"; do [ -f "$DATA/lm_$fe.log" ] && { echo "-- $fe"; tail -n 2 "$DATA/lm_$fe.log" | cut -c1-300; }; done
+  for fe in "${RUN_NAMES[@]}"; do [ -f "$DATA/run_$fe/log.jsonl" ] && grep val_loss "$DATA/run_$fe/log.jsonl" | tail -n 3; done
   nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader 2>/dev/null; true
 }
-start_lm() {  # $1: name, $2: codes folder, $3...: more train options
+start_lm() {  # $1: name, $2: codes folder, $3...: more train options (--config among them)
   local name=$1 codes=$2; shift 2
-  setsid nohup python3 -m lina.training.lm train --codes "$codes" --run "$DATA/run_$name" --config mini \
+  setsid nohup python3 -m lina.training.lm train --codes "$codes" --run "$DATA/run_$name" \
     --warmup 150 --val-every 600 --val-batches 10 --no-initial-val --pair-fraction 0.3 "$@" \
     > "$DATA/lm_$name.log" 2>&1 < /dev/null &
 }
@@ -147,7 +150,7 @@ for split, n in (("train", 4000), ("validation", 200)):
     with gzip.open(out / f"{split}.jsonl.gz", "wt") as f:
         f.write("".join(json.dumps(r) + "\n" for r in rows))
 EOF
-    [ "${WARM:-1}" = 0 ] || start_lm warm "$DATA/warm_codes" --steps 400 --max-seconds 420  # WARM=0: a codec lease
+    [ "${WARM:-1}" = 0 ] || start_lm warm "$DATA/warm_codes" --config mini --steps 400 --max-seconds 420  # WARM=0: a codec lease
     unpack_ready; sleep 10; status ;;
   c[2-9]|c[1-9][0-9])
     stash "$1"; in_src; unpack_ready; status ;;
@@ -186,8 +189,9 @@ EOF
   train)
     t0=$(date +%s); in_src
     [ -f "$CODES/train.jsonl.gz" ] || { echo "no codes: run render until it says all rows done"; exit 1; }
-    for fe in "${FRONTENDS[@]}"; do
-      start_lm "$fe" "$CODES" --text-frontend "$fe" --steps "${AB_STEPS:-3000}" --max-seconds "${AB_SECONDS:-780}"
+    for r in "${LM_RUNS[@]}"; do
+      start_lm "${r%%:*}_${r##*:}" "$CODES" --text-frontend "${r%%:*}" --config "${r##*:}" --steps "${AB_STEPS:-3000}" \
+        --max-seconds "${AB_SECONDS:-780}"
     done
     sleep $(( ${CALL_SECONDS:-570} - ($(date +%s) - t0) )); status ;;  # keep the call (and the machine) busy
   finish)  # the runs stop themselves at AB_SECONDS; past FINISH_DEADLINE s they are told to save and stop
@@ -197,7 +201,8 @@ EOF
       sleep 3
     done
     in_src; rm -rf "$DATA/ret" && mkdir -p "$DATA/ret"
-    for fe in "${FRONTENDS[@]}"; do
+    # $OUT takes 64 MiB: mini (24 MB fp16) and small (49 MB) go back in two calls: SHIP=phonemes_small finish again.
+    for fe in ${SHIP:-${RUN_NAMES[@]}}; do
       tail -n 2 "$DATA/lm_$fe.log" | cut -c1-300
       python3 -m lina.training.lm shard --run "$DATA/run_$fe" --out "$DATA/ret/ckpt_$fe" --weights-only --half --with-log > /dev/null
     done

@@ -94,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--run", "--run-dir", dest="run", required=True)
     p.add_argument("--resume-from", help="continue from this checkpoint (last.pt, run or shard folder)")
     # Settings default to None: a fresh run takes TrainSettings' defaults, a rerun the stored ones.
-    p.add_argument("--config", help="model preset: mini, tiny")
+    p.add_argument("--config", help="model preset: mini, small, tiny")
     p.add_argument("--text-frontend", choices=("bpe", "phonemes"),
                    help="what the model reads: BPE text (default) or gruut phonemes (docs/text_frontend.md)")
     p.add_argument("--steps", type=int, help="length of the learning-rate schedule")

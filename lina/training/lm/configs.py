@@ -21,6 +21,12 @@ ops, dispatch-bound), and above that the step streams every weight once (fp32: 4
 ``mini`` is d_model 256, the largest width that stayed under the 13.3 ms real-time bound in every
 loaded measurement (d_model 320 went over it); with its 11.9M parameters its fp16 weights (24 MB) also
 fit in two of the 15 MiB files a GPU call can send back.
+
+``small`` (d_model 384, 24.7M) is the candidate for lina-mini v2, whose budget is a real-time factor of at most
+0.5 with the C step (the app's back end, not the eager step above). Measured with the C step on 2 loaded cores
+(load 1.5-1.7; the quiet mini figures are step 2.0 ms, RTF 0.20-0.23), random fp16 weights, 450 tokens:
+mini 3.4 ms / RTF 0.44, small 5.7 ms / 0.54, d_model 448 6.6 ms / 0.87: quiet, small is about 0.3.
+Its int8 weights (~25 MB) would add ~13 MB to the tree every GPU call carries.
 """
 from __future__ import annotations
 
@@ -44,7 +50,9 @@ MINI = LinaConfig(d_model=256, n_layer=4, n_heads=4, text_layers=4, text_heads=4
 TINY = LinaConfig(d_model=32, n_layer=1, n_heads=2, text_layers=1, text_heads=2, gate_low_rank=4,
                   n_text_vocab=N_TEXT_VOCAB, n_codebook=256, max_text_len=256, pos_kernel=5)
 
-PRESETS: dict[str, LinaConfig] = {"mini": MINI, "tiny": TINY}
+SMALL = dataclasses.replace(MINI, d_model=384)
+
+PRESETS: dict[str, LinaConfig] = {"mini": MINI, "small": SMALL, "tiny": TINY}
 
 
 def preset(name: str) -> LinaConfig:
