@@ -193,6 +193,10 @@ EOF
       start_lm "${r%%:*}_${r##*:}" "$CODES" --text-frontend "${r%%:*}" --config "${r##*:}" --steps "${AB_STEPS:-3000}" \
         --max-seconds "${AB_SECONDS:-780}"
     done
+    # Meanwhile (PROFILE_GAN=0 skips it): where the codec GAN step spends its time, ~1 min shared with the LMs.
+    if [ "${PROFILE_GAN:-1}" = 1 ] && [ -d "$DATA/codec_frozen" ]; then
+      timeout 240 python3 scripts/codec_gan_profile.py --device cuda --init "$DATA/codec_frozen" --steps 5 2>&1 | tail -n 16
+    fi
     sleep $(( ${CALL_SECONDS:-570} - ($(date +%s) - t0) )); status ;;  # keep the call (and the machine) busy
   finish)  # the runs stop themselves at AB_SECONDS; past FINISH_DEADLINE s they are told to save and stop
     t0=$(date +%s)
