@@ -17,6 +17,7 @@ import gradio as gr
 from lina.dialogue import DEFAULT_GAP_SECONDS, MAX_GAP_SECONDS, parse_script, speakers
 from lina.voice import Voice
 from lina_app.errors import user_errors
+from lina_app.events import TuningDone
 from lina_app.extras import (SPEED_RANGE, at_speed, glossary_note, request_glossary, speech_options, speed_note,
                              subtitle_files, subtitle_outputs, words_json)
 from lina_app.inputs import check_number, check_text, check_transcript, load_voice_file
@@ -102,8 +103,8 @@ class DialogueHandlers:
         steps = default_steps(self.h.tts.device.type, 20)
         voice = None
         for event in self.h.engine.tune([(str(clip), transcript)], steps, 1, 0.05, 0, "clip", "dialogue clip"):
-            if event[0] == "done":
-                voice = event[1]
+            if isinstance(event, TuningDone):
+                voice = event.voice
         if voice is None:
             raise gr.Error("The clip could not be made into a voice; please try again.", print_exception=False)
         return voice

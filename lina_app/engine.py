@@ -19,6 +19,8 @@ from lina.tts import LinaTTS, Synthesis
 from lina.voice import Voice
 from lina_app import gate, warmup
 from lina_app.activity import Activity, Stopped
+from lina_app.events import (StreamAudio, StreamDone, StreamEvent, TuningDone, TuningEvent, TuningFailed,
+                             TuningStep, TuningStopped)
 from lina_app.preset_tuner import tune_with
 from lina_app.streaming import BatchStream
 from lina_app.tuning import release_memory
@@ -115,7 +117,7 @@ class Engine:
             return self._clone(text, prompt_audio, transcript, top_k, temperature, seed, candidates)
 
     def stream(self, text: str, voice: Voice | None, top_k: int, temperature: float, seed: int,
-               glossary=None) -> Iterator[tuple]:
+               glossary=None) -> Iterator[StreamEvent]:
         """`_stream`, holding a slot of the shared gate until the stream ends or is closed."""
         with gate.synthesis.slot(), \
                 contextlib.closing(self._stream(text, voice, top_k, temperature, seed, glossary)) as events:
@@ -145,13 +147,13 @@ class Engine:
     @on_gpu(_tuning_seconds)
     def tune(self, clips: Sequence[tuple[str, str]], steps: int, rank: int, learning_rate: float, seed: int = 0,
              name: str = "", description: str = "", batch_size: int = TUNING_BATCH_SIZE,
-             crop_seconds: float = 0.0, key: str = "") -> Iterator[tuple]:
-        """Initial-State Tuning; yields `("step", step, loss)` as it goes, then `("done", voice, losses)`.
+             crop_seconds: float = 0.0, key: str = "") -> Iterator[TuningEvent]:
+        """Initial-State Tuning; yields a `TuningStep` per step as it goes, then a `TuningDone`.
 
         The tuning runs in a thread so each step can be reported while it happens; closing the
         generator stops the tuning at the next step instead of letting it run on unseen. `batch_size` and
         `crop_seconds` bound a step's memory (`lina_app.tuning.plan`); the memory goes back to the system after.
-        `request_stop(key)` ends the tuning at its next step with the best voice so far (a "done" event).
+        `request_stop(key)` ends the tuning at its next step with the best voice so far (a `TuningDone`).
         """
         events: queue.Queue = queue.Queue()
         stop = threading.Event()
@@ -161,7 +163,7 @@ class Engine:
         def on_step(step: int, loss: float) -> bool:
             if stop.is_set():
                 raise Stopped
-            events.put(("step", step, loss))
+            events.put(TuningStep(step, loss))
             return finish_early.is_set()
 
         def work() -> None:
@@ -172,13 +174,13 @@ class Engine:
                                                         learning_rate=learning_rate, batch_size=batch_size,
                                                         seed=seed, on_step=on_step, name=name,
                                                         description=description, crop_seconds=crop_seconds)
-                finish(("done", voice, losses))
+                finish(TuningDone(voice, losses))
             except Stopped:
-                finish(("stopped",))
+                finish(TuningStopped())
             except BaseException as error:  # noqa: BLE001 - handed to the consumer, which raises it
-                finish(("error", error))
+                finish(TuningFailed(error))
 
-        def finish(event: tuple) -> None:
+        def finish(event: TuningDone | TuningStopped | TuningFailed) -> None:
             # Memory first: once the consumer has the last event, the app counts as idle again.
             release_memory()
             events.put(event)
@@ -188,12 +190,12 @@ class Engine:
         try:
             while True:
                 event = events.get()
-                if event[0] == "error":
-                    raise event[1]
-                if event[0] == "stopped":
+                if isinstance(event, TuningFailed):
+                    raise event.error
+                if isinstance(event, TuningStopped):
                     return
                 yield event
-                if event[0] == "done":
+                if isinstance(event, TuningDone):
                     return
         finally:
             stop.set()
@@ -216,9 +218,9 @@ class Engine:
 
     @on_gpu(_stream_seconds)
     def _stream(self, text: str, voice: Voice | None, top_k: int, temperature: float, seed: int,
-                glossary=None) -> Iterator[tuple]:
-        """Yields `("audio", float32 piece)` of about `STREAM_CHUNK_SECONDS` (the first as soon as it is
-        decoded), then `("done", Synthesis)`: the words `synthesize` says for the same inputs
+                glossary=None) -> Iterator[StreamEvent]:
+        """Yields a `StreamAudio` (float32 piece) of about `STREAM_CHUNK_SECONDS` (the first as soon as it is
+        decoded), then a `StreamDone` (its `Synthesis`): the words `synthesize` says for the same inputs
         (`lina_app.streaming`), with the stream's own timings.
 
         Closing this generator (the handler does when the visitor leaves) stops the generation at the next
@@ -238,8 +240,8 @@ class Engine:
                 if first or size >= wanted:
                     # Each piece is marked on its own (`LinaTTS.mark`): a visitor who keeps only part of a
                     # stream still holds marked audio.
-                    yield "audio", tts.mark(np.concatenate(pending))
+                    yield StreamAudio(tts.mark(np.concatenate(pending)))
                     pending, size, first = [], 0, False
             if pending:
-                yield "audio", tts.mark(np.concatenate(pending))
-        yield "done", pieces.result
+                yield StreamAudio(tts.mark(np.concatenate(pending)))
+        yield StreamDone(pieces.result)

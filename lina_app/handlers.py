@@ -23,6 +23,7 @@ from lina_app import transcriber
 from lina_app.clips import pair_clips, recognized_lines
 from lina_app.engine import Engine
 from lina_app.errors import user_errors
+from lina_app.events import StreamAudio, TuningDone
 from lina_app.extras import (SPEED_RANGE, LastWords, at_speed, glossary_note, request_glossary, speed_note,
                              subtitle_files, words_json)
 from lina_app.inputs import (cards_text, check_clip, check_clips_audio, check_number, check_text,
@@ -168,10 +169,10 @@ class Handlers:
         with contextlib.closing(self.engine.tune(pairs, steps, rank, learning_rate, 0, name, description,
                                             how.batch_size, how.crop_seconds, key)) as events:
             for event in events:
-                if event[0] == "done":
-                    voice, losses = event[1], event[2]
+                if isinstance(event, TuningDone):
+                    voice, losses = event.voice, event.losses
                     break
-                _, step, loss = event
+                step, loss = event.step, event.loss
                 losses.append(loss)
                 progress((step + 1, steps), desc="Tuning the voice", unit="steps")
                 if time.monotonic() - last_plot > LOSS_PLOT_INTERVAL_SECONDS:
@@ -275,11 +276,11 @@ class Handlers:
         label = " · ".join(n for n in (label, glossary_note(respell, text)) if n)
         # As in tune_voice: a visitor who leaves stops the generation at the next chunk.
         with contextlib.closing(self.engine.stream(text, voice, top_k, temperature, seed, glossary=respell)) as events:
-            for kind, value in events:
-                if kind == "audio":
-                    yield (self.tts.sample_rate, to_int16(np.asarray(value))), gr.skip()
+            for event in events:
+                if isinstance(event, StreamAudio):
+                    yield (self.tts.sample_rate, to_int16(np.asarray(event.samples))), gr.skip()
                 else:
-                    yield gr.skip(), info_line(self.tts.name, value, label + " · streamed", self._dropped(text))
+                    yield gr.skip(), info_line(self.tts.name, event.result, label + " · streamed", self._dropped(text))
 
     @user_errors
     def voice_from_hub(self, repo_id):

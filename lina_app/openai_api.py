@@ -33,6 +33,7 @@ from lina.voice import Voice, VoiceError
 from lina.watermark import PERTH_RATE, detect_watermark
 from lina_app.encoding import FORMATS, content_type, encode
 from lina_app.errors import user_message
+from lina_app.events import StreamAudio, StreamEvent
 from lina_app.gate import Busy
 from lina_app.handlers import Handlers
 from lina_app.preset_tuner import PresetNotReady
@@ -180,7 +181,7 @@ class SpeechAPI:
             audio = self.tts.mark(change_speed(audio, request.speed, result.sample_rate))
         return encode(audio, result.sample_rate, request.response_format)
 
-    def start_stream(self, request: SpeechRequest) -> tuple[tuple, Iterator[tuple]]:
+    def start_stream(self, request: SpeechRequest) -> tuple[StreamEvent, Iterator[StreamEvent]]:
         """`pcm` at speed 1, streamed as generated: -> (first event, the rest). Taking the first event here
         (blocking) surfaces a refusal (busy, unspeakable text) as an error before any byte is sent."""
         self._check_model(request.model)
@@ -246,15 +247,14 @@ class SpeechAPI:
         return router
 
 
-async def _pcm_pieces(first: tuple, events: Iterator[tuple]) -> AsyncIterator[bytes]:
+async def _pcm_pieces(first: StreamEvent, events: Iterator[StreamEvent]) -> AsyncIterator[bytes]:
     """The engine's stream as raw 16-bit pieces, each sent as soon as it is generated (and marked). A client
     that goes away closes this generator, which closes the engine's stream: no further token is made."""
     try:
         event = first
         while event is not None:
-            kind, value = event
-            if kind == "audio":
-                yield encode(value, RATE, "pcm")
+            if isinstance(event, StreamAudio):
+                yield encode(event.samples, RATE, "pcm")
             event = await run_in_threadpool(next, events, None)
     finally:
         await run_in_threadpool(events.close)

@@ -41,6 +41,7 @@ if str(REPO_ROOT) not in sys.path:
 import app  # noqa: E402
 from lina.tts import LinaTTS  # noqa: E402
 from lina.voice import Voice  # noqa: E402
+from lina_app.events import TuningDone, TuningStep  # noqa: E402
 from lina_app.model_choice import LoadedModel, hub_reachable, load_model  # noqa: E402
 from lina_app.settings import (MAX_CLONE_CLIP_SECONDS, MAX_TEXT_CHARS, MAX_TRANSCRIPT_CHARS,  # noqa: E402
                                MAX_TUNING_CLIP_SECONDS, MAX_TUNING_CLIPS, MAX_UPLOAD_SECONDS)
@@ -607,10 +608,10 @@ def test_stop_keeps_the_best_voice_so_far(served):
     events = engine.tune([(str(served["inputs"] / "clip1.wav"), "Words of clip one.")], 500, 1, 0.05, 0, "s", "",
                          1, 0.0, key="visitor-a")
     first = next(events)
-    assert first[0] == "step"
+    assert isinstance(first, TuningStep) and first.step == 0 and np.isfinite(first.loss)
     assert not engine.request_stop("someone-else") and engine.request_stop("visitor-a")
     rest = list(events)
-    assert rest[-1][0] == "done"
-    voice, losses = rest[-1][1], rest[-1][2]
+    assert isinstance(rest[-1], TuningDone) and all(isinstance(e, TuningStep) for e in rest[:-1])
+    voice, losses = rest[-1].voice, rest[-1].losses
     assert isinstance(voice, Voice) and len(losses) < 500
     assert not engine.request_stop("visitor-a")  # gone once the tuning ended

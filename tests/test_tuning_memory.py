@@ -47,7 +47,7 @@ for c in range(n):
 how = plan([seconds] * n, 1, "cpu")
 before = mib("VmRSS")
 events = list(engine.tune(clips, 1, 1, 0.05, 0, "t", "", how.batch_size, how.crop_seconds))
-assert events[-1][0] == "done", events[-1]
+assert type(events[-1]).__name__ == "TuningDone", events[-1]
 print(json.dumps({"before": before, "peak": mib("VmHWM"), "idle": mib("VmRSS"), "batch": how.batch_size}))
 """
 
