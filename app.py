@@ -4,7 +4,8 @@ speak with preset voices; the same functions as named API endpoints for `gradio_
     python app.py                       # model chosen automatically (see lina_app/model_choice.py)
     python app.py --model tiny-random   # or LINA_MODEL=released | embedded | tiny-random | FOLDER
 
-This file only wires the UI: checks and model calls live in `lina_app/`, the model in `lina/`.
+This file only lays out the UI: the endpoints (names, handlers, inputs, queues) are declared once in
+`lina_app/endpoints.py` and wired from there; checks and model calls live in `lina_app/`, the model in `lina/`.
 """
 from __future__ import annotations
 
@@ -20,27 +21,24 @@ import os
 from pathlib import Path
 
 import gradio as gr
-from gradio.data_classes import FileData
 
 from lina_app import transcriber
 from lina_app.dialogue import dialogue_tab
+from lina_app.endpoints import ENDPOINTS, QUEUES, api_only
 from lina_app.extras import speech_options, subtitle_outputs
 from lina_app.handlers import Handlers
 from lina_app.model_choice import LoadedModel, load_model, requested_model
 from lina_app.openai_api import SpeechAPI
 from lina_app.errors import quiet_validation_errors
 from lina_app.examples import EXAMPLES_DIR, clone_examples, preset_examples, tune_examples
+from lina_app.fields import CANDIDATES, EXAMPLE_TEXT, LEARNING_RATE, RANK, SAMPLING, STEPS, TEXT
 from lina_app.presets import default_preset
 from lina_app.tuning import default_steps, tuning_hint
-from lina_app.settings import (BEST_CLONE_CLIP_SECONDS, DEFAULT_LEARNING_RATE, DEFAULT_PREVIEW_TEXT, DEFAULT_RANK,
-                               DEFAULT_SEED, DEFAULT_STEPS, DEFAULT_TEMPERATURE, DEFAULT_TOP_K, DEFAULT_VOICES_DIR,
-                               LEARNING_RATE_RANGE, MAX_CANDIDATES, MAX_CLONE_CLIP_SECONDS, MAX_TEXT_CHARS,
-                               MAX_TRANSCRIPT_CHARS, MAX_TUNING_CLIP_SECONDS, MAX_TUNING_CLIPS, OUTPUT_TTL_SECONDS,
-                               QUEUE_MAX_SIZE, RANK_RANGE, STEPS_RANGE, SYNTHESIS_CONCURRENCY, SYNTHESIS_GROUP,
-                               TEMPERATURE_RANGE, TOP_K_RANGE, TUNING_CONCURRENCY, TUNING_GROUP)
+from lina_app.settings import (BEST_CLONE_CLIP_SECONDS, DEFAULT_PREVIEW_TEXT, DEFAULT_STEPS, DEFAULT_VOICES_DIR,
+                               MAX_CANDIDATES, MAX_CLONE_CLIP_SECONDS, MAX_TRANSCRIPT_CHARS, MAX_TUNING_CLIP_SECONDS,
+                               MAX_TUNING_CLIPS, OUTPUT_TTL_SECONDS, QUEUE_MAX_SIZE, SYNTHESIS_CONCURRENCY)
 from lina_app.texts import (AUTO_TRANSCRIPT, CLONE_HELP, CONSENT, NO_PRESETS, PAUSES_HELP, PRESETS_HELP, TITLE,
                             TUNE_HELP, about, banner)
-from lina_app.tool_docs import CLONE, LIST_VOICES, SPEAK, TRANSCRIBE, VOICE_FROM_HUB, documented
 from lina_app.warmup import configure_kernel_caches
 
 VOICES_ENV_VAR = "LINA_VOICES_DIR"
@@ -48,28 +46,26 @@ MCP_ENV_VAR = "LINA_MCP_SERVER"   # 1/true: serve the endpoints as MCP tools too
 CLIP_FILE_TYPES = ["audio", ".wav", ".flac", ".mp3", ".ogg", ".opus", ".m4a", ".webm", ".txt"]
 VOICE_FILE_TYPES = [".safetensors"]
 MAX_UPLOAD_BYTES = 50 * 2**20  # as lina.audio's limit: larger uploads are refused before they are stored
-EXAMPLE_TEXT = "The quick brown fox jumps over the lazy dog. Then it takes a well deserved nap."
 CSS = """
 #model-banner h2 { color: #b91c1c; }
 .candidate-row { flex-wrap: wrap; }
 """
-SYNTHESIS = dict(concurrency_id=SYNTHESIS_GROUP, concurrency_limit=SYNTHESIS_CONCURRENCY)
-TUNING = dict(concurrency_id=TUNING_GROUP, concurrency_limit=TUNING_CONCURRENCY)
-# Speech recognition of an empty transcript box: one clip at a time, apart from synthesis.
-ASR = dict(concurrency_id="asr", concurrency_limit=1)
+SYNTHESIS, ASR = QUEUES["synthesis"], QUEUES["asr"]   # the UI's own events share the endpoints' queues
 PRESET_STATUS_SECONDS = 2.0   # the presets tab redraws a preset's tuning status this often
 
 
-def _sampling_controls(prefix: str) -> tuple[gr.Slider, gr.Slider, gr.Number]:
-    """Top-k and temperature on one row, the seed below them."""
+def _sampling_controls(prefix: str) -> dict[str, gr.Component]:
+    """Top-k and temperature on one row, the seed below them; by input name."""
+    top_k, temperature, seed = SAMPLING
     with gr.Row():
-        top_k = gr.Slider(*TOP_K_RANGE, value=DEFAULT_TOP_K, step=1, label="Top-k",
-                          info="sample among the k likeliest tokens", elem_id=f"{prefix}-top-k")
-        temperature = gr.Slider(*TEMPERATURE_RANGE, value=DEFAULT_TEMPERATURE, step=0.05, label="Temperature",
-                                info="lower: steadier, higher: more varied", elem_id=f"{prefix}-temperature")
-    seed = gr.Number(value=DEFAULT_SEED, precision=0, minimum=0, label="Seed", info="change it for another take",
-                     elem_id=f"{prefix}-seed")
-    return top_k, temperature, seed
+        widgets = {f.name: f.widget(f"{prefix}-{f.name.replace('_', '-')}") for f in (top_k, temperature)}
+    widgets["seed"] = seed.widget(f"{prefix}-seed")
+    return widgets
+
+
+def _api_only(h: Handlers, tab: str) -> None:
+    for endpoint in api_only(tab):
+        endpoint.serve(h)
 
 
 def _examples(rows: list, inputs: list, prefix: str, label: str) -> None:
@@ -93,11 +89,9 @@ def _clone_tab(h: Handlers) -> None:
             transcript = gr.Textbox(label=f"Transcript of the clip ({need}, up to {MAX_TRANSCRIPT_CHARS} characters)",
                                     lines=2,
                                     placeholder="Exactly the words spoken in the clip", elem_id="clone-transcript")
-            text = gr.Textbox(label=f"Text to speak (up to {MAX_TEXT_CHARS} characters)", lines=4,
-                              value=EXAMPLE_TEXT, elem_id="clone-text")
-            top_k, temperature, seed = _sampling_controls("clone")
-            candidates = gr.Slider(1, MAX_CANDIDATES, value=1, step=1, label="Candidates",
-                                   info="generated together, as one batch", elem_id="clone-candidates")
+            text = TEXT.widget("clone-text")
+            sampling = _sampling_controls("clone")
+            candidates = CANDIDATES.widget("clone-candidates")
             button = gr.Button("Clone and speak", variant="primary", elem_id="clone-button")
             _examples(clone_examples(), [clip, transcript, text], "clone",
                       "Examples (a synthetic voice): click one, then Clone and speak")
@@ -113,17 +107,11 @@ def _clone_tab(h: Handlers) -> None:
     # An empty transcript box is filled (and shown) before cloning; a recognizer failure stops here, the clip kept.
     for upload in (clip.upload, clip.stop_recording):
         upload(h.fill_transcript, [clip, transcript], transcript, api_visibility="private", **ASR)
-    button.click(h.fill_transcript, [clip, transcript], transcript, api_visibility="private", **ASR).success(
-        documented(h.clone, CLONE), [text, clip, transcript, top_k, temperature, seed, candidates],
-        [files, info, alignment],
-        api_name="clone", **SYNTHESIS).success(h.show_candidates, files, players, api_visibility="private", queue=False)
-
-    def transcribe(clip: FileData) -> str:
-        return h.transcribe(clip)
-
-    transcribe.__doc__ = TRANSCRIBE
-
-    gr.api(transcribe, api_name="transcribe", **ASR)
+    filled = button.click(h.fill_transcript, [clip, transcript], transcript, api_visibility="private", **ASR)
+    ENDPOINTS["clone"].listen(filled.success, h, dict(text=text, prompt_audio=clip, transcript=transcript,
+                                                      candidates=candidates, **sampling), [files, info, alignment]
+                              ).success(h.show_candidates, files, players, api_visibility="private", queue=False)
+    _api_only(h, "clone")
 
 
 def _tune_tab(h: Handlers) -> None:
@@ -140,12 +128,9 @@ def _tune_tab(h: Handlers) -> None:
                                      elem_id="tune-transcripts")
             with gr.Row():
                 device = h.tts.device.type
-                steps = gr.Slider(*STEPS_RANGE, value=default_steps(device, DEFAULT_STEPS), step=1, label="Steps",
-                                  info=tuning_hint(device), elem_id="tune-steps")
-                rank = gr.Slider(*RANK_RANGE, value=DEFAULT_RANK, step=1, label="Rank", elem_id="tune-rank")
-                learning_rate = gr.Number(value=DEFAULT_LEARNING_RATE, minimum=LEARNING_RATE_RANGE[0],
-                                          maximum=LEARNING_RATE_RANGE[1], label="Learning rate",
-                                          elem_id="tune-learning-rate")
+                steps = STEPS.widget("tune-steps", value=default_steps(device, DEFAULT_STEPS), info=tuning_hint(device))
+                rank = RANK.widget("tune-rank")
+                learning_rate = LEARNING_RATE.widget("tune-learning-rate")
             name = gr.Textbox(label="Voice name", value="my voice", elem_id="tune-name")
             preview_text = gr.Textbox(label="Preview sentence", value=DEFAULT_PREVIEW_TEXT, elem_id="tune-preview-text")
             with gr.Row():
@@ -168,9 +153,10 @@ def _tune_tab(h: Handlers) -> None:
             again_audio = gr.Audio(label="Speech with the voice file", type="filepath", interactive=False,
                                    buttons=["download"], elem_id="again-audio")
             again_info = gr.Textbox(label="Generation info", interactive=False, elem_id="again-info")
-    button.click(h.fill_tune_transcripts, [clips, transcripts], transcripts, api_visibility="private", **ASR).success(
-        h.tune_voice, [clips, transcripts, steps, rank, learning_rate, name, preview_text],
-        [voice_file, preview, loss, status], api_name="tune_voice", show_progress_on=status, **TUNING)
+    filled = button.click(h.fill_tune_transcripts, [clips, transcripts], transcripts, api_visibility="private", **ASR)
+    ENDPOINTS["tune_voice"].listen(filled.success, h, dict(
+        clips=clips, transcripts=transcripts, steps=steps, rank=rank, learning_rate=learning_rate, name=name,
+        preview_text=preview_text), [voice_file, preview, loss, status], show_progress_on=status)
     # Not a cancel: the tuning ends at its next step and still saves and previews its best state.
     stop.click(h.stop_tuning, None, status, api_visibility="private", queue=False)
     again.click(h.speak_with_file, [again_text, voice_file], [again_audio, again_info], api_visibility="private",
@@ -204,12 +190,11 @@ def _presets_tab(h: Handlers) -> None:
                                       placeholder="owner/name", elem_id="presets-hub-repo")
                 hub_load = gr.Button("Load from the Hub", scale=1, elem_id="presets-hub-load")
             hub_status = gr.Markdown(elem_id="presets-hub-status")
-            text = gr.Textbox(label=f"Text to speak (up to {MAX_TEXT_CHARS} characters)", lines=4, value=EXAMPLE_TEXT,
-                              elem_id="presets-text")
+            text = TEXT.widget("presets-text")
             with gr.Accordion("Pauses, pronunciations, speed", open=False):
                 gr.Markdown(PAUSES_HELP)
                 glossary, speed = speech_options("presets")
-            top_k, temperature, seed = _sampling_controls("presets")
+            sampling = _sampling_controls("presets")
             with gr.Row():
                 speak = gr.Button("Speak", variant="primary", elem_id="presets-speak")
                 stream = gr.Button("Stream (first sentence plays early)", elem_id="presets-stream")
@@ -221,18 +206,17 @@ def _presets_tab(h: Handlers) -> None:
             streamed = gr.Audio(label="Streamed speech", streaming=True, autoplay=True, interactive=False,
                                 elem_id="presets-streamed")
             subtitles, words = subtitle_outputs("presets")
-    inputs = [text, preset, voice_file, top_k, temperature, seed]
-    speak.click(documented(h.speak, SPEAK), inputs + [glossary, speed], [audio, info], api_name="speak",
-                **SYNTHESIS).success(h.speech_subtitles, None, [subtitles, words], api_visibility="private", queue=False)
-    stream.click(h.speak_stream, inputs + [glossary], [streamed, info], api_name="speak_stream", **SYNTHESIS)
+    inputs = dict(text=text, preset=preset, voice_file=voice_file, glossary=glossary, speed=speed, **sampling)
+    ENDPOINTS["speak"].listen(speak.click, h, inputs, [audio, info]).success(
+        h.speech_subtitles, None, [subtitles, words], api_visibility="private", queue=False)
+    ENDPOINTS["speak_stream"].listen(stream.click, h, inputs, [streamed, info])
     preset.change(h.preset_details, preset, [details, sample], api_visibility="private", queue=False)
     # The loaded voice goes into the voice-file box: Speak uses it, and the visitor can download it.
-    hub_load.click(documented(h.voice_from_hub, VOICE_FROM_HUB), hub_repo, [voice_file, hub_status],
-                   api_name="voice_from_hub")
+    ENDPOINTS["voice_from_hub"].listen(hub_load.click, h, dict(repo_id=hub_repo), [voice_file, hub_status])
     for event in (preset.change, ticker.tick, speak.click):
         event(h.preset_status, preset, status, api_visibility="private", queue=False)
 
-    gr.api(documented(h.voices, LIST_VOICES, "list_voices"), api_name="voices", concurrency_limit=None)
+    _api_only(h, "presets")
 
 
 def build_demo(loaded: LoadedModel, voices_dir: str | Path | None = DEFAULT_VOICES_DIR) -> gr.Blocks:
@@ -252,7 +236,7 @@ def build_demo(loaded: LoadedModel, voices_dir: str | Path | None = DEFAULT_VOIC
             with gr.Tab("Expressive voices", id="presets"):
                 _presets_tab(h)
             with gr.Tab("Dialogue and subtitles", id="dialogue"):
-                dialogue_tab(h, VOICE_FILE_TYPES, SYNTHESIS)
+                dialogue_tab(h, VOICE_FILE_TYPES)
             with gr.Tab("About", id="about"):
                 gr.Markdown(about(loaded), elem_id="about")
     demo.queue(max_size=QUEUE_MAX_SIZE, default_concurrency_limit=SYNTHESIS_CONCURRENCY)

@@ -14,24 +14,22 @@ from pathlib import Path
 
 import gradio as gr
 
-from lina.dialogue import DEFAULT_GAP_SECONDS, MAX_GAP_SECONDS, parse_script, speakers
+from lina.dialogue import parse_script, speakers
 from lina.voice import Voice
 from lina_app.errors import user_errors
 from lina_app.events import TuningDone
-from lina_app.extras import (SPEED_RANGE, at_speed, glossary_note, request_glossary, speech_options, speed_note,
-                             subtitle_files, subtitle_outputs, words_json)
-from lina_app.inputs import check_number, check_text, check_transcript, load_voice_file
+from lina_app.endpoints import ENDPOINTS
+from lina_app.extras import (at_speed, glossary_note, request_glossary, speech_options, speed_note, subtitle_files,
+                             subtitle_outputs, words_json)
+from lina_app.fields import GAP, SAMPLING, SCRIPT, SEED, SPEED, TEMPERATURE, TOP_K
+from lina_app.inputs import check_transcript, load_voice_file
 from lina_app.presets import DEFAULT_STYLE, find_preset
-from lina_app.settings import DEFAULT_SEED, DEFAULT_TEMPERATURE, DEFAULT_TOP_K, MAX_TEXT_CHARS
 from lina_app.tuning import default_steps
 
 CLIP = "clip"
 NONE = "none"
 MAX_SPEAKERS = 8
 TABLE_HEADERS = ["speaker", "start (s)", "end (s)", "text"]
-EXAMPLE_SCRIPT = ("Ava: Did you see the boats come in this morning?\n"
-                  "Leo: Twelve of them. [pause 0.5] A record for this time of year.\n"
-                  "Mia: I counted eleven, but I was late.")
 _VOICE_LINE_RE = re.compile(r"^\s*(.+?)\s*[=:]\s*(.+?)\s*$")
 
 
@@ -110,20 +108,17 @@ class DialogueHandlers:
         return voice
 
     @user_errors
-    def dialogue(self, script, voices="", voice_files=None, clip=None, transcript="", gap=DEFAULT_GAP_SECONDS,
-                 glossary="", speed=1.0, top_k=DEFAULT_TOP_K, temperature=DEFAULT_TEMPERATURE, seed=DEFAULT_SEED,
-                 line_by_line=True):
+    def dialogue(self, script, voices="", voice_files=None, clip=None, transcript="", gap=GAP.default,
+                 glossary="", speed=SPEED.default, top_k=TOP_K.default, temperature=TEMPERATURE.default,
+                 seed=SEED.default, line_by_line=True):
         """-> (WAV file, per-line table, info line, [SRT, VTT] files, words JSON)."""
-        script = check_text(script, "script", MAX_TEXT_CHARS)
+        script = SCRIPT.check(script)
         turns = parse_script(script)
         names = speakers(turns)
         if len(names) > MAX_SPEAKERS:
             raise gr.Error(f"The script has {len(names)} speakers; the limit is {MAX_SPEAKERS}.", print_exception=False)
-        gap = check_number("Gap between lines", gap, (0, MAX_GAP_SECONDS))
-        speed = check_number("Speed", speed, SPEED_RANGE)
-        top_k = check_number("Top-k", top_k, (1, 1000), integer=True)
-        temperature = check_number("Temperature", temperature, (0.1, 2.0))
-        seed = check_number("Seed", seed, (0, 2**31 - 1), integer=True)
+        gap, speed = GAP.check(gap), SPEED.check(speed)
+        top_k, temperature, seed = (field.check(value) for field, value in zip(SAMPLING, (top_k, temperature, seed)))
         words_glossary = request_glossary(glossary)
         chosen, labels = self._assign(names, voices, voice_files, clip, transcript)
         result = self.h.engine.dialogue(turns, chosen, gap, top_k, temperature, seed, words_glossary,
@@ -151,7 +146,7 @@ class DialogueHandlers:
         return line
 
 
-def dialogue_tab(h, voice_file_types: list[str], synthesis: dict) -> None:
+def dialogue_tab(h, voice_file_types: list[str]) -> None:
     """The tab's components and its `/dialogue` event (inside a `gr.Tab`)."""
     d = DialogueHandlers(h)
     gr.Markdown("Write a script, **one line per turn** as `Name: text`. Every line is spoken by its speaker's "
@@ -160,8 +155,7 @@ def dialogue_tab(h, voice_file_types: list[str], synthesis: dict) -> None:
                 "Subtitles (SRT, WebVTT) come from the model's own alignment of text and audio.")
     with gr.Row():
         with gr.Column():
-            script = gr.Textbox(EXAMPLE_SCRIPT, label=f"Script (up to {MAX_TEXT_CHARS} characters)", lines=6,
-                                elem_id="dialogue-script")
+            script = SCRIPT.widget("dialogue-script")
             voices = gr.Textbox("", label="Voices (optional): one `Name = preset id | voice file name | clip | none` "
                                 "a line; others get the preset of their first name or a free one", lines=2,
                                 placeholder="Ava = ava_happy\nLeo = my-voice", elem_id="dialogue-voices")
@@ -171,14 +165,11 @@ def dialogue_tab(h, voice_file_types: list[str], synthesis: dict) -> None:
                 clip = gr.Audio(sources=["upload", "microphone"], type="filepath", label="Clip (for `Name = clip`)",
                                 elem_id="dialogue-clip")
                 transcript = gr.Textbox("", label="Transcript of the clip", elem_id="dialogue-transcript")
-            gap = gr.Slider(0, MAX_GAP_SECONDS, value=DEFAULT_GAP_SECONDS, step=0.05, label="Gap between lines (s)",
-                            elem_id="dialogue-gap")
+            gap = GAP.widget("dialogue-gap")
             glossary, speed = speech_options("dialogue")
             with gr.Row():
-                top_k = gr.Slider(1, 1000, value=DEFAULT_TOP_K, step=1, label="Top-k", elem_id="dialogue-top-k")
-                temperature = gr.Slider(0.1, 2.0, value=DEFAULT_TEMPERATURE, step=0.05, label="Temperature",
-                                        elem_id="dialogue-temperature")
-                seed = gr.Number(DEFAULT_SEED, precision=0, minimum=0, label="Seed", elem_id="dialogue-seed")
+                top_k, temperature, seed = (field.widget(f"dialogue-{field.name.replace('_', '-')}", info=None)
+                                            for field in SAMPLING)
             compare = gr.Checkbox(True, label="Also time the lines one by one (shows the batch's speed-up; "
                                   "doubles the work)", elem_id="dialogue-compare")
             button = gr.Button("Speak the dialogue", variant="primary", elem_id="dialogue-button")
@@ -189,6 +180,7 @@ def dialogue_tab(h, voice_file_types: list[str], synthesis: dict) -> None:
             table = gr.Dataframe(headers=TABLE_HEADERS, label="Lines", interactive=False, wrap=True,
                                  elem_id="dialogue-table")
             subtitles, words = subtitle_outputs("dialogue")
-    button.click(d.dialogue, [script, voices, voice_files, clip, transcript, gap, glossary, speed, top_k,
-                              temperature, seed, compare], [audio, table, info, subtitles, words],
-                 api_name="dialogue", **synthesis)
+    ENDPOINTS["dialogue"].listen(button.click, d, dict(
+        script=script, voices=voices, voice_files=voice_files, clip=clip, transcript=transcript, gap=gap,
+        glossary=glossary, speed=speed, top_k=top_k, temperature=temperature, seed=seed, line_by_line=compare),
+        [audio, table, info, subtitles, words])

@@ -9,6 +9,7 @@ worker as an argument: the worker is a fork of this process and finds the engine
 from __future__ import annotations
 
 import contextlib
+import inspect
 import queue
 import threading
 from typing import Callable, Iterator, Sequence
@@ -21,12 +22,11 @@ from lina_app import gate, warmup
 from lina_app.activity import Activity, Stopped
 from lina_app.events import (StreamAudio, StreamDone, StreamEvent, TuningDone, TuningEvent, TuningFailed,
                              TuningStep, TuningStopped)
+from lina_app.endpoints import ENDPOINTS, preset_seconds
 from lina_app.preset_tuner import tune_with
 from lina_app.streaming import BatchStream
 from lina_app.tuning import release_memory
-from lina_app.settings import (GPU_BASE_SECONDS, GPU_MAX_SECONDS, GPU_SECONDS_PER_CHAR,
-                               GPU_SECONDS_PER_TUNING_STEP, GPU_WARMUP_SECONDS, STREAM_CHUNK_SECONDS,
-                               TUNING_BATCH_SIZE)
+from lina_app.settings import GPU_WARMUP_SECONDS, STREAM_CHUNK_SECONDS, TUNING_BATCH_SIZE
 
 try:  # `spaces` is a no-op off Hugging Face Spaces; the app also runs without the package.
     import spaces
@@ -38,43 +38,26 @@ except ImportError:  # pragma: no cover - exercised only where `spaces` is not i
 
 
 def on_gpu(duration: int | Callable[..., int]):
-    """Marks an `Engine` method as a GPU call of `duration` seconds (or a function of the call's arguments
-    giving them); `Engine.__init__` wraps the engine's bound method with `gpu`."""
+    """Marks an `Engine` method as a GPU call of `duration` seconds, or of a function of the call's arguments
+    by name (`lina_app.endpoints`' estimates); `Engine.__init__` wraps the engine's bound method with `gpu`."""
     def mark(method):
         method.gpu_duration = duration
         return method
     return mark
 
 
-def _capped(seconds: float) -> int:
-    return int(min(GPU_MAX_SECONDS, GPU_BASE_SECONDS + seconds))
+def by_name(method: Callable, duration: int | Callable[..., int]) -> int | Callable[..., int]:
+    """`duration` as `spaces.GPU` calls it (with the call's arguments as passed), given to the estimate by name:
+    the estimate depends on no argument's position."""
+    if not callable(duration):
+        return duration
+    signature = inspect.signature(method)
 
-
-def _synthesis_seconds(text: str, voice=None, top_k=0, temperature=0.0, seed=0, candidates: int = 1,
-                       glossary=None) -> int:
-    return _capped(GPU_SECONDS_PER_CHAR * len(text) * max(1, int(candidates)))
-
-
-def _clone_seconds(text: str, prompt_audio=None, transcript: str = "", top_k=0, temperature=0.0, seed=0,
-                   candidates: int = 1) -> int:
-    return _capped(GPU_SECONDS_PER_CHAR * (len(text) + len(transcript)) * max(1, int(candidates)))
-
-
-def _tuning_seconds(clips: Sequence = (), steps: int = 100, *args, **kwargs) -> int:
-    return _capped(GPU_SECONDS_PER_TUNING_STEP * int(steps))
-
-
-def _stream_seconds(text: str, *args, **kwargs) -> int:
-    return _capped(GPU_SECONDS_PER_CHAR * len(text))
-
-
-def _dialogue_seconds(turns: Sequence[tuple[str, str]] = (), voices=None, gap=0.0, top_k=0, temperature=0.0,
-                      seed=0, glossary=None, line_by_line: bool = False) -> int:
-    return _capped(GPU_SECONDS_PER_CHAR * sum(len(text) for _, text in turns) * (2 if line_by_line else 1))
-
-
-def _preset_seconds(clips: Sequence = (), settings=None, *args, **kwargs) -> int:
-    return _capped(GPU_SECONDS_PER_TUNING_STEP * int(getattr(settings, "steps", 100)))
+    def seconds(*args, **kwargs) -> int:
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return duration(**bound.arguments)
+    return seconds
 
 
 class Engine:
@@ -89,7 +72,8 @@ class Engine:
         for name in dir(type(self)):
             duration = getattr(getattr(type(self), name), "gpu_duration", None)
             if duration is not None:
-                setattr(self, name, gpu(duration=duration)(getattr(self, name)))
+                method = getattr(self, name)
+                setattr(self, name, gpu(duration=by_name(method, duration))(method))
 
     @on_gpu(GPU_WARMUP_SECONDS)
     def warm_up(self) -> dict[str, float]:
@@ -123,28 +107,28 @@ class Engine:
                 contextlib.closing(self._stream(text, voice, top_k, temperature, seed, glossary)) as events:
             yield from events
 
-    @on_gpu(_synthesis_seconds)
+    @on_gpu(ENDPOINTS["speak"].gpu_seconds)
     def _synthesize(self, text: str, voice: Voice | None, top_k: int, temperature: float, seed: int,
                     candidates: int = 1, glossary=None) -> Synthesis:
         with self.activity.track("synthesize"):
             return self.tts.synthesize(text, voice, top_k=top_k, temperature=temperature, seed=seed,
                                        candidates=candidates, glossary=glossary)
 
-    @on_gpu(_dialogue_seconds)
+    @on_gpu(ENDPOINTS["dialogue"].gpu_seconds)
     def _dialogue(self, turns: Sequence[tuple[str, str]], voices: dict, gap: float, top_k: int, temperature: float,
                   seed: int, glossary=None, line_by_line: bool = False):
         with self.activity.track("dialogue"):
             return self.tts.synthesize_dialogue(turns, voices, gap=gap, top_k=top_k, temperature=temperature,
                                                 seed=seed, glossary=glossary, line_by_line=line_by_line)
 
-    @on_gpu(_clone_seconds)
+    @on_gpu(ENDPOINTS["clone"].gpu_seconds)
     def _clone(self, text: str, prompt_audio: str, transcript: str, top_k: int, temperature: float, seed: int,
                candidates: int = 1) -> Synthesis:
         with self.activity.track("clone"):
             return self.tts.clone(text, prompt_audio, transcript, top_k=top_k, temperature=temperature, seed=seed,
                                   candidates=candidates)
 
-    @on_gpu(_tuning_seconds)
+    @on_gpu(ENDPOINTS["tune_voice"].gpu_seconds)
     def tune(self, clips: Sequence[tuple[str, str]], steps: int, rank: int, learning_rate: float, seed: int = 0,
              name: str = "", description: str = "", batch_size: int = TUNING_BATCH_SIZE,
              crop_seconds: float = 0.0, key: str = "") -> Iterator[TuningEvent]:
@@ -202,7 +186,7 @@ class Engine:
             if key:
                 self._early_stops.pop(key, None)
 
-    @on_gpu(_preset_seconds)
+    @on_gpu(preset_seconds)
     def tune_preset(self, clips: Sequence[tuple[str, str]], settings, spec, on_step=None) -> Voice:
         """One preset voice tuned from its clips (`lina_app.preset_tuner`): in the request's GPU slot on
         ZeroGPU, where `on_step` is None (a callback does not cross to the GPU worker)."""
@@ -216,7 +200,7 @@ class Engine:
             event.set()
         return event is not None
 
-    @on_gpu(_stream_seconds)
+    @on_gpu(ENDPOINTS["speak_stream"].gpu_seconds)
     def _stream(self, text: str, voice: Voice | None, top_k: int, temperature: float, seed: int,
                 glossary=None) -> Iterator[StreamEvent]:
         """Yields a `StreamAudio` (float32 piece) of about `STREAM_CHUNK_SECONDS` (the first as soon as it is

@@ -13,18 +13,17 @@ import numpy as np
 
 from lina.constants import SAMPLE_RATE
 from lina.marks import Glossary
-from lina.speed import MAX_SPEED, MIN_SPEED, change_speed
+from lina.speed import change_speed
 from lina.subtitles import group_words, to_srt, to_vtt
 from lina.timestamps import WordTime
 from lina.watermark import apply_watermark
+from lina_app.fields import SPEED, SPEED_NOTE
 from lina_app.outputs import OutputDir
 from lina_app.settings import REPO_ROOT
 
 GLOSSARY_ENV_VAR = "LINA_GLOSSARY"
 DEFAULT_GLOSSARY_FILE = REPO_ROOT / "glossary.txt"   # the Space's saved default (one "word = respelling" a line)
 MAX_GLOSSARY_TEXT_CHARS = 5000
-SPEED_RANGE = (MIN_SPEED, MAX_SPEED)
-SPEED_NOTE = "applied after generation: the audio is time-stretched (WSOLA), its pitch kept"
 GLOSSARY_PLACEHOLDER = "one per line, e.g.\nNguyen = win\nSQL = sequel"
 SHOWN_ENTRIES = 4
 LAST_WORDS_SESSIONS = 1000
@@ -93,7 +92,7 @@ def speech_options(prefix: str) -> tuple[gr.Textbox, gr.Slider]:
     glossary = gr.Textbox("", label="Pronunciations: word = respelling, one a line"
                           + (f" (over the saved default's {saved} entries)" if saved else ""), lines=2,
                           placeholder=GLOSSARY_PLACEHOLDER, elem_id=f"{prefix}-glossary")
-    speed = gr.Slider(*SPEED_RANGE, value=1.0, step=0.05, label="Speed", info=SPEED_NOTE, elem_id=f"{prefix}-speed")
+    speed = SPEED.widget(f"{prefix}-speed")
     return glossary, speed
 
 

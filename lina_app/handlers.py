@@ -1,7 +1,7 @@
 """The event handlers behind the UI and the API: check inputs, call the engine, write the outputs.
 
-Each public method is one endpoint (`/clone`, `/tune_voice`, `/speak`, `/speak_stream`, `/voices`, `/transcribe`);
-their parameters are the endpoint's inputs in order and their returns its outputs, so keep them stable.
+The endpoints' methods are named in `lina_app.endpoints` (their parameters are the table's inputs, in order;
+their returns the endpoint's outputs), and check their numbers with the table's fields.
 """
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import gradio as gr
+from gradio.data_classes import FileData
 import numpy as np
 import soundfile
 
@@ -24,19 +25,17 @@ from lina_app.clips import pair_clips, recognized_lines
 from lina_app.engine import Engine
 from lina_app.errors import user_errors
 from lina_app.events import StreamAudio, TuningDone
-from lina_app.extras import (SPEED_RANGE, LastWords, at_speed, glossary_note, request_glossary, speed_note,
+from lina_app.extras import (LastWords, at_speed, glossary_note, request_glossary, speed_note,
                              subtitle_files, words_json)
-from lina_app.inputs import (cards_text, check_clip, check_clips_audio, check_number, check_text,
-                             check_transcript, load_voice_file, reference_card, voice_name)
+from lina_app.fields import CANDIDATES, LEARNING_RATE, RANK, SEED, SPEED, STEPS, TEMPERATURE, TEXT, TOP_K
+from lina_app.inputs import (cards_text, check_clip, check_clips_audio, check_text, check_transcript,
+                             load_voice_file, reference_card, voice_name)
 from lina_app.model_choice import LoadedModel
 from lina_app.outputs import OutputDir, info_line, slug
 from lina_app.plots import alignment_png, loss_frame
 from lina_app.preset_tuner import PresetNotReady, PresetTuner, on_zero_gpu
 from lina_app.presets import Preset, find_preset, list_presets, load_preset, manifest_presets, state_files
-from lina_app.settings import (DEFAULT_LEARNING_RATE, DEFAULT_PREVIEW_TEXT, DEFAULT_RANK, DEFAULT_SEED,
-                               DEFAULT_STEPS, DEFAULT_TEMPERATURE, DEFAULT_TOP_K,
-                               LEARNING_RATE_RANGE, MAX_CANDIDATES, RANK_RANGE, SEED_RANGE, STEPS_RANGE,
-                               TEMPERATURE_RANGE, TOP_K_RANGE)
+from lina_app.settings import DEFAULT_PREVIEW_TEXT, DEFAULT_SEED, DEFAULT_TEMPERATURE, DEFAULT_TOP_K, MAX_CANDIDATES
 from lina_app.tuning import plan as tuning_plan
 from lina_app.tuning import time_left
 
@@ -55,9 +54,7 @@ def _blank(text) -> bool:
 
 
 def _sampling(top_k, temperature, seed) -> tuple[int, float, int]:
-    return (check_number("Top-k", top_k, TOP_K_RANGE, integer=True),
-            check_number("Temperature", temperature, TEMPERATURE_RANGE),
-            check_number("Seed", seed, SEED_RANGE, integer=True))
+    return TOP_K.check(top_k), TEMPERATURE.check(temperature), SEED.check(seed)
 
 
 class Handlers:
@@ -88,16 +85,16 @@ class Handlers:
 
     # ---- tab 1: prompt continuation ------------------------------------------------------------
     @user_errors
-    def clone(self, text, prompt_audio, transcript, top_k=DEFAULT_TOP_K, temperature=DEFAULT_TEMPERATURE,
-              seed=DEFAULT_SEED, candidates=1):
+    def clone(self, text, prompt_audio, transcript, top_k=TOP_K.default, temperature=TEMPERATURE.default,
+              seed=SEED.default, candidates=CANDIDATES.default):
         """-> (WAV file per candidate, info line, alignment plot PNG)."""
-        text = check_text(text)
+        text = TEXT.check(text)
         if _blank(transcript) and transcriber.available():  # an empty transcript: Whisper's words are used
             transcript = transcriber.transcribe(check_clip(prompt_audio))
         transcript = check_transcript(transcript)
         prompt_audio = check_clip(prompt_audio)
         top_k, temperature, seed = _sampling(top_k, temperature, seed)
-        candidates = check_number("Number of candidates", candidates, (1, MAX_CANDIDATES), integer=True)
+        candidates = CANDIDATES.check(candidates)
         card = cards_text([reference_card(prompt_audio)])
         result = self.engine.clone(text, prompt_audio, transcript, top_k, temperature, seed, candidates)
         files = [self.out.wav(audio, result.sample_rate, f"clone-{i + 1}") for i, audio in enumerate(result.audio)]
@@ -114,7 +111,7 @@ class Handlers:
         return transcriber.transcribe(prompt_audio)
 
     @staticmethod
-    def transcribe(clip) -> str:
+    def transcribe(clip: FileData) -> str:
         """`/transcribe`: the words spoken in an audio file (str path or Gradio file data), as Whisper hears them."""
         path = clip.get("path") if isinstance(clip, dict) else clip
         return transcriber.transcribe(check_clip(path))
@@ -137,15 +134,13 @@ class Handlers:
 
     # ---- tab 2: Initial-State Tuning -----------------------------------------------------------
     @user_errors
-    def tune_voice(self, clips, transcripts="", steps=DEFAULT_STEPS, rank=DEFAULT_RANK,
-                   learning_rate=DEFAULT_LEARNING_RATE, name=DEFAULT_VOICE_NAME, preview_text=DEFAULT_PREVIEW_TEXT,
+    def tune_voice(self, clips, transcripts="", steps=STEPS.default, rank=RANK.default,
+                   learning_rate=LEARNING_RATE.default, name=DEFAULT_VOICE_NAME, preview_text=DEFAULT_PREVIEW_TEXT,
                    request: gr.Request = None,
                    progress=gr.Progress()):  # noqa: B008 - Gradio's way of asking for a progress tracker
         """Yields live (voice file, preview WAV, loss table, status); the last yield is the result."""
         pairs = pair_clips(clips, transcripts, transcriber.transcribe if transcriber.available() else None)
-        steps = check_number("Steps", steps, STEPS_RANGE, integer=True)
-        rank = check_number("Rank", rank, RANK_RANGE, integer=True)
-        learning_rate = check_number("Learning rate", learning_rate, LEARNING_RATE_RANGE)
+        steps, rank, learning_rate = STEPS.check(steps), RANK.check(rank), LEARNING_RATE.check(learning_rate)
         name = voice_name(name, DEFAULT_VOICE_NAME)
         preview = check_text(preview_text if (preview_text or "").strip() else DEFAULT_PREVIEW_TEXT,
                              "preview sentence")
@@ -234,13 +229,13 @@ class Handlers:
         return None, "No voice (the untuned model)"
 
     @user_errors
-    def speak(self, text, preset="", voice_file=None, top_k=DEFAULT_TOP_K, temperature=DEFAULT_TEMPERATURE,
-              seed=DEFAULT_SEED, glossary="", speed=1.0, request: gr.Request = None):
+    def speak(self, text, preset="", voice_file=None, top_k=TOP_K.default, temperature=TEMPERATURE.default,
+              seed=SEED.default, glossary="", speed=SPEED.default, request: gr.Request = None):
         """-> (WAV file, info line). The word timestamps are kept for the visitor's subtitle files
         (`speech_subtitles`)."""
-        text = check_text(text)
+        text = TEXT.check(text)
         top_k, temperature, seed = _sampling(top_k, temperature, seed)
-        speed = check_number("Speed", speed, SPEED_RANGE)
+        speed = SPEED.check(speed)
         respell = request_glossary(glossary)
         voice, label = self._voice(preset, voice_file)
         result = self.engine.synthesize(text, voice, top_k, temperature, seed, glossary=respell)
@@ -264,12 +259,12 @@ class Handlers:
         return self.speak(text, "", voice_file)
 
     @user_errors
-    def speak_stream(self, text, preset="", voice_file=None, top_k=DEFAULT_TOP_K, temperature=DEFAULT_TEMPERATURE,
-                     seed=DEFAULT_SEED, glossary=""):
+    def speak_stream(self, text, preset="", voice_file=None, top_k=TOP_K.default, temperature=TEMPERATURE.default,
+                     seed=SEED.default, glossary=""):
         """Yields ((24 kHz, int16 chunk), info) as audio is generated: the first sentence plays early; the
         words are `/speak`'s for the same inputs (pauses and glossary included; speed is Speak's only: a
         stream is played as it comes); the info line comes with the end of the stream."""
-        text = check_text(text)
+        text = TEXT.check(text)
         top_k, temperature, seed = _sampling(top_k, temperature, seed)
         respell = request_glossary(glossary)
         voice, label = self._voice(preset, voice_file)
