@@ -17,6 +17,7 @@
 #   --max-utterances N   sentences per speaker (quick check; outputs go to data/eval_NAME_maxN/)
 #   --max-speakers N     first N speakers only (outputs get _spkN)
 #   --device D           torch device (default cpu; outputs get _D unless cpu)
+#   --asr NAME           the recognizer (tiny.en, default; base: fewer errors of its own; outputs get _asrNAME)
 #   --force              evaluate again even when a results.json is up to date
 # Env: TESTLIST, BASELINE (default assets/lina-mini), TRAIN_MANIFEST (codes train.jsonl.gz: unseen-word errors).
 set -euo pipefail
@@ -33,6 +34,7 @@ while [ $# -gt 0 ]; do
     --max-utterances) extra+=(--max-utterances "$2"); suffix+="_max$2"; shift 2 ;;
     --max-speakers) extra+=(--max-speakers "$2"); suffix+="_spk$2"; shift 2 ;;
     --device) extra+=(--device "$2"); [ "$2" = cpu ] || suffix+="_$2"; shift 2 ;;
+    --asr) extra+=(--asr "$2"); [ "$2" = tiny.en ] || suffix+="_asr$2"; shift 2 ;;
     --force) force=1; shift ;;
     -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     --*) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
