@@ -11,11 +11,7 @@ import contextlib
 import os
 import re
 
-# As scripts/test.sh: no analytics, no Hub (set before gradio and huggingface_hub are imported); no speech
-# recognizer, so an empty transcript is refused as without one (tests/test_transcription.py switches it on).
-for _key, _value in {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1",
-                     "HF_HUB_DISABLE_TELEMETRY": "1", "LINA_ASR_MODEL": "none"}.items():
-    os.environ.setdefault(_key, _value)
+from app_env import REPO_ROOT  # noqa: I001 (first: sets the environment before gradio is imported)
 
 import socket
 import subprocess
@@ -34,9 +30,6 @@ from gradio_client import Client, handle_file  # noqa: E402
 from gradio_client.exceptions import AppError  # noqa: E402
 
 # `app.py` sits at the repository root, which plain `pytest` (unlike `python -m pytest`) leaves off sys.path.
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
 
 import app  # noqa: E402
 from lina.tts import LinaTTS  # noqa: E402

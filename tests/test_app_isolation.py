@@ -3,14 +3,9 @@ their engine, not set in a module for every app (building the second app used to
 """
 from __future__ import annotations
 
-import os
 
-for _key, _value in {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1",
-                     "LINA_ASR_MODEL": "none"}.items():
-    os.environ.setdefault(_key, _value)
+import app_env  # noqa: F401 (first: the test environment before gradio is imported; `import app` works)
 
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
@@ -18,10 +13,6 @@ import soundfile  # noqa: E402
 import torch  # noqa: E402
 
 pytest.importorskip("gradio", reason="gradio is not installed (pip install -r requirements.txt)")
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
 
 import app  # noqa: E402
 from lina.audio import to_int16  # noqa: E402

@@ -5,23 +5,13 @@ and checks agree; the GPU estimates read the model call's arguments by name.
 from __future__ import annotations
 
 import inspect
-import os
 
-for _key, _value in {"GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "HF_HUB_DISABLE_TELEMETRY": "1",
-                     "LINA_ASR_MODEL": "none"}.items():
-    os.environ.setdefault(_key, _value)
-
-import sys  # noqa: E402
-from pathlib import Path  # noqa: E402
+import app_env  # noqa: F401 (first: the test environment before gradio is imported; `import app` works)
 
 import pytest  # noqa: E402
 
 pytest.importorskip("gradio", reason="gradio is not installed (pip install -r requirements.txt)")
 import gradio as gr  # noqa: E402
-
-REPO_ROOT = Path(__file__).resolve().parents[1]
-if str(REPO_ROOT) not in sys.path:
-    sys.path.insert(0, str(REPO_ROOT))
 
 import app  # noqa: E402
 from lina_app.dialogue import DialogueHandlers  # noqa: E402
