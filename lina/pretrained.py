@@ -83,6 +83,10 @@ def tiny_random(text_frontend: str = "bpe") -> Bundle:
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(TINY_SEED)
         model, codec = LinaModel(cfg), Codec(codec_cfg)
+        # Codec() starts with a codebook of zeros (trained weights replace it): kept, every code would sound the
+        # same, and the tiny model's audio would not depend on the codes it generated.
+        with torch.no_grad():
+            codec.quantizer.codebook.normal_()
     return Bundle(model.eval(), tokenizer, codec.eval(), TINY_RANDOM, "MIT",
                   "tiny model with RANDOM weights: it produces noise, for testing the app only")
 
