@@ -40,7 +40,8 @@ def synthesis_seconds(*, text: str, candidates: int = 1, **_) -> int:
 
 
 def clone_seconds(*, text: str, transcript: str = "", candidates: int = 1, **_) -> int:
-    return _capped(GPU_SECONDS_PER_CHAR * (len(text) + len(transcript)) * max(1, int(candidates)))
+    """As speaking the transcript and the text: the prompt's transcript is read too."""
+    return synthesis_seconds(text=text + transcript, candidates=candidates)
 
 
 def tuning_seconds(*, steps: int = 100, **_) -> int:
@@ -48,7 +49,8 @@ def tuning_seconds(*, steps: int = 100, **_) -> int:
 
 
 def stream_seconds(*, text: str, **_) -> int:
-    return _capped(GPU_SECONDS_PER_CHAR * len(text))
+    """As speaking one candidate (a stream has no candidates parameter)."""
+    return synthesis_seconds(text=text)
 
 
 def dialogue_seconds(*, turns=(), line_by_line: bool = False, **_) -> int:
@@ -56,7 +58,7 @@ def dialogue_seconds(*, turns=(), line_by_line: bool = False, **_) -> int:
 
 
 def preset_seconds(*, settings=None, **_) -> int:
-    return _capped(GPU_SECONDS_PER_TUNING_STEP * int(getattr(settings, "steps", 100)))
+    return tuning_seconds(steps=getattr(settings, "steps", 100))
 
 
 @dataclass(frozen=True)
