@@ -23,6 +23,7 @@ import json
 import multiprocessing
 import os
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -138,9 +139,7 @@ def plan_pieces(kokoro: dict, inputs: Path | None, weights: Path | None, device:
     for chunk in row_chunks(data["piece_row"][keep]):
         pieces = keep[chunk]
         plan += [pieces[b] for b in batches(np.diff(data["offsets"])[pieces])]
-    data["need"] = {}
-    for p in keep:
-        data["need"][data["uid"][p]] = data["need"].get(data["uid"][p], 0) + 1
+    data["need"] = Counter(data["uid"][p] for p in keep)  # pieces per row still to do
     missing = len(set(kokoro) - set(data["need"]))
     kt = KokoroTorch(weights, device)
     torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = True
@@ -160,7 +159,6 @@ def synthesize_batch(kt, data: dict, idx: np.ndarray, got: dict) -> list[tuple[s
             parts = got.pop(uid)
             ready.append((uid, [parts[q] for q in sorted(parts)]))
     return ready
-
 
 
 def render(inputs: Path, weights: Path, out: Path, *, device: str = "cuda", jobs: int = 8,

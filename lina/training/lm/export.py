@@ -58,9 +58,10 @@ def export(source: str | Path, codec_dir: str | Path, out: str | Path, name: str
     if codec.config.quantizer.bins != cfg.n_codebook:
         raise ValueError(f"codec has {codec.config.quantizer.bins} codes, the model {cfg.n_codebook}")
     learned = ckpt.get("codes_id")  # the codec whose codes the model learned (runs before it was recorded: None)
-    if learned and codes_id(codec) != learned:
+    made = codes_id(codec) if learned else None
+    if learned and made != learned:
         raise ValueError(f"the model learned the codes of codec {learned}, but {codec_dir} makes codes "
-                         f"{codes_id(codec)}: export it with the codec its training codes came from (or one "
+                         f"{made}: export it with the codec its training codes came from (or one "
                          f"whose decoder was trained on those codes)")
     tokenizer = tokenizer_from_str(cfg.text_frontend, ckpt["tokenizer"])
     save_folder(Bundle(model, tokenizer, codec, name, license, description), out)
