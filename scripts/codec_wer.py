@@ -18,7 +18,6 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-import soundfile as sf
 import torch
 
 from lina.codec.codec import Codec
@@ -26,8 +25,8 @@ from lina.eval.asr import ASR_MODELS, DEFAULT_ASR, ToolUnavailable, asr_model, w
 from lina.eval.asr import transcribe as recognize
 from lina.eval.audio import resample
 from lina.eval.scoring import wer
-
-HELDOUT_MANIFEST = Path(__file__).resolve().parents[1] / "lina/training/codec/heldout_v2.jsonl"
+from lina.training.codec.heldout import HELDOUT_MANIFEST, SAMPLE_RATE, load_clips
+from lina.training.corpus.manifest import read_jsonl
 
 
 def round_trip(codec: Codec, audio: np.ndarray, sr: int) -> np.ndarray:
@@ -45,34 +44,32 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--out", type=Path, default=None)
     args = p.parse_args(argv)
     torch.set_num_threads(2)
-    rows = [json.loads(line) for line in HELDOUT_MANIFEST.read_text().splitlines() if line.strip()]
-    codecs = {name: Codec.from_pretrained(folder).float().eval()
-              for name, folder in (c.split("=", 1) for c in args.codec)}
+    rows = read_jsonl(HELDOUT_MANIFEST)
+    clips = load_clips(args.clips)  # checked: 24 kHz mono
+    folders = dict(c.split("=", 1) for c in args.codec)
+    codecs = {name: Codec.from_pretrained(folder).float().eval() for name, folder in folders.items()}
     try:
         whisper_model(args.asr)  # loaded before the clock starts: the seconds below are transcription only
     except ToolUnavailable as e:
         raise SystemExit(str(e)) from None
 
-    def transcribe(audio: np.ndarray, sr: int) -> str:
-        return recognize(audio, sr, args.asr)
-
     per_clip, raw_seconds, audio_seconds = [], 0.0, 0.0
     for row in rows:
-        audio, sr = sf.read(str(args.clips / f"{row['id']}.flac"), dtype="float32")
+        audio, sr = clips[row["id"]], SAMPLE_RATE
         start = time.perf_counter()
-        hyps = {"raw": transcribe(audio, sr)}
+        hyps = {"raw": recognize(audio, sr, args.asr)}
         raw_seconds += time.perf_counter() - start
         audio_seconds += len(audio) / sr
         for name, codec in codecs.items():
-            hyps[name] = transcribe(round_trip(codec, audio, sr), codec.sample_rate)
+            hyps[name] = recognize(round_trip(codec, audio, sr), codec.sample_rate, args.asr)
         per_clip.append({"id": row["id"], "engine": row["engine"], "text": row["text"], "hyp": hyps,
                          "wer": {k: round(wer(row["text"], h), 4) for k, h in hyps.items()}})
-        print(row["id"], row["engine"], {k: v for k, v in per_clip[-1]["wer"].items()}, flush=True)
+        print(row["id"], row["engine"], per_clip[-1]["wer"], flush=True)
     variants = ["raw", *codecs]
     table = defaultdict(dict)
     for group in ["all", *sorted({r["engine"] for r in rows})]:
         clips = [c for c in per_clip if group in ("all", c["engine"])]
-        for v in variants:  # pooled: word errors over all words of the group
+        for v in variants:  # the mean of the clips' WERs (each clip weighs the same)
             table[group][v] = round(float(np.mean([c["wer"][v] for c in clips])), 4)
     print("\n| clips | " + " | ".join(variants) + " |\n|---|" + "---|" * len(variants))
     for group, scores in table.items():
@@ -84,7 +81,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"asr": asr_model(args.asr).description, "asr_speed": speed,
-                                        "codecs": dict(c.split("=", 1) for c in args.codec),
+                                        "codecs": folders,
                                         "mean_wer": table, "clips": per_clip}, indent=1) + "\n")
 
 
