@@ -16,7 +16,6 @@ WERs measured with different models are not comparable: reports name the model (
 from __future__ import annotations
 
 import os
-import threading
 from dataclasses import dataclass
 from importlib import resources
 from typing import Callable
@@ -24,7 +23,7 @@ from typing import Callable
 import numpy as np
 
 from lina.eval.audio import METRIC_RATE, peak_limit, resample
-from lina.eval.tools import ToolUnavailable
+from lina.eval.tools import ToolUnavailable, shared_tool
 
 DEFAULT_ASR = "tiny.en"
 BEAM_SIZE = 5
@@ -106,17 +105,13 @@ def load_whisper(name: str = DEFAULT_ASR):
                         files=source.files)
 
 
-_lock = threading.Lock()
-_loaded: dict[str, object] = {}
+_shared_whisper = shared_tool(load_whisper)
 
 
 def whisper_model(name: str = DEFAULT_ASR):
     """The shared WhisperModel for ``name``, loaded once per process (threads asking together wait for one load)."""
     asr_model(name)
-    with _lock:
-        if name not in _loaded:
-            _loaded[name] = load_whisper(name)
-        return _loaded[name]
+    return _shared_whisper(name)
 
 
 def transcribe(audio, sr: int, model: str = DEFAULT_ASR) -> str:

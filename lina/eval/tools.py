@@ -12,15 +12,16 @@ class ToolUnavailable(RuntimeError):
     """An evaluation tool is not installed (or cannot run offline); the message says which and why."""
 
 
-def shared_tool(load: Callable[[], T]) -> Callable[[], T]:
-    """Wraps a loader so the tool is built once per process, even when threads ask at the same time."""
+def shared_tool(load: Callable[..., T]) -> Callable[..., T]:
+    """Wraps a loader so the tool is built once per process (once per positional argument, e.g. a model name),
+    even when threads ask at the same time."""
     lock = threading.Lock()
-    loaded: list[T] = []
+    loaded: dict[tuple, T] = {}
 
     @functools.wraps(load)
-    def get() -> T:
+    def get(*key) -> T:
         with lock:
-            if not loaded:
-                loaded.append(load())
-            return loaded[0]
+            if key not in loaded:
+                loaded[key] = load(*key)
+            return loaded[key]
     return get
