@@ -24,6 +24,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+from lina import process_group
 from lina.batch_plan import Outcome, done_ids, rank_of, read_jobs
 from lina.batch_runner import Inputs, Options, Runner, Stats, auto_batch_size, default_writers, prepare
 from lina.sampling import DEFAULT_TOP_K
@@ -35,15 +36,9 @@ __all__ = ["Inputs", "Options", "Runner", "Stats", "auto_batch_size", "default_w
 # ---- processes and the command line ---------------------------------------------------------------
 def distributed() -> tuple[int, int, int]:
     """``(rank, world size, local rank)``: torchrun's, with the process group joined (gloo on the CPU,
-    NCCL on CUDA), or ``(0, 1, 0)`` for a plain ``python -m lina.batch``."""
-    if "RANK" not in os.environ or "WORLD_SIZE" not in os.environ:
-        return 0, 1, 0
-    rank, world, local = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"]), int(os.environ.get("LOCAL_RANK", 0))
-    cuda = torch.cuda.is_available()
-    if cuda:
-        torch.cuda.set_device(local)
-    torch.distributed.init_process_group("nccl" if cuda else "gloo")
-    return rank, world, local
+    NCCL on CUDA, NVLink multicast off), or ``(0, 1, 0)`` for a plain ``python -m lina.batch``."""
+    world, _ = process_group.init()
+    return world.rank, world.size, world.local_rank
 
 
 def summarize(all_stats: list[Stats], out: Path) -> dict:
