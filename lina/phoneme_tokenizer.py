@@ -28,7 +28,7 @@ FORMAT, VERSION = "lina-phonemes", 1
 TEXT_PAD = "[PAD]"
 SPECIALS = (TEXT_PAD, TEXT_BOS, TEXT_EOS)  # ids 0, 1, 2
 WORD_BOUNDARY = " "
-# What normalize_text keeps for this front end: the corpus alphabet (lina.training.corpus.texts.ALPHABET);
+# What normalize_text keeps for this front end: the corpus alphabet (lab.training.corpus.texts.ALPHABET);
 # "/" and "'" reach gruut ("/" is dropped there, "'" is part of words: "wasn't").
 PUNCTUATION = tuple('!"(),-.:;?')
 ALPHABET = frozenset(string.ascii_lowercase + " '/" + "".join(PUNCTUATION))

@@ -1,5 +1,5 @@
 """Joining torchrun's process group, for the library's own multi-process work (`lina.batch`) and the lab's
-trainers (`lina.training.distributed` builds on this): who am I, with the GPU hosts' environment set first.
+trainers (`lab.training.distributed` builds on this): who am I, with the GPU hosts' environment set first.
 """
 from __future__ import annotations
 

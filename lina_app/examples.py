@@ -1,5 +1,5 @@
 """Clickable examples of each tab, all offline: clips shipped in assets/examples (a synthetic piper voice,
-rendered by scripts/render_examples.py, so no real person is cloned) and texts for the preset voices.
+rendered by lab/scripts/render_examples.py, so no real person is cloned) and texts for the preset voices.
 
 Every list leaves out what is missing (a checkout without the clips shows no clip examples).
 """

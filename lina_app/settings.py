@@ -54,7 +54,7 @@ SYNTHESIS_GROUP = "synthesis"
 TUNING_GROUP = "tuning"
 
 # ZeroGPU time requested per call (seconds), sized to the request and capped. H200, released size
-# (bench/results/space_path_h200.json): steady synthesis 0.45 s (1 row) to 1.8 s (32 rows of 8 s), clone
+# (lab/bench/results/space_path_h200.json): steady synthesis 0.45 s (1 row) to 1.8 s (32 rows of 8 s), clone
 # 1.0 s; a first call on an EMPTY kernel cache 15 s (compiling the decode step for a batch class). The
 # base covers that, so a fresh worker is covered even where the cache is missing; the warm-up at start-up
 # (and the on-disk caches) make the usual first call far cheaper.

@@ -1,7 +1,7 @@
 """Speech recognition of reference clips: an empty transcript box is filled with what Whisper hears.
 
 faster-whisper (CTranslate2) runs Whisper: int8 on a CPU at several times real time, float16 on a GPU,
-no transformers or second torch stack; the evaluation harness already uses it (lina/eval/asr.py).
+no transformers or second torch stack; the evaluation harness already uses it (lab/eval/asr.py).
 
 Which Whisper, first match wins (`LINA_ASR_MODEL`, read at each call so a test can switch it):
 * `none` / `off`: no recognizer; an empty transcript is refused as it always was;

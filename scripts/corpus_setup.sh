@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Installs what the synthetic corpus (lina.training.corpus) and its tests need, on Debian/Ubuntu with apt.
+# Installs what the synthetic corpus (lab.training.corpus) and its tests need, on Debian/Ubuntu with apt.
 #   scripts/corpus_setup.sh           engines + text sources + Python packages (build, render, tests)
 #   scripts/corpus_setup.sh --tests   only what tests/test_corpus*.py use (espeak-ng, flite, Praat, WORLD, piper, kokoro)
 #   scripts/corpus_setup.sh --dedup   also resemblyzer (speaker de-duplication), without its torch pin
-#   scripts/corpus_setup.sh --kokoro-torch   also Kokoro's PyTorch modules (lina/training/corpus/kokoro_torch.py,
+#   scripts/corpus_setup.sh --kokoro-torch   also Kokoro's PyTorch modules (lab/training/corpus/kokoro_torch.py,
 #                                     tests/test_kokoro_torch.py: ~3 CPU-minutes): kokoro without misaki/spacy
 # Without these, tests/test_corpus.py skips the engine tests and says which package is missing.
 set -euo pipefail

@@ -12,12 +12,12 @@ import sys
 from pathlib import Path
 
 import torch
-
-from lina.training import distributed
-from lina.training.codec.configs import TINY, TrainConfig
-from lina.training.codec.ema_codebook import EMAConfig
-from lina.training.codec.train import CHECKPOINT, Trainer, train
 from test_codec_training import _voices
+
+from lab.training import distributed
+from lab.training.codec.configs import TINY, TrainConfig
+from lab.training.codec.ema_codebook import EMAConfig
+from lab.training.codec.train import CHECKPOINT, Trainer, train
 
 GLOBAL_BATCH = 4
 SAMPLES = 320 * 8  # 0.1 s segments and one discriminator family (MRD): 0.7 s a GAN step on one CPU thread

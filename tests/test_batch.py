@@ -226,8 +226,8 @@ def test_readme_bulk_snippets_run_as_written(tmp_path):
 
 
 def test_gpu_bench_smoke_on_the_cpu(tmp_path):
-    """bench.batch_speed's three modes on the tiny model: what scripts/gpu_batch_bench.sh runs on the H200."""
-    from bench.batch_speed import main as bench
+    """lab.bench.batch_speed's three modes on the tiny model: what lab/scripts/gpu_batch_bench.sh runs on the H200."""
+    from lab.bench.batch_speed import main as bench
 
     result = bench(["--model", "tiny-random", "--device", "cpu", "--jobs", "3", "--voices", "2", "--loop-jobs", "1",
                     "--batch-size", "2", "--row-seconds", "0.5", "--out", str(tmp_path)])

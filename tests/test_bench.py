@@ -11,7 +11,7 @@ from typing import ClassVar
 import pytest
 import torch
 
-from bench import codec_speed, common, latency, latency_timing, lm_speed, throughput
+from lab.bench import codec_speed, common, latency, latency_timing, lm_speed, throughput
 from lina.cuda_graphs import GraphDecoder
 from lina.generate import decode
 from lina.ops import dispatch
@@ -142,7 +142,7 @@ def test_fla_modes():
 
 def test_gpu_bench_script(tmp_path):
     """Parses, lists its phases, and a DRY run of a phase hands the bench valid arguments."""
-    script = ROOT / "scripts" / "gpu_bench.sh"
+    script = ROOT / "lab" / "scripts" / "gpu_bench.sh"
     subprocess.run(["bash", "-n", str(script)], check=True)
     out = subprocess.run(["bash", str(script), "help"], capture_output=True, text=True, check=True).stdout
     for phase in ("check", "latency", "latency_fla", "throughput1", "throughput2", "codec"):
@@ -160,22 +160,22 @@ def test_gpu_bench_script(tmp_path):
 def test_cpu_embedded_smoke(tmp_path):
     if not (ROOT / "assets" / "lina-mini").is_dir():
         pytest.skip("assets/lina-mini is absent")
-    from bench import cpu_embedded
+    from lab.bench import cpu_embedded
     result = cpu_embedded.main(["--smoke", "--model", str(ROOT / "assets" / "lina-mini")])
     assert result["smoke"] and result["runs"][0]["rows"][0]["rtf"] > 0
 
 
 def test_report_tables_and_plot(tmp_path, stand_in):
-    """bench.report reads what the smoke runs write (and the CPU results file), prints every table, marks
+    """lab.bench.report reads what the smoke runs write (and the CPU results file), prints every table, marks
     what was not measured, judges the targets, and draws a small PNG."""
-    from bench import report
+    from lab.bench import report
     throughput.main(["--smoke", "--no-sa", "--name", "throughput1", "--batches", "1", "--lengths"])
     throughput.main(["--smoke", "--name", "throughput2", "--batches", "2", "--lengths", "4", "6"])
     latency.main(["--smoke", "--parts", "decode", "ist"])
     stand_in.fail_compiled = True
     latency.main(["--smoke", "--parts", "decode", "--modes", "eager", "compile", "--name", "check_latency"])
     codec_speed.main(["--smoke"])
-    cpu = ROOT / "bench" / "results" / "cpu_embedded.json"
+    cpu = ROOT / "lab" / "bench" / "results" / "cpu_embedded.json"
     if cpu.exists():
         (tmp_path / "cpu_embedded.json").write_text(cpu.read_text())
     (tmp_path / "latency_fla.json").write_text("{not json")  # a broken file is reported and skipped
@@ -198,15 +198,15 @@ def test_report_tables_and_plot(tmp_path, stand_in):
 
 
 def test_report_without_results(tmp_path):
-    from bench import report
+    from lab.bench import report
     text = report.main(["--results", str(tmp_path), "--plot", str(tmp_path / "p.png")])
     assert text.count("| not measured |") == 7 and (tmp_path / "p.png").exists()
 
 
 def test_floor_bytes_by_hand():
-    """bench.floor on a tiny config, every byte counted by hand (and the weights against the modules)."""
-    from bench import floor
-    from bench.sa_baseline import SADecoder
+    """lab.bench.floor on a tiny config, every byte counted by hand (and the weights against the modules)."""
+    from lab.bench import floor
+    from lab.bench.sa_baseline import SADecoder
     from lina.config import LinaConfig
     from lina.model import LinaModel
 

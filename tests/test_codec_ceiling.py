@@ -8,19 +8,19 @@ import pytest
 import soundfile as sf
 import torch
 
-from lina.codec.codec import Codec
-from lina.codec.istft_head import istft_same
-from lina.training.codec.ceiling import VARIANTS, ceiling, stft_same, table
-from lina.training.codec.configs import TINY
-from lina.training.codec.evaluate import voicing_share
-from lina.training.codec.heldout import (
+from lab.training.codec.ceiling import VARIANTS, ceiling, stft_same, table
+from lab.training.codec.configs import TINY
+from lab.training.codec.evaluate import voicing_share
+from lab.training.codec.heldout import (
     CLIPS_JSON,
     HELDOUT_MANIFEST,
     clips_fingerprint,
     load_clips,
     render_heldout,
 )
-from lina.training.corpus.manifest import read_jsonl, write_jsonl
+from lab.training.corpus.manifest import read_jsonl, write_jsonl
+from lina.codec.codec import Codec
+from lina.codec.istft_head import istft_same
 
 RATE = 24_000
 
@@ -52,12 +52,12 @@ def test_rebuilding_the_manifest_gives_the_committed_file(tmp_path):
     import sys
 
     out = tmp_path / "h.jsonl"
-    subprocess.run([sys.executable, "scripts/codec_heldout_build.py", "--out", str(out)], check=True, capture_output=True)
+    subprocess.run([sys.executable, "lab/scripts/codec_heldout_build.py", "--out", str(out)], check=True, capture_output=True)
     assert out.read_bytes() == HELDOUT_MANIFEST.read_bytes()
 
 
 def test_render_is_deterministic_and_fingerprinted(tmp_path):
-    from lina.training.corpus.engines import available
+    from lab.training.corpus.engines import available
 
     if not available("flite"):
         pytest.skip("flite is not installed (scripts/corpus_setup.sh --tests)")

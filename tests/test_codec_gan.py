@@ -6,14 +6,14 @@ import math
 import pytest
 import torch
 
-from lina.training.codec.discriminators import (
+from lab.training.codec.discriminators import (
     DEFAULT_PERIODS,
     DEFAULT_RESOLUTIONS,
     Discriminators,
     MultiPeriodDiscriminator,
     MultiResolutionDiscriminator,
 )
-from lina.training.codec.losses import (
+from lab.training.codec.losses import (
     DEFAULT_MEL_SCALES,
     MelLoss,
     MultiScaleMelLoss,

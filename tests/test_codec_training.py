@@ -9,13 +9,13 @@ import pytest
 import soundfile as sf
 import torch
 
+from lab.training.codec.configs import TINY, TrainConfig
+from lab.training.codec.ema_codebook import EMACodebook, EMAConfig
+from lab.training.codec.encode import encode_corpus
+from lab.training.codec.train import Trainer, train
 from lina.codec.codec import Codec
 from lina.codec.config import QuantizerConfig
 from lina.codec.quantizer import Codebook
-from lina.training.codec.configs import TINY, TrainConfig
-from lina.training.codec.ema_codebook import EMACodebook, EMAConfig
-from lina.training.codec.encode import encode_corpus
-from lina.training.codec.train import Trainer, train
 
 SEGMENT = 320 * 24
 
@@ -154,7 +154,7 @@ def test_decoder_only_warm_start_keeps_the_codes_and_trains_the_decoder(tmp_path
 
 
 def test_merge_codes_concatenates_splits_and_moves_offsets(tmp_path):
-    from lina.training.codec.encode import merge_codes
+    from lab.training.codec.encode import merge_codes
 
     def folder(name: str, rows: dict[str, list[int]]) -> None:
         path = tmp_path / name

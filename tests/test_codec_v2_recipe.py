@@ -7,19 +7,19 @@ import json
 import numpy as np
 import pytest
 import torch
-
-from lina.codec.codec import WEIGHTS_FILE, Codec
-from lina.training.codec.configs import TINY, TrainConfig, phase_config
-from lina.training.codec.curve import curve_table, lineage_rows, plot_curve
-from lina.training.codec.discriminators import Discriminators
-from lina.training.codec.ema_codebook import EMAConfig
-from lina.training.codec.eval_hook import EVAL_LOG, HeldoutEval, read_eval_log
-from lina.training.codec.freeze import CODES_JSON, codes_id, read_codes_id
-from lina.training.codec.runs import export, freeze_run, join_parts, open_run
-from lina.training.codec.stft_discriminator import BandSTFTDiscriminator, MultiBandSTFTDiscriminator
-from lina.training.codec.train import Trainer, train
 from test_codec_training import _one_thread  # noqa: F401 - autouse fixture: one thread for tiny convolutions
 from test_codec_training import _voices as training_voices
+
+from lab.training.codec.configs import TINY, TrainConfig, phase_config
+from lab.training.codec.curve import curve_table, lineage_rows, plot_curve
+from lab.training.codec.discriminators import Discriminators
+from lab.training.codec.ema_codebook import EMAConfig
+from lab.training.codec.eval_hook import EVAL_LOG, HeldoutEval, read_eval_log
+from lab.training.codec.freeze import CODES_JSON, codes_id, read_codes_id
+from lab.training.codec.runs import export, freeze_run, join_parts, open_run
+from lab.training.codec.stft_discriminator import BandSTFTDiscriminator, MultiBandSTFTDiscriminator
+from lab.training.codec.train import Trainer, train
+from lina.codec.codec import WEIGHTS_FILE, Codec
 
 CPU = torch.device("cpu")
 SEGMENT = 320 * 24
@@ -175,7 +175,7 @@ def test_freeze_then_decoder_gan_keeps_the_codes(tmp_path):
 
 
 def test_join_parts_restores_the_bytes(tmp_path):
-    from lina.training.codec.runs import split
+    from lab.training.codec.runs import split
 
     data = np.random.default_rng(0).bytes(3 * (1 << 20) + 5)
     (tmp_path / WEIGHTS_FILE).write_bytes(data)

@@ -1,4 +1,4 @@
-"""Synthetic corpus (lina.training.corpus): inventory, texts, manifests and splits, deterministic audio,
+"""Synthetic corpus (lab.training.corpus): inventory, texts, manifests and splits, deterministic audio,
 measurable styles. Engines that are not installed skip with the package to add (scripts/corpus_setup.sh)."""
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import struct
 import numpy as np
 import pytest
 
-from lina.training.corpus import dedup, engines, generate, manifest, speakers, styles, texts
-from lina.training.corpus.manifest import BuildConfig, build_rows, write_manifests
-from lina.training.corpus.texts import Sentence
+from lab.training.corpus import dedup, engines, generate, manifest, speakers, styles, texts
+from lab.training.corpus.manifest import BuildConfig, build_rows, write_manifests
+from lab.training.corpus.texts import Sentence
 
 SETUP = "scripts/corpus_setup.sh installs it"
 
@@ -141,7 +141,7 @@ def test_manifest_is_deterministic_from_the_seed(tmp_path):
 
 
 def test_cli_build_writes_manifests(tmp_path, monkeypatch):
-    from lina.training.corpus import __main__ as cli
+    from lab.training.corpus import __main__ as cli
 
     monkeypatch.setattr(cli, "load_sentences", lambda **_: tiny_sentences())
     assert cli.main(["build", "--out", str(tmp_path), "--hours", "0.5", "--seed", "0", "--no-dedup"]) == 0

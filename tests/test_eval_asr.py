@@ -1,6 +1,6 @@
 """The evaluation's recognizer is chosen by name: tiny.en (default) or base, each from its PyPI packages, loaded
 once per name; an unknown name or a missing package is a plain error; the name reaches the evaluation CLI,
-the runner and scripts/codec_wer.py.
+the runner and lab/scripts/codec_wer.py.
 """
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import soundfile as sf
 
-from lina.eval import asr
-from lina.eval.runner import EvalConfig
+from lab.eval import asr
+from lab.eval.runner import EvalConfig
 
 EXAMPLES = Path(__file__).resolve().parents[1] / "assets" / "examples"
 CLIP = EXAMPLES / "joe_tune_1.flac"       # Piper joe, 3.0 s
@@ -52,7 +52,7 @@ def test_missing_packages_are_named(monkeypatch):
 
 
 def test_the_clis_take_the_name():
-    from lina.evaluate import parser
+    from lab.evaluate import parser
 
     args = parser().parse_args(["--out", "x"])
     assert args.asr == "tiny.en"
@@ -64,7 +64,7 @@ def test_the_clis_take_the_name():
 def test_base_is_the_multilingual_base_loaded_once_and_transcribes_a_clip():
     _need_base()
     pytest.importorskip("jiwer", reason="jiwer not installed: bash scripts/eval_setup.sh")
-    from lina.eval.scoring import wer
+    from lab.eval.scoring import wer
 
     model = asr.whisper_model("base")
     assert asr.whisper_model("base") is model                       # once per name

@@ -151,7 +151,7 @@ def test_bf16_decoding_copy_logits_within_tolerance():
     """The CUDA back ends decode with a bfloat16 copy (float32 state): over 64 teacher-forced steps of
     random weights of the released size, logits stay within BF16_LOGIT_TOLERANCE of float32, relative
     to each row's logit spread."""
-    from bench.common import released_size
+    from lab.bench.common import released_size
     from lina.backends.cuda import BF16_LOGIT_TOLERANCE, decoding_copy
 
     torch.manual_seed(0)

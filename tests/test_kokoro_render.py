@@ -1,7 +1,7 @@
-"""Batched Kokoro rendering (lina.training.corpus.kokoro_render): how pieces are cut into GPU batches."""
+"""Batched Kokoro rendering (lab.training.corpus.kokoro_render): how pieces are cut into GPU batches."""
 import numpy as np
 
-from lina.training.corpus.kokoro_render import batches, row_chunks
+from lab.training.corpus.kokoro_render import batches, row_chunks
 
 
 def test_batches_cover_every_piece_once_in_length_order_within_budget():
@@ -35,10 +35,10 @@ def test_render_codes_encodes_rows_in_one_pass_resumes_and_finalizes(tmp_path):
     import json
 
     import torch
-
-    from lina.codec.codec import Codec
-    from lina.training.corpus import generate, manifest, render_codes, speakers
     from test_corpus import needs
+
+    from lab.training.corpus import generate, manifest, render_codes, speakers
+    from lina.codec.codec import Codec
 
     needs("espeak")
     rows = []

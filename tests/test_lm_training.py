@@ -1,4 +1,4 @@
-"""lina-mini training (lina/training/lm): tokenizer, bucketing, loss, exact resume, shards, export, curves.
+"""lina-mini training (lab/training/lm): tokenizer, bucketing, loss, exact resume, shards, export, curves.
 
 Runs on a fake codes folder whose codec ids are a deterministic function of the text (two frames per
 character), with the `tiny` preset, in well under a minute on two CPU cores.
@@ -16,17 +16,17 @@ import torch
 from safetensors import safe_open
 from tokenizers import Tokenizer
 
+from lab.training.corpus.texts import ALPHABET
+from lab.training.lm import checkpoint
+from lab.training.lm.__main__ import main
+from lab.training.lm.configs import TINY
+from lab.training.lm.data import CodesSplit, EpochLoader, pair_rows, plan_batches, read_manifest, repeat_styled
+from lab.training.lm.export import export
+from lab.training.lm.tokenizer import train_tokenizer
+from lab.training.lm.train import LOG_NAME, RunOptions, train
 from lina.constants import BOS_ID, EOS_ID, N_SPECIAL_TOKENS, PAD_ID, TEXT_PAD_ID
 from lina.pretrained import tiny_random
 from lina.tokenizer import prepare_text
-from lina.training.corpus.texts import ALPHABET
-from lina.training.lm import checkpoint
-from lina.training.lm.__main__ import main
-from lina.training.lm.configs import TINY
-from lina.training.lm.data import CodesSplit, EpochLoader, pair_rows, plan_batches, read_manifest, repeat_styled
-from lina.training.lm.export import export
-from lina.training.lm.tokenizer import train_tokenizer
-from lina.training.lm.train import LOG_NAME, RunOptions, train
 
 WORDS = ["the", "a", "of", "and", "to", "in", "is", "was", "he", "she", "it", "they", "we", "you", "that", "with", "for", "on", "as", "at", "by", "from", "this", "have", "not", "but", "speech", "model", "voice", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "morning", "news", "river", "mountain", "light", "house", "children", "garden", "winter", "summer", "music", "water", "friend", "letter", "window", "story"]
 FRAMES_PER_CHAR = 2
@@ -257,7 +257,7 @@ def test_the_model_remembers_which_codec_made_its_codes(tmp_path):
     a run is refused a continuation on another codec's codes (both would speak noise without an error)."""
     import copy
 
-    from lina.training.codec.freeze import codes_id, write_codes_json
+    from lab.training.codec.freeze import codes_id, write_codes_json
 
     made = tiny_random().codec
     other = copy.deepcopy(made)

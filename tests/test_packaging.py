@@ -1,4 +1,4 @@
-"""What `pip install .` ships: the library with the files it reads beside its code, not the Space."""
+"""What `pip install .` ships: the library with the files it reads beside its code, not the Space, not the lab."""
 import shutil
 import subprocess
 import sys
@@ -15,8 +15,9 @@ def wheel_names(tmp_path_factory) -> set[str]:
     """Built from a copy of the tracked files: an in-tree build would leave build/ behind, whose stale files
     a later build may pack."""
     src, out = tmp_path_factory.mktemp("src"), tmp_path_factory.mktemp("wheel")
-    tracked = subprocess.run(["git", "ls-files", "pyproject.toml", "requirements.txt", "lina", "lina_app", "app.py"],
-                             cwd=ROOT, check=True, capture_output=True, text=True).stdout.split()
+    shipped_or_not = ["pyproject.toml", "requirements.txt", "lina", "lina_app", "app.py", "lab"]
+    tracked = subprocess.run(["git", "ls-files", *shipped_or_not], cwd=ROOT, check=True, capture_output=True,
+                             text=True).stdout.split()
     for name in tracked:
         (src / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(ROOT / name, src / name)
@@ -30,8 +31,8 @@ def test_the_wheel_ships_the_library_and_its_data_files(wheel_names):
     assert "lina/__init__.py" in wheel_names and "lina/tts.py" in wheel_names
     # The C step compiles from this source at run time; without it an installed copy runs the slower fused step.
     assert "lina/ops/native_step.c" in wheel_names
-    assert "lina/eval/style_model.json" in wheel_names
 
 
-def test_the_wheel_leaves_the_space_out(wheel_names):
-    assert not any(name.startswith(("lina_app/", "app.py", "tests/")) for name in wheel_names)
+def test_the_wheel_leaves_the_space_and_the_lab_out(wheel_names):
+    assert not any(name.startswith(("lina_app/", "app.py", "tests/", "lab/")) for name in wheel_names)
+    assert not any(name.startswith(("lina/training/", "lina/eval/")) for name in wheel_names)

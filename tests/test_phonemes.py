@@ -17,16 +17,16 @@ pytest.importorskip("gruut", reason="the phoneme front end needs gruut (requirem
 
 from test_lm_training import TINY_SETTINGS, fake_codes_dir  # noqa: E402  # isort: skip
 
+from lab.training.lm import phonemes as lm_phonemes  # noqa: E402
+from lab.training.lm.__main__ import main  # noqa: E402
+from lab.training.lm.checkpoint import load as load_checkpoint  # noqa: E402
+from lab.training.lm.train import RunOptions, train  # noqa: E402
 from lina.config import LinaConfig  # noqa: E402
 from lina.g2p import G2P  # noqa: E402
 from lina.phoneme_tokenizer import DEFAULT_SYMBOLS, PHONEMES, PhonemeTokenizer, PhonemeWarning  # noqa: E402
 from lina.pretrained import character_tokenizer, load_folder, save_folder, tiny_random  # noqa: E402
 from lina.text_frontend import tokenizer_from_str  # noqa: E402
 from lina.tokenizer import TextError, TextTokenizer, prepare_text  # noqa: E402
-from lina.training.lm import phonemes as lm_phonemes  # noqa: E402
-from lina.training.lm.__main__ import main  # noqa: E402
-from lina.training.lm.checkpoint import load as load_checkpoint  # noqa: E402
-from lina.training.lm.train import RunOptions, train  # noqa: E402
 
 ASSETS = Path(__file__).resolve().parents[1] / "assets" / "lina-mini"
 # Known words -> what gruut-lang-en 2.0.1 reads (its lexicon; "read" by part of speech).
@@ -195,7 +195,7 @@ def test_tiny_lm_trains_resumes_and_exports_with_phonemes(phoneme_run, tmp_path)
 
 def test_a_run_from_the_phoneme_cache_needs_no_g2p(tok, tmp_path, monkeypatch):
     import lina.g2p
-    from lina.training.lm.data import CodesSplit, read_manifest
+    from lab.training.lm.data import CodesSplit, read_manifest
 
     (tmp_path / "codes").mkdir()
     codes = fake_codes_dir(tmp_path / "codes", n_train=24, n_eval=4)

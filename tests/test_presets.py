@@ -1,4 +1,4 @@
-"""scripts/make_presets.py end to end on CPU: a tiny exported model, a fake codes folder, 2 tuning steps.
+"""lab/scripts/make_presets.py end to end on CPU: a tiny exported model, a fake codes folder, 2 tuning steps.
 
 The voices it writes load, fit the model they were tuned on, and the app's preset listing finds them
 (with their samples) once copied into a voices folder.
@@ -17,12 +17,12 @@ import soundfile
 import torch
 from scripts_loader import load_script
 
+from lab.training.corpus.texts import ALPHABET
+from lab.training.lm.configs import TINY
+from lab.training.lm.export import export
+from lab.training.lm.train import RunOptions, train
 from lina.ist import voice_distance
 from lina.pretrained import tiny_random
-from lina.training.corpus.texts import ALPHABET
-from lina.training.lm.configs import TINY
-from lina.training.lm.export import export
-from lina.training.lm.train import RunOptions, train
 from lina.tts import LinaTTS
 from lina.voice import Voice
 from lina_app.presets import list_presets
@@ -204,7 +204,7 @@ def test_make_presets_styles_from_neutral(model_and_codes, tmp_path):
 def test_make_presets_enroll(model_and_codes, tmp_path):
     """--enroll DIR: the styled speakers' voices come from DIR's enroll split (fresh clips), test voices
     from the test split as before; --resume re-tunes a voice whose clips came from elsewhere. Then
-    scripts/voice_fit.py scores the enroll clips those voices were not tuned on."""
+    lab/scripts/voice_fit.py scores the enroll clips those voices were not tuned on."""
     model, codes = model_and_codes
     script = load_script("make_presets")
     enroll, out, styled = tmp_path / "enroll", tmp_path / "out", tmp_path / "styled"

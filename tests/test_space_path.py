@@ -1,7 +1,7 @@
-"""bench/space_path.py on the CPU with the tiny random model: one measuring process, its rows and table."""
+"""lab/bench/space_path.py on the CPU with the tiny random model: one measuring process, its rows and table."""
 import json
 
-from bench import space_path
+from lab.bench import space_path
 
 
 def test_space_path_measure_phase_on_cpu(tmp_path, monkeypatch):

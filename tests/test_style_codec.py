@@ -1,4 +1,4 @@
-"""lina.eval.style_codec: corpus rows decoded from their stored codes where `style.train` reads them."""
+"""lab.eval.style_codec: corpus rows decoded from their stored codes where `style.train` reads them."""
 from __future__ import annotations
 
 import gzip
@@ -10,9 +10,9 @@ import soundfile
 import torch
 from scripts_loader import load_script
 
-from lina.eval.style_codec import decode_rows
+from lab.eval.style_codec import decode_rows
+from lab.training.corpus.generate import audio_path
 from lina.pretrained import tiny_random
-from lina.training.corpus.generate import audio_path
 
 ROWS = [{"id": "spk_happy_0001", "speaker": "spk", "style": "happy", "frames": 6},
         {"id": "spk_neutral_0001", "speaker": "spk", "style": "neutral", "frames": 4}]

@@ -1,4 +1,4 @@
-"""Style recognition (lina/eval/style.py): features on synthetic signals, the committed classifier on
+"""Style recognition (lab/eval/style.py): features on synthetic signals, the committed classifier on
 freshly rendered espeak-ng clips of two contrasting styles, and the CLI's confusion table."""
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import soundfile
 
-from lina.eval import style
+from lab.eval import style
 
 SR = 24_000
 SECONDS = 2.0
@@ -69,7 +69,7 @@ TEXTS = ("the mind may be as much cramped by too much knowledge as by ignorance.
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory):
     """Neutral, whisper and angry espeak-ng clips of sentences the corpus does not have, rendered as it does."""
-    from lina.training.corpus import engines, generate
+    from lab.training.corpus import engines, generate
 
     if not engines.available("espeak") or importlib.util.find_spec("pyworld") is None:
         pytest.skip("espeak-ng and pyworld are needed (scripts/corpus_setup.sh installs them)")

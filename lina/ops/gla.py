@@ -17,7 +17,7 @@ from torch import Tensor
 
 # exp(b_t - b_s) inside a chunk is formed explicitly: [C, C, Dk] per head, while the scan over chunks
 # touches a [Dk, Dv] state per chunk. 8 balances the two for Dk = 64, Dv = 128 (lina-mini): on a 2-core
-# CPU it halves a training step's GLA time against 16 (`python -m bench.ist_cpu`).
+# CPU it halves a training step's GLA time against 16 (`python -m lab.bench.ist_cpu`).
 DEFAULT_CHUNK = 8
 
 

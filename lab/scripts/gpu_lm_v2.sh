@@ -1,0 +1,220 @@
+#!/usr/bin/env bash
+# LM v2 in one lease of the GPU host: corpus v2 rows rendered there and encoded in the same pass
+# (lab.training.corpus.render_codes: formant engines on its CPUs, Kokoro on the GPU, the shipped codec on the
+# GPU; no WAV files), then LMs on those codes (phonemes and BPE side by side, or one). Steps are device calls
+# made back to back: the machine goes back 30 s after a call; /data and setsid processes live while it is held.
+# Rendering runs in the foreground of calls (resumable): a Kokoro render left in the background of a call died
+# when the call returned (session 9), while LM runs started with setsid survived.
+#
+# Here, once (~1 h of CPU; needs corpus_setup.sh, gruut, the Kokoro weights of lab/scripts/gpu_kokoro_bench.sh):
+#   python -m lab.training.corpus build --out data/corpus_v2_80h --recipe v2 --seed 0 --hours 80
+#   split it by engine into data/v2_80h_parts/{formant,kokoro}_{train,validation,test}.jsonl (piper rows are not
+#     rendered: its 58 MB voice would need three more calls and ~18 min of the host's CPUs)
+#   python -m lab.training.corpus.kokoro_render prepare --manifest data/v2_80h_parts/kokoro_{train,validation}.jsonl \
+#     --out data/kokoro_inputs_80h                                  # espeak-ng phonemes (the host has none)
+#   python -m lab.training.lm phonemize --codes data/ph_texts_80h # texts of every split -> phonemes.json.gz
+#   python -m lab.training.codec heldout --out data/heldout_v2     # the 32 fixed held-out clips of codec v2
+#   bash lab/scripts/corpus_bundle.sh download                         # .corpus_debs/
+#   bash lab/scripts/gpu_lm_v2.sh pack                                 # -> .lmv2/c1 .. cN, each < PIECE_MB MB
+# There, in order (carry .lmv2/cK in call K; `pack` prints N):
+#   bash lab/scripts/gpu_lm_v2.sh c1     wheels, source copy, fla warm-up on random codes (fills the Triton cache)
+#   bash lab/scripts/gpu_lm_v2.sh cK     stash; engines, inputs and Kokoro weights are unpacked once complete
+#   (codec v2 first:) bash lab/scripts/gpu_lm_v2.sh wavs     WAV files of every train/validation row (repeat until
+#                                    Kokoro prints no row left), then `codec mel 420` per call, then `codec freeze`
+#   bash lab/scripts/gpu_lm_v2.sh render render + encode every train/validation row, MAX_SECONDS (480) per call;
+#                                    repeat until it prints "all rows done"; then the codes folder is finalized
+#   bash lab/scripts/gpu_lm_v2.sh train  start the LMs (LM_RUNS: FRONTEND:CONFIG each, default "phonemes:mini phonemes:small",
+#                                    side by side on the GPU) for AB_SECONDS; the call waits CALL_SECONDS
+#   bash lab/scripts/gpu_lm_v2.sh finish wait for the LMs (FINISH_DEADLINE s, then they save and stop); $OUT:
+#                                    lmv2.tar.partNN (checkpoints fp16, logs, codes summary; < 64 MiB: SHIP names
+#                                    the runs to send, e.g. SHIP=phonemes_mini, then SHIP=phonemes_small again)
+#   bash lab/scripts/gpu_lm_v2.sh status
+# Env: AB_STEPS (3000), AB_SECONDS (780), PARTS (data/v2_80h_parts), KOKORO_INPUTS (data/kokoro_inputs_80h),
+#      PHONEMES (data/ph_texts_80h/phonemes.json.gz), PIECE_MB (20), DRY (skip pip: a dry run here),
+#      WARM (1; 0: no fla warm-up in c1, for a codec lease), MEL_INIT (codec mel: start from that export),
+#      FROZEN (data/codec_v2_frozen/codec: the frozen codec v2 that `pack` carries), CODEC (the codec `render` encodes
+#      with: the carried frozen codec there, else assets/lina-mini/codec).
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+OUT=${OUT:-out}; DATA=${DATA:-/data}; SITE=${SITE:-/tmp/site}
+STASH=$DATA/stash SRC=$DATA/src CODES=$DATA/codes
+mkdir -p "$OUT" "$DATA" "$STASH"
+export PYTHONUNBUFFERED=1 TRITON_CACHE_DIR=$DATA/triton FLA_CACHE_RESULTS=1 LINA_CORPUS_ROOT=$DATA/root
+PIP=(python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE")
+LM_WHEELS="soundfile cffi pycparser soxr num2words praat_parselmouth pyworld_prebuilt fla_core pesq pystoi"
+CARRY=.lmv2 PIECE_MB=${PIECE_MB:-20}
+PARTS=${PARTS:-data/v2_80h_parts} KOKORO_INPUTS=${KOKORO_INPUTS:-data/kokoro_inputs_80h}
+PHONEMES=${PHONEMES:-data/ph_texts_80h/phonemes.json.gz}
+# The codes the LM learns: the frozen codec v2 carried by `pack` (FROZEN here -> $DATA/codec_frozen there), else v1.
+FROZEN=${FROZEN:-data/codec_v2_frozen/codec}
+CODEC=${CODEC:-$([ -d "$DATA/codec_frozen" ] && echo "$DATA/codec_frozen" || echo assets/lina-mini/codec)}
+LM_RUNS=(${LM_RUNS:-phonemes:mini phonemes:small})  # run NAME = FRONTEND_CONFIG
+RUN_NAMES=(); for r in "${LM_RUNS[@]}"; do RUN_NAMES+=("${r%%:*}_${r##*:}"); done
+MANIFESTS=("$DATA"/parts/formant_train.jsonl "$DATA"/parts/formant_validation.jsonl "$DATA"/parts/kokoro_train.jsonl
+           "$DATA"/parts/kokoro_validation.jsonl)
+
+stash() { mkdir -p "$STASH" && cp -r "$CARRY/$1"/. "$STASH"/ && echo "stashed $1: $(ls "$STASH" | wc -l) files"; }
+joined() {  # $1: a file cut into $1.part.NN pieces in the stash -> path of the joined file, once all are there
+  local n; n=$(cat "$STASH/$1.parts" 2>/dev/null) || return 1
+  [ "$(ls "$STASH/$1".part.* 2>/dev/null | wc -l)" = "$n" ] || return 1
+  [ -f "$STASH/$1" ] || cat "$STASH/$1".part.* > "$STASH/$1"
+  echo "$STASH/$1"
+}
+in_src() { cd "$SRC" && export PYTHONPATH=$SITE:$SRC; }
+unpack_ready() {  # engines, inputs and Kokoro weights, each once all its pieces are stashed
+  local f
+  if f=$(joined debs.tar) && [ ! -d "$DATA/root" ]; then
+    tar -xf "$f" -C "$SRC" && (in_src && bash lab/scripts/corpus_bundle.sh unpack "$DATA/root" | tail -n 1)
+    [ -e /usr/share/festival ] || ln -sfn "$DATA/root/usr/share/festival" /usr/share/festival  # festival reads init.scm there
+    (in_src && bash lab/scripts/corpus_bundle.sh check "$DATA/root" 2>&1 | grep -v "piper\|kokoro")
+  fi
+  if f=$(joined inputs.tgz) && [ ! -d "$DATA/parts" ]; then tar -xzf "$f" -C "$DATA" && ls "$DATA"/parts; fi
+  if f=$(joined codec.tar) && [ ! -d "$DATA/codec_frozen" ] && [ -s "$f" ]; then
+    mkdir -p "$DATA/codec_frozen" && tar -xf "$f" -C "$DATA/codec_frozen" && echo "frozen codec: $(cat "$DATA/codec_frozen/codes.json" | tr -d '\n ')"
+  fi
+  if f=$(joined kokoro.safetensors.gz) && [ ! -f "$STASH/kokoro.safetensors" ]; then
+    gzip -dc "$f" > "$STASH/kokoro.safetensors" && echo "kokoro weights joined"
+  fi
+}
+status() {
+  echo "== $(date +%T) shards: $(ls "$CODES"/shards 2>/dev/null | wc -l)"
+  for fe in warm "${RUN_NAMES[@]}"; do [ -f "$DATA/lm_$fe.log" ] && { echo "-- $fe"; tail -n 2 "$DATA/lm_$fe.log" | cut -c1-300; }; done
+  for fe in "${RUN_NAMES[@]}"; do [ -f "$DATA/run_$fe/log.jsonl" ] && grep val_loss "$DATA/run_$fe/log.jsonl" | tail -n 3; done
+  nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader 2>/dev/null; true
+}
+start_lm() {  # $1: name, $2: codes folder, $3...: more train options (--config among them)
+  local name=$1 codes=$2; shift 2
+  setsid nohup python3 -m lab.training.lm train --codes "$codes" --run "$DATA/run_$name" \
+    --warmup 150 --val-every 600 --val-batches 10 --no-initial-val --pair-fraction 0.3 "$@" \
+    > "$DATA/lm_$name.log" 2>&1 < /dev/null &
+}
+
+case "${1:-status}" in
+  pack)  # here: carries of < PIECE_MB MB (the tree itself takes ~44 of the 67 MB (64 MiB) a call carries: check before a lease)
+    rm -rf $CARRY && mkdir -p $CARRY/c1 $CARRY/big
+    grep -q "^/$CARRY/" .git/info/exclude || echo "/$CARRY/" >> .git/info/exclude
+    for w in $LM_WHEELS; do cp .whl/${w}-*.whl $CARRY/c1/ 2>/dev/null || cp /tmp/pyworld_whl/${w}-*.whl $CARRY/c1/ || exit 1; done
+    cp .kokoro_carry/p1/*.whl $CARRY/c1/
+    staging=$(mktemp -d) && mkdir -p "$staging/parts" && cp "$PARTS"/*.jsonl "$staging/parts/" && cp -r "$KOKORO_INPUTS" "$staging/kokoro_inputs" \
+      && cp "$PHONEMES" "$staging/phonemes.json.gz" && cp -r "${HELDOUT:-data/heldout_v2}" "$staging/heldout" && tar -C "$staging" -czf $CARRY/big/inputs.tgz . && rm -rf "$staging" || exit 1
+    tar -cf $CARRY/big/debs.tar .corpus_debs
+    cat .kokoro_carry/p1/weights.gz.1 .kokoro_carry/p2/weights.gz.2 .kokoro_carry/p3/weights.gz.3 > $CARRY/big/kokoro.safetensors.gz
+    if [ -d "$FROZEN" ]; then tar -C "$FROZEN" -cf $CARRY/big/codec.tar . && echo "frozen codec: $FROZEN"; else : > $CARRY/big/codec.tar; fi
+    python3 - "$CARRY" "$PIECE_MB" <<'EOF' || exit 1
+import sys
+from pathlib import Path
+carry, limit = Path(sys.argv[1]), int(float(sys.argv[2]) * 1e6)
+room = {"c1": limit - sum(f.stat().st_size for f in (carry / "c1").iterdir())}
+for name in ("inputs.tgz", "debs.tar", "kokoro.safetensors.gz", "codec.tar"):  # one stream of pieces, calls filled in order
+    data, pos, k = (carry / "big" / name).read_bytes(), 0, 0
+    while pos < len(data):
+        c = next((c for c, r in room.items() if r > 0), None)
+        if c is None:
+            c = f"c{len(room) + 1}"
+            room[c] = limit
+            (carry / c).mkdir()
+        take = min(room[c], len(data) - pos)
+        (carry / c / f"{name}.part.{k:02d}").write_bytes(data[pos:pos + take])
+        room[c] -= take; pos += take; k += 1
+    (carry / f"{name}.parts").write_text(str(k))
+for c in room:
+    for name in ("inputs.tgz", "debs.tar", "kokoro.safetensors.gz", "codec.tar"):
+        (carry / c / f"{name}.parts").write_text((carry / f"{name}.parts").read_text())
+    print(c, round(sum(f.stat().st_size for f in (carry / c).iterdir()) / 1e6, 1), "MB")
+print("calls to carry:", len(room))
+EOF
+    cmp <(cat $CARRY/c*/kokoro.safetensors.gz.part.* | gzip -dc | sha256sum | cut -c1-64) \
+      <(python3 -c "import json; print(json.load(open('.kokoro_carry/p1/manifest.json'))['sha256'])") || exit 1
+    rm -rf $CARRY/big $CARRY/*.parts ;;
+  c1)
+    stash c1
+    [ -n "${DRY:-}" ] || "${PIP[@]}" "$STASH"/*.whl || exit 1
+    touch "$SITE/.codec_v2_ready"  # what lab/scripts/gpu_codec_v2.sh's training steps check: wheels in place
+    rm -rf "$SRC" && mkdir -p "$SRC" && cp -r lina lab assets scripts "$SRC"/
+    in_src
+    python3 -c "import torch, fla, parselmouth, soxr, soundfile; print('torch', torch.__version__, torch.cuda.get_device_name(0) if torch.cuda.is_available() else 'no GPU')" || exit 1
+    nproc; df -h "$DATA" | tail -1
+    # Warm-up: a short run on random codes with the corpus's lengths fills fla's autotune cache meanwhile.
+    python3 - "$DATA/warm_codes" <<'EOF' || exit 1
+import gzip, json, sys
+from pathlib import Path
+import numpy as np
+out, rng = Path(sys.argv[1]), np.random.default_rng(0)
+out.mkdir(parents=True, exist_ok=True)
+words = ["the", "voice", "reads", "a", "short", "sentence", "of", "many", "words", "again"]
+for split, n in (("train", 4000), ("validation", 200)):
+    frames = np.clip(rng.lognormal(np.log(450), 0.5, n), 60, 1500).astype(int)
+    rows = [{"id": f"w{i}", "speaker": f"s{i % 50}", "style": "neutral", "offset": int(o), "frames": int(f),
+             "text": " ".join(rng.choice(words, max(2, f // 30)))} for i, (o, f) in enumerate(zip(np.cumsum(frames) - frames, frames))]
+    np.save(out / f"{split}.codes.npy", rng.integers(0, 4096, int(frames.sum())).astype(np.uint16))
+    with gzip.open(out / f"{split}.jsonl.gz", "wt") as f:
+        f.write("".join(json.dumps(r) + "\n" for r in rows))
+EOF
+    [ "${WARM:-1}" = 0 ] || start_lm warm "$DATA/warm_codes" --config mini --steps 400 --max-seconds 420  # WARM=0: a codec lease
+    unpack_ready; sleep 10; status ;;
+  c[2-9]|c[1-9][0-9])
+    stash "$1"; in_src; unpack_ready; status ;;
+  wavs)  # audio files for codec v2: formant rows on the CPUs (background), Kokoro on the GPU (foreground, resumes)
+    in_src
+    [ -d "$DATA/parts" ] && [ -f "$STASH/kokoro.safetensors" ] && [ -d "$DATA/root" ] || { echo "carries missing"; exit 1; }
+    pgrep -f '[c]orpus render --manifest' > /dev/null || setsid nohup python3 -m lab.training.corpus render \
+      --manifest "$DATA"/parts/formant_{train,validation}.jsonl --out "$DATA/audio" --jobs "${RENDER_JOBS:-10}" \
+      > "$DATA/render_formant.log" 2>&1 < /dev/null &
+    timeout -s INT $(( ${MAX_SECONDS:-480} + 45 )) python3 -m lab.training.corpus.kokoro_render render --inputs "$DATA/kokoro_inputs" \
+      --weights "$STASH/kokoro.safetensors" --out "$DATA/audio" --jobs "${KOKORO_JOBS:-6}" --max-seconds "${MAX_SECONDS:-480}" \
+      --device "${RENDER_DEVICE:-cuda}" 2>&1 | tee -a "$DATA/render_kokoro.log" | tail -n 3
+    tail -n 4 "$DATA/render_formant.log"; echo "wav files: $(find "$DATA/audio" -name '*.wav' | wc -l)" ;;
+  codec)  # codec v2 on those files (docs/codec_v2.md): `codec mel SECONDS`, then `codec freeze` ($OUT gets each export)
+    in_src
+    TRAIN_MANIFESTS="$DATA/parts/formant_train.jsonl $DATA/parts/kokoro_train.jsonl" AUDIO_ROOTS="$DATA/audio" \
+      bash lab/scripts/gpu_codec_v2.sh "${2:-mel}" "${3:-420}" ;;
+  render)
+    in_src
+    [ -d "$DATA/parts" ] && [ -f "$STASH/kokoro.safetensors" ] && [ -d "$DATA/root" ] || { echo "carries missing"; exit 1; }
+    pkill -f '[l]m train --codes .*warm_codes'
+    echo "codec: $CODEC"
+    # The log goes to /data too, and a hard limit (SIGINT: shards so far are saved) keeps the call under 600 s:
+    # session 10's `wavs` call ran past its 600 s with nothing printed.
+    timeout -s INT $(( ${MAX_SECONDS:-480} + 45 )) python3 -m lab.training.corpus.render_codes run --manifest "${MANIFESTS[@]}" \
+      --kokoro-inputs "$DATA/kokoro_inputs" --kokoro-weights "$STASH/kokoro.safetensors" --codec "$CODEC" --out "$CODES" \
+      --device "${RENDER_DEVICE:-cuda}" --jobs "${RENDER_JOBS:-14}" --max-seconds "${MAX_SECONDS:-480}" 2>&1 \
+      | tee -a "$DATA/render_codes.log" | tail -n 8
+    total=$(cat "${MANIFESTS[@]}" | wc -l)
+    done_rows=$(python3 -c "from lab.training.corpus.render_codes import done_ids; from pathlib import Path; print(len(done_ids(Path('$CODES'))))")
+    echo "rows done: $done_rows of $total"
+    if [ "$done_rows" -ge "$total" ] || [ -n "${FINALIZE_ANYWAY:-}" ]; then
+      python3 -m lab.training.corpus.render_codes finalize --manifest "${MANIFESTS[@]}" --codec "$CODEC" \
+        --out "$CODES" | tail -n 20 && cp "$DATA/phonemes.json.gz" "$CODES/" && echo "all rows done: codes finalized"
+    fi ;;
+  train)
+    t0=$(date +%s); in_src
+    [ -f "$CODES/train.jsonl.gz" ] || { echo "no codes: run render until it says all rows done"; exit 1; }
+    for r in "${LM_RUNS[@]}"; do
+      start_lm "${r%%:*}_${r##*:}" "$CODES" --text-frontend "${r%%:*}" --config "${r##*:}" --steps "${AB_STEPS:-3000}" \
+        --max-seconds "${AB_SECONDS:-780}"
+    done
+    # Meanwhile (PROFILE_GAN=0 skips it): where the codec GAN step spends its time, ~1 min shared with the LMs.
+    if [ "${PROFILE_GAN:-1}" = 1 ] && [ -d "$DATA/codec_frozen" ]; then
+      timeout 240 python3 lab/scripts/codec_gan_profile.py --device cuda --init "$DATA/codec_frozen" --steps 5 2>&1 | tail -n 16
+    fi
+    sleep $(( ${CALL_SECONDS:-570} - ($(date +%s) - t0) )); status ;;  # keep the call (and the machine) busy
+  finish)  # the runs stop themselves at AB_SECONDS; past FINISH_DEADLINE s they are told to save and stop
+    t0=$(date +%s)
+    while pgrep -f "[l]ab.training.lm train --codes $CODES" > /dev/null; do
+      [ $(( $(date +%s) - t0 )) -gt "${FINISH_DEADLINE:-500}" ] && pkill -TERM -f "[l]ab.training.lm train --codes $CODES"
+      sleep 3
+    done
+    in_src; rm -rf "$DATA/ret" && mkdir -p "$DATA/ret"
+    # $OUT takes 64 MiB: mini (24 MB fp16) and small (49 MB) go back in two calls: SHIP=phonemes_small finish again.
+    for fe in ${SHIP:-${RUN_NAMES[@]}}; do
+      tail -n 2 "$DATA/lm_$fe.log" | cut -c1-300
+      python3 -m lab.training.lm shard --run "$DATA/run_$fe" --out "$DATA/ret/ckpt_$fe" --weights-only --half --with-log > /dev/null
+    done
+    cp "$CODES/summary.json" "$DATA"/lm_*.log "$DATA/ret/"
+    tar -C "$DATA" -cf - ret | split -b 15m -d - "$OUT/lmv2.tar.part"  # $OUT takes 8 files of 16 MiB
+    ls -la "$OUT"; cat "$CODES/summary.json" ;;
+  status)
+    sleep "${WAIT:-0}"; status ;;
+  *)
+    sed -n '2,30p' "$0"; exit 2 ;;
+esac
