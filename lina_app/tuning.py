@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from lina.constants import FRAME_RATE
 from lina_app.settings import TUNING_BATCH_SIZE
 
-# CPU: ~1 minute at the default steps on a 2-core machine (the measurement: 2.8 ms per code
+# CPU: ~1 minute at the default steps on a 2-core machine (measured: 2.8 ms per code
 # frame per step, 12.5 s a step for 8 clips of ~7.5 s).
 CPU_CROP_SECONDS = 6.0           # each clip's first 6 s in a step
 CPU_SECONDS_PER_STEP = 12.0      # audio one step reads at most: 2 crops

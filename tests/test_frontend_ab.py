@@ -1,4 +1,4 @@
-"""lab/scripts/frontend_ab.py: the BPE-vs-phonemes comparison of two evaluations (issue 28)."""
+"""lab/scripts/frontend_ab.py: the BPE-vs-phonemes comparison of two evaluations."""
 from __future__ import annotations
 
 import gzip

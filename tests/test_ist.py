@@ -1,4 +1,4 @@
-"""Initial-State Tuning from a start voice, with an anchor penalty towards it (issue 7: styles as offsets
+"""Initial-State Tuning from a start voice, with an anchor penalty towards it (styles as offsets
 from the speaker's neutral voice), on a tiny random model."""
 import math
 

@@ -1,4 +1,4 @@
-"""The phoneme front end (issue 28): G2P (gruut, fast path vs gruut as shipped), the phoneme tokenizer,
+"""The phoneme front end: G2P (gruut, fast path vs gruut as shipped), the phoneme tokenizer,
 ``LinaConfig.text_frontend``, model folders, LinaTTS on hostile text, and a tiny LM trained on phonemes.
 
 Needs gruut + gruut-lang-en (requirements.txt); skipped with that reason where they are absent.

@@ -1,4 +1,4 @@
-"""Bytes a decoding step must move, and the speed that allows: the memory floor of issue 8.
+"""Bytes a decoding step must move, and the speed that allows: the memory floor of decoding.
 
 Computed from the model's hyper-parameters (:class:`lina.config.LinaConfig`, pure Python: no torch),
 per step of a batch of ``B`` rows:
@@ -17,7 +17,7 @@ per step of a batch of ``B`` rows:
 
 Activations (``[B, d]`` vectors, the ``[B, V]`` logits, sampling) are left out: at most a few MB. The
 floor is ``bytes / bandwidth``: the copy bandwidth `lab.bench.latency` measured (``bandwidth_gbs``, read +
-write counted), else :data:`FALLBACK_BANDWIDTH` (3.0e12 B/s, an H100's HBM3 as measured in issue 8).
+write counted), else :data:`FALLBACK_BANDWIDTH` (3.0e12 B/s, an H100's HBM3 as measured by the speed benches).
 """
 from __future__ import annotations
 
@@ -107,7 +107,7 @@ def bandwidth_of(found: dict) -> tuple[float, str]:
         gbs = (found.get(key) or {}).get("bandwidth_gbs")
         if gbs:
             return gbs * 1e9, f"{key}.json copy bandwidth"
-    return FALLBACK_BANDWIDTH, "fallback 3.0e12 B/s (H100 HBM3 copy bandwidth measured in issue 8)"
+    return FALLBACK_BANDWIDTH, "fallback 3.0e12 B/s (H100 HBM3 copy bandwidth measured by the speed benches)"
 
 
 def table_rows(cfg: LinaConfig, dtype: str, batches=(1, 16, 64, 256), lengths=(500, 1500, 3000),

@@ -1,4 +1,4 @@
-"""The issue-8 speed report: markdown tables (and a plot) from the JSON files the benches wrote.
+"""The speed report: markdown tables (and a plot) from the JSON files the benches wrote.
 
     python -m lab.bench.report --results out [--out-md out/report.md] [--plot out/throughput.png]
 
@@ -8,7 +8,7 @@ earlier ones), ``latency.json``, ``latency_fla.json`` (`lab.bench.latency`), ``c
 (`lab/bench/codec_speed.py`), ``cpu_embedded.json`` (`lab.bench.cpu_embedded`) and ``check_*.json`` (the
 tiny-model GPU check of `lab/scripts/gpu_bench.sh check`). A missing file or row reads "not measured".
 Tables: sources, throughput vs batch, length at batch 64, batch-1 latency, time to first audio,
-prefill, IST, codec, the embedded model on the CPU, the GPU check, and the targets of issue 8
+prefill, IST, codec, the embedded model on the CPU, the GPU check, and the speed targets
 (`lab.bench.report_targets`). The plot (`lab.bench.report_plot`): throughput vs batch, peak memory vs length.
 Only the standard library and matplotlib: no torch.
 """
@@ -249,7 +249,7 @@ def report(found: dict) -> str:
     section("Embedded model on the CPU", cpu, lambda: cpu_rows(cpu), "no cpu_embedded.json")
     section("GPU check (tiny model)", any(k.startswith("check_") for k in found), lambda: check(found),
             "no check_*.json")
-    section("Targets (issue 8)", True, lambda: targets_table(tp, found, ist_rows(found)), "")
+    section("Targets", True, lambda: targets_table(tp, found, ist_rows(found)), "")
     return "\n".join(out)
 
 

@@ -1,4 +1,4 @@
-"""The targets of issue 8, met or missed, from the result documents `lab.bench.report` has read."""
+"""The speed targets, met or missed, from the result documents `lab.bench.report` has read."""
 from __future__ import annotations
 
 from lab.bench.report_data import NM, best_gla, dtype_name, num, rate, ratio, table

@@ -1,4 +1,4 @@
-"""Is a clip's speaking style recognizable? Prosodic features, a small classifier, confusion tables (issue 7).
+"""Is a clip's speaking style recognizable? Prosodic features, a small classifier, confusion tables.
 
 The six corpus styles (neutral, happy, sad, angry, whisper, calm; `lab.training.corpus.styles`) differ in
 F0 level and range, tempo, loudness, spectral tilt, saturation and voicing. `clip_features` measures

@@ -1,4 +1,4 @@
-"""The style classifier of the codec's domain (issue 7).
+"""The style classifier of the codec's domain.
 
 lina-mini can only say what its codec can carry. The committed classifier (`lab.eval.style`,
 ``style_model.json``) is fit on the corpus renderer's audio, and the codec alone takes its accuracy on real

@@ -1,4 +1,4 @@
-"""Is each preset voice's style recognizable? Several sentences per voice, the style classifier (issue 7).
+"""Is each preset voice's style recognizable? Several sentences per voice, the style classifier.
 
 `python -m lab.eval.style eval --presets` classifies one ~4 s sample per preset: a noisy measurement.
 Here every compatible voice of a folder speaks the same N fixed, style-neutral sentences (Harvard-like,

@@ -13,7 +13,7 @@ A test list is a JSON manifest (``lina-testlist`` version 1)::
 (a clip of the target speaker used for prompting and Initial-State Tuning, never spoken by the
 model). ``audio`` is a path relative to the manifest's folder; ``recipe`` regenerates the clip (see
 ``lab.eval.references``) when there is no file. Speakers of a corpus test split are unseen in
-training; the corpus manifest (issue 6) plugs in here with ``--testlist``.
+training; the corpus manifest (lab.training.corpus) plugs in here with ``--testlist``.
 
 Built in until the corpus exists: ``QUICK`` (2 flite voices x 1 sentence, 2 enrollment clips each:
 CI) and ``TEST`` (4 flite voices x 5 sentences, ~1 min of enrollment each). Sentences are from the
@@ -145,7 +145,7 @@ def from_rows(name: str, rows: list[dict], audio_of, tests_per_speaker: int = 5,
     sentences and the following rows enrollment clips up to ``enroll_seconds`` (by ``duration``).
     ``audio_of(row)`` gives the clip's path (relative to ``root`` or absolute).
 
-    The corpus test split (issue 6: unseen speakers and sentences) plugs in here; save the result
+    The corpus test split (unseen speakers and sentences) plugs in here; save the result
     with ``.save()`` and pass it to ``python -m lab.evaluate --testlist``.
     """
     by_speaker: dict[str, list[dict]] = {}

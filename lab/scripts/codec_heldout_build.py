@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes lab/training/codec/heldout_v2.jsonl: the fixed held-out clips of codec v2 (issue 28).
+"""Writes lab/training/codec/heldout_v2.jsonl: the fixed held-out clips of codec v2.
 
 32 clips, 8 per engine (piper joe and two new derivations of it, espeak-ng stock and new random
 variants, flite voices and derivations, Kokoro packs, a half swap and a noisy style), each reading its own
@@ -24,7 +24,7 @@ from lab.training.corpus.texts import ALPHABET  # noqa: E402
 from lina.text import normalize_text  # noqa: E402
 
 SET_NAME = "heldout_v2"
-SEED = 28  # the issue's number: draws of this set are independent of the corpus' seed 0
+SEED = 28  # a seed of its own: draws of this set are independent of the corpus' seed 0
 
 # Written for this set; 9 to 17 words, so 3 to 6 s at the engines' pace.
 SENTENCES = (
@@ -90,7 +90,7 @@ def _speakers() -> list[dict]:
         {"id": "h-flite-rms", "engine": "flite", "voice": "rms", "family": "flite-rms"},
         {"id": "h-flite-slt-lo", "engine": "flite", "voice": "slt", "family": "flite-slt", "f0_hz": 164.0,
          "f0_std_hz": 20.0, "formant": 0.88, "pitch": 0.75, "eq": [[900.0, 4.0, 1.0]]},
-        # Kokoro: two packs as they are, a timbre half swap and a noisy style (new voices, issue 28). Kokoro
+        # Kokoro: two packs as they are, a timbre half swap and a noisy style (new voices of corpus v2). Kokoro
         # rows depend on lab.training.corpus.engines_kokoro's recipe semantics: a change there changes
         # these clips, which the rendered set's fingerprint shows.
         {"id": "h-kokoro-jm_kumo", "engine": "kokoro", "voice": "jm_kumo", "family": "kokoro-jm_kumo"},

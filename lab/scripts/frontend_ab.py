@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Compares two (or more) evaluations of one test list: which text front end reads better (issue 28).
+"""Compares two (or more) evaluations of one test list: which text front end reads better.
 
     python3 lab/scripts/frontend_ab.py out/ab/eval-bpe/results.json out/ab/eval-phonemes/results.json \
         --labels bpe,phonemes --train-manifest data/codes/train.jsonl.gz --out out/ab/frontend_ab.md

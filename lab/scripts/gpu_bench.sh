@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Issue-8 speed measurements on one GPU (written for an H100), one phase per device call: each phase
+# The speed measurements on one GPU (written for an H100), one phase per device call: each phase
 # ends well inside a 10-minute call and writes <phase>.log and its JSON under $OUT (<phase>.json;
 # check: check_throughput.json + check_latency.json; codec: codec_gpu.json), rewriting the JSON
 # after every row (a killed phase keeps its rows; the log shows them as they come, flushed).

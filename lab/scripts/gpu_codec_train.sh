@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# lina-codec-mini on the GPU host, one phase per device call (issue 6). The machine keeps /data and
+# lina-codec-mini on the GPU host, one phase per device call. The machine keeps /data and
 # /tmp/site while it is held, and processes started with setsid keep running between calls, so the
 # corpus renders in the background while the codec trains on what is already there.
 #

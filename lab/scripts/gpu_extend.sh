@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Corpus extension + codec decoder fine-tuning on the GPU host, one phase per device call (issues 6, 7).
+# Corpus extension + codec decoder fine-tuning on the GPU host, one phase per device call.
 #
 # lina-mini v1 overfit its 28 h of train codes after 7 epochs. This renders ~25 h more train rows
 # (data/carry/{np,pp}_ext.jsonl.gz: new (speaker, sentence, style) readings of train speakers, made from

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# BPE vs phonemes (issue 28, docs/text_frontend.md): two LMs trained side by side on one GPU, on the same
+# BPE vs phonemes (docs/text_frontend.md): two LMs trained side by side on one GPU, on the same
 # codes with the same settings and steps (the batches depend on the codes' lengths only, so both runs
 # see the same utterances in the same order); only --text-frontend differs. One phase per device call;
 # /data and setsid processes outlive a call while the machine is held (it goes back 30 s after a call

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# lina-mini on the GPU host, one phase per device call (issue 7); /data and setsid processes outlive a
+# lina-mini on the GPU host, one phase per device call; /data and setsid processes outlive a
 # call while the machine is held. A held machine goes back 30 s after a call ends: keep one in flight
 # (`wait`) while training runs.
 #   start   carry .whl_lm .src .carry_codes (codes2.tgz = `tar -C data -czf .carry_codes/codes2.tgz codes2`:
@@ -13,7 +13,7 @@
 #           (PRESETS_DIR names another folder/tar, PRESETS_ARGS adds make_presets.py options, e.g.
 #           "--only-test --test-speakers a,b" for held-out-clean voices of evaluation speakers;
 #           PRESETS_SHARDS=N runs N make_presets.py --shard processes side by side on the GPU)
-# (issue-8 speed measurements: lab/scripts/gpu_bench.sh)
+# (speed measurements: lab/scripts/gpu_bench.sh)
 # .whl_lm holds fla and its pure-Python needs, num2words, and soundfile/soxr (+ cffi) for the samples.
 #
 # The code that runs is the committed HEAD (`.src/src.tgz`, made by `git archive` before `start`), not the

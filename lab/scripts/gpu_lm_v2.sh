@@ -4,7 +4,7 @@
 # GPU; no WAV files), then LMs on those codes (phonemes and BPE side by side, or one). Steps are device calls
 # made back to back: the machine goes back 30 s after a call; /data and setsid processes live while it is held.
 # Rendering runs in the foreground of calls (resumable): a Kokoro render left in the background of a call died
-# when the call returned (session 9), while LM runs started with setsid survived.
+# when the call returned (first LM v2 lease), while LM runs started with setsid survived.
 #
 # Here, once (~1 h of CPU; needs corpus_setup.sh, gruut, the Kokoro weights of lab/scripts/gpu_kokoro_bench.sh):
 #   python -m lab.training.corpus build --out data/corpus_v2_80h --recipe v2 --seed 0 --hours 80
@@ -174,7 +174,7 @@ EOF
     pkill -f '[l]m train --codes .*warm_codes'
     echo "codec: $CODEC"
     # The log goes to /data too, and a hard limit (SIGINT: shards so far are saved) keeps the call under 600 s:
-    # session 10's `wavs` call ran past its 600 s with nothing printed.
+    # the codec v2 lease's `wavs` call ran past its 600 s with nothing printed.
     timeout -s INT $(( ${MAX_SECONDS:-480} + 45 )) python3 -m lab.training.corpus.render_codes run --manifest "${MANIFESTS[@]}" \
       --kokoro-inputs "$DATA/kokoro_inputs" --kokoro-weights "$STASH/kokoro.safetensors" --codec "$CODEC" --out "$CODES" \
       --device "${RENDER_DEVICE:-cuda}" --jobs "${RENDER_JOBS:-14}" --max-seconds "${MAX_SECONDS:-480}" 2>&1 \

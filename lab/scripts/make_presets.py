@@ -16,7 +16,7 @@ No audio is needed: the clips come from the codes folder the model was trained o
 
 Clips: sorted by id, taken while their total stays within ``--clips-seconds`` (at least one).
 
-``--styles-from-neutral`` (issue 7): a styled speaker's neutral voice is tuned first (as always), then its
+``--styles-from-neutral``: a styled speaker's neutral voice is tuned first (as always), then its
 other styles start from it instead of a random init, ``--anchor W`` adding W x the relative distance of
 their state to the neutral one to the loss (`lina.ist.tune_voice`), so a style is an offset from the
 speaker. Those voices record ``extra.start`` (the neutral slug), ``anchor_weight`` and ``start_distance``

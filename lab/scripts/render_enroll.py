@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Fresh enrollment clips of the styled train speakers, for their preset voices (issue 7).
+"""Fresh enrollment clips of the styled train speakers, for their preset voices.
 
 Why: lina-mini has partly memorized its training clips (train loss 1.9 against 2.7 on validation).
 Voices tuned on those clips learn to recall *those clips* rather than the speaker and the style: on

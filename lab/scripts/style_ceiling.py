@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""How much of the corpus styles survives the codec? The ceiling of preset style recognition (issue 7).
+"""How much of the corpus styles survives the codec? The ceiling of preset style recognition.
 
 lina-mini speaks through its codec: if the style classifier (`lab.eval.style`) cannot tell the styles of
 *real* corpus clips once they are coded and decoded, no language model or voice can make them recognizable.

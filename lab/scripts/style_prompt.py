@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Is a style heard better through prompt continuation than through the IST presets? (issue 7)
+"""Is a style heard better through prompt continuation than through the IST presets?
 
 For every (speaker, style) of the enrollment clips (``lab/scripts/render_enroll.py``), the last clip of 3-5 s is
 the prompt (with its transcript, `LinaTTS.clone`) for the same sentences and seeds `lab.eval.style_presets`

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Do the styled preset voices fit *unseen* clips of their speaker and style? (issue 7)
+"""Do the styled preset voices fit *unseen* clips of their speaker and style?
 
 For every styled speaker with voices in ``--voices`` and rows in ``--codes``'s ``--split``: its held-out
 clips of each style (its last rows that none of the speaker's voices was tuned on, ``extra.clip_ids``,

@@ -1,7 +1,7 @@
 """The held-out curve of a codec lineage: PESQ-wb and STOI against log training steps, for the model card.
 
 Reads the `eval.jsonl` of one or more runs (lab.training.codec.eval_hook), in lineage order, and
-plots every row at its `total_step`, with the issue's targets as dashed lines: whoever continues the
+plots every row at its `total_step`, with codec v2's targets as dashed lines: whoever continues the
 lineage sees whether the recipe is heading for them. Rows of another clip set (fingerprint) than the
 first run's are left out and counted: scores on other clips do not belong on one curve.
 """

@@ -1,4 +1,4 @@
-"""A synthetic, Expresso-like English corpus for training lina-mini offline (issue 6, part 1).
+"""A synthetic, Expresso-like English corpus for training lina-mini offline.
 
 Offline engines (espeak-ng, flite, festival, the piper `joe` voice) read Debian's public-domain texts
 as 150+ speakers (base voices and pitch/formant/timbre-derived ones, de-duplicated with resemblyzer),
@@ -10,7 +10,7 @@ audio is rendered on demand and is the same for the same row (seeded).
     python -m lab.training.corpus dedup  --out lab/training/corpus/dedup_seed0.json --jobs 2
     python -m lab.training.corpus bench | status
 
-Corpus v2 (issue 28, `build --recipe v2`) adds Kokoro-82M voices (engines_kokoro), screened by Whisper
+Corpus v2 (`build --recipe v2`) adds Kokoro-82M voices (engines_kokoro), screened by Whisper
 WER (screen) and de-duplicated across engines, for 70 % of the hours from neural voices.
 
 Files: engines (engine calls), engines_kokoro (Kokoro), speakers (inventory), styles, texts (sentences),

@@ -1,4 +1,4 @@
-"""Training of the embedded model lina-mini (issue 7): BPE tokenizer, bucketed codes data, the training
+"""Training of the embedded model lina-mini: BPE tokenizer, bucketed codes data, the training
 loop with exact resume, the fp16 export in our folder format, and loss curves.
 
     python -m lab.training.lm train   --codes DIR --run RUNDIR --config mini --steps 20000 --max-seconds 540
