@@ -28,7 +28,7 @@ __all__ = ["WordTime", "frame_tokens", "frame_tokens_reference", "row_words", "w
 
 # Frames by which the position attention runs ahead of the sound: the model reads a token a little before
 # it is heard (it plans the next sound). Calibrated against Whisper's word times on held-out sentences
-# (lab/eval/word_times.py, lina-mini: our boundaries were 137 ms early on the dev half; docs/timestamps.md).
+# (lab/eval/word_times.py, lina-mini: our boundaries were 137 ms early on the dev half; docs/dialogue_subtitles.md).
 ALIGNMENT_LAG_FRAMES = 10.0
 
 

@@ -1,4 +1,4 @@
-"""Intelligibility of codecs on the fixed held-out clips (codec v2, docs/codec_v2.md): Whisper WER (tiny.en, or
+"""Intelligibility of codecs on the fixed held-out clips (codec v2, lab/notes/codec_v2.md): Whisper WER (tiny.en, or
 `--asr base`) of each clip as rendered and after a round trip (encode -> codes -> decode) through each codec
 given, per engine. With no --codec it scores the clips as rendered only (and times the recognizer).
 
@@ -6,7 +6,7 @@ PESQ/STOI say how close the waveform is; this says whether the words survive, wh
 the codes can at best imitate (the shipped v1 codec tripled Kokoro's WER).
 
     python lab/scripts/codec_wer.py --clips data/heldout_v2 --codec v1=assets/lina-mini/codec \
-        --codec v2=data/codec_v2_runs/codec_v2_mel/codec --out docs/codec_v2/wer_heldout.json
+        --codec v2=data/codec_v2_runs/codec_v2_mel/codec --out lab/notes/codec_v2/wer_heldout.json
     python lab/scripts/codec_wer.py --clips data/heldout_v2 --asr base
 """
 from __future__ import annotations

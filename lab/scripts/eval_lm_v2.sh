@@ -5,7 +5,7 @@
 #
 # Each model (and v1 = assets/lina-mini, first) is evaluated with `python -m lab.evaluate` on the corpus v2
 # test list (data/testlist_v2/testlist.json: 8 unseen speakers of 5 engines, 6 sentences each that neither
-# v1 nor v2 trained on; built by lab/scripts/corpus_testlist.py, see the report in docs/) into data/eval_NAME/,
+# v1 nor v2 trained on; built by lab/scripts/corpus_testlist.py, see the reports in lab/notes/) into data/eval_NAME/,
 # cases reference (the corpus audio itself: the ASR floor), plain (no voice) and prompt (the first enrollment
 # clip as audio prompt), metrics Whisper tiny.en WER and resemblyzer speaker similarity, seed 0, 1 torch thread.
 # Then one table per case (lab/scripts/frontend_ab.py: WER, CER, start WER, runaway, empty, paired bootstrap of

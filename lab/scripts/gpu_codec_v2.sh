@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Codec v2 on the GPU host (recipe in docs/codec_v2.md): one complete, resumable step per device call.
+# Codec v2 on the GPU host (recipe in lab/notes/codec_v2.md): one complete, resumable step per device call.
 #
 # Here, once (the files travel with the tree; data/carry is untracked and not ignored, so it always travels:
 # keep it small; .whl is ignored, name it in `carry`):

@@ -164,7 +164,7 @@ EOF
       --weights "$STASH/kokoro.safetensors" --out "$DATA/audio" --jobs "${KOKORO_JOBS:-6}" --max-seconds "${MAX_SECONDS:-480}" \
       --device "${RENDER_DEVICE:-cuda}" 2>&1 | tee -a "$DATA/render_kokoro.log" | tail -n 3
     tail -n 4 "$DATA/render_formant.log"; echo "wav files: $(find "$DATA/audio" -name '*.wav' | wc -l)" ;;
-  codec)  # codec v2 on those files (docs/codec_v2.md): `codec mel SECONDS`, then `codec freeze` ($OUT gets each export)
+  codec)  # codec v2 on those files (lab/notes/codec_v2.md): `codec mel SECONDS`, then `codec freeze` ($OUT gets each export)
     in_src
     TRAIN_MANIFESTS="$DATA/parts/formant_train.jsonl $DATA/parts/kokoro_train.jsonl" AUDIO_ROOTS="$DATA/audio" \
       bash lab/scripts/gpu_codec_v2.sh "${2:-mel}" "${3:-420}" ;;

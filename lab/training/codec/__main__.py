@@ -1,4 +1,4 @@
-"""Codec training CLI: `python -m lab.training.codec COMMAND` (the codec v2 recipe: docs/codec_v2.md).
+"""Codec training CLI: `python -m lab.training.codec COMMAND` (the codec v2 recipe: lab/notes/codec_v2.md).
 
   train     --manifest M... --roots DIR... --run RUN [--config mini] [--max-seconds S]   (resumes RUN)
             on N GPUs: torchrun --nproc-per-node N -m lab.training.codec train --run-dir RUN ... (each

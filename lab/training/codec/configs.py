@@ -90,7 +90,7 @@ class TrainConfig:
 
 LR_SCHEDULES = ("cosine", "constant")
 
-# Codec v2 phases (docs/codec_v2.md). Runs of a phase continue one another: a constant learning rate
+# Codec v2 phases (lab/notes/codec_v2.md). Runs of a phase continue one another: a constant learning rate
 # after warm-up, so no run ends a schedule that the next would have to restart.
 #   mel:  encoder + codebook + decoder, mel + commitment losses only (no discriminator): the codes.
 #   gan:  the decoder alone (codes frozen) with MPD + MRD + multi-band complex STFT discriminators and

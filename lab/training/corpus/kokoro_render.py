@@ -13,7 +13,7 @@ Two halves, because the GPU host has no espeak-ng (the phonemizer):
     python -m lab.training.corpus.kokoro_render render --inputs DIR --weights W.safetensors --out AUDIO
 
 The GPU's audio is not bit-identical to onnxruntime's (float32 vs int8 kernels; same transcripts in
-docs/kokoro_torch.md): a corpus is rendered by one back end.
+lab/notes/kokoro_torch.md): a corpus is rendered by one back end.
 """
 from __future__ import annotations
 

@@ -4,7 +4,7 @@ loop with exact resume, the fp16 export in our folder format, and loss curves.
     python -m lab.training.lm train   --codes DIR --run RUNDIR --config mini --steps 20000 --max-seconds 540
     python -m lab.training.lm shard   --run RUNDIR --out DIR [--weights-only --half]   # <= 15 MiB files
     python -m lab.training.lm export  --run RUNDIR --codec CODECDIR --out assets/lina-mini
-    python -m lab.training.lm curves  --run RUNDIR --out docs/lina_mini_training.png
+    python -m lab.training.lm curves  --run RUNDIR --out lab/notes/lina_mini_training.png
 
 Files: configs (model presets and their CPU timing), tokenizer (BPE training), data (codes dataset and
 length bucketing), optim (AdamW groups and the learning-rate schedule), checkpoint (last.pt and its
