@@ -22,8 +22,8 @@ import numpy as np
 import soundfile
 import soxr
 
-from lina.audio_levels import (  # noqa: F401 (TARGET_LUFS, loudness_lufs re-exported: callers find them here)
-    DEFAULT_OPTIONS, TARGET_LUFS, AudioError, AudioOptions, loudness_lufs)
+from lina.audio_levels import (  # noqa: F401 (re-exported: callers find them here)
+    DEFAULT_OPTIONS, TARGET_LUFS, AudioError, AudioOptions, loudness_lufs, speech_end)
 from lina.constants import SAMPLE_RATE
 from lina.reference import clean, clipped_share
 

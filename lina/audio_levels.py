@@ -9,6 +9,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.signal import lfilter
 
+from lina.constants import SAMPLE_RATE
+
 # Silence detection on 20 ms frames every 10 ms.
 FRAME_SECONDS, FRAME_STEP_SECONDS = 0.020, 0.010
 # A frame is speech if within this many dB of the loudest frame and above the absolute floor.
@@ -97,6 +99,18 @@ def _speech_frames(audio: np.ndarray, rate: int) -> np.ndarray:
     rms = np.sqrt((cumulative[starts + size] - cumulative[starts]) / size)
     level = 20 * np.log10(np.maximum(rms, RMS_FLOOR))
     return level > max(SILENCE_FLOOR_DBFS, level.max() - SPEECH_RANGE_DB)
+
+
+def speech_end(audio: np.ndarray, rate: int = SAMPLE_RATE) -> int:
+    """Sample index where the last sound of ``audio: [S]`` ends (``len(audio)`` for a clip cut mid-sound).
+
+    Sound is what trimming keeps (:func:`_speech_frames`); the end is that of the last 10 ms step whose
+    frame holds sound (a frame reaching past it into silence would add up to a step of silence)."""
+    speech = _speech_frames(audio, rate)
+    voiced = np.flatnonzero(speech)
+    if voiced.size == 0 or voiced[-1] == speech.size - 1:
+        return len(audio)
+    return min(len(audio), int(voiced[-1] + 1) * int(FRAME_STEP_SECONDS * rate))
 
 
 def _trim(audio: np.ndarray, rate: int, speech: np.ndarray, margin_seconds: float) -> np.ndarray:

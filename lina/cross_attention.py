@@ -35,11 +35,6 @@ class TextContext:
     valid: Tensor
     score_bias: Tensor | None = None
 
-    def index(self, rows: Tensor) -> TextContext:
-        positions = self.positions if self.positions.shape[0] == 1 else self.positions[rows]
-        bias = None if self.score_bias is None else self.score_bias[rows]
-        return TextContext(self.keys[rows], self.values[rows], positions, self.valid[rows], bias)
-
 
 class ConvPositions(nn.Module):
     """Learned position table smoothed by a depthwise convolution ("same" padding, zeros outside)."""

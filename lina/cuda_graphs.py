@@ -8,14 +8,15 @@ block; the product path reaches it through :mod:`lina.backends.cuda`.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import fields
 
 import torch
 from torch import Tensor
 
-from lina.constants import EOS_ID
 from lina.cross_attention import TextContext
-from lina.generate import StepFn, prefill
+from lina.generate import StepFn, prefill, suppressing
+from lina.logits import LogitProcessor, process
 from lina.ops.dispatch import fla_kernels
 from lina.model import LinaModel
 from lina.sampling import SamplingConfig
@@ -41,10 +42,10 @@ def _same(a: Tensor, b: Tensor) -> bool:
                       and a.dtype == b.dtype)
 
 
-def gumbel_top_k(logits: Tensor, noise: Tensor, suppress: Tensor, cfg: SamplingConfig) -> Tensor:
+def gumbel_top_k(logits: Tensor, noise: Tensor, cfg: SamplingConfig) -> Tensor:
     """Samples like :func:`lina.sampling.sample_top_k` (softmax over the top-k at a temperature) via
     Gumbel-max with pre-drawn ``noise: [B, k]``; no host synchronisation. ``logits: [B, V]`` -> ``[B]``."""
-    logits = logits.float().masked_fill(suppress, float("-inf"))
+    logits = logits.float()
     if cfg.top_k == 1:
         return logits.argmax(-1)
     values, indices = logits.topk(cfg.top_k, dim=-1)
@@ -62,8 +63,10 @@ class GraphDecoder:
     ``step``: the step to capture (default ``model.step``; called with ``inplace=True``);
     ``compile_step``: wrap it in ``torch.compile`` first (one compile per shape; a back end that
     decodes many requests passes an already compiled step instead). ``use_fla``: fla's fused step
-    kernel (one pass over the state, the better choice at large batch). ``min_tokens: [B]``: a row
-    cannot sample EOS before that many tokens (steps count from the prefill's prediction, 0).
+    kernel (one pass over the state, the better choice at large batch). ``processors``: the logit
+    processors of every step, run inside the graph (each ``graph_safe``; default: ``sampling.suppress``
+    only; `lina.generate.GenerationConfig.logit_processors` adds the EOS floor), their ``step`` the
+    device's count of tokens sampled (0 for the prefill's prediction).
     ``bos_step``: without a prompt, the lone BOS runs as this step (see `lina.generate.prefill`)
     instead of a one-position sequence pass (fla's chunked kernels, which autotune on first use).
     """
@@ -73,7 +76,8 @@ class GraphDecoder:
     @torch.inference_mode()
     def __init__(self, model: LinaModel, ctx: TextContext, state: LinaState, prompt: Tensor | None,
                  sampling: SamplingConfig, generator: torch.Generator | None = None, block: int = 64,
-                 use_fla: bool = False, compile_step: bool = False, min_tokens: Tensor | None = None,
+                 use_fla: bool = False, compile_step: bool = False,
+                 processors: Sequence[LogitProcessor] | None = None,
                  step: StepFn | None = None, bos_step: StepFn | None = None):
         if self.needs_cuda and model.device.type != "cuda":
             raise ValueError("CUDA graphs need the model on a CUDA device")
@@ -86,19 +90,17 @@ class GraphDecoder:
         logits, state, alignment = prefill(model, ctx, state, prompt, bos_step)
         self.batch = logits.shape[0]
         dev = model.device
-        self.floors = None if min_tokens is None else torch.as_tensor(min_tokens, device=dev).expand(self.batch).clone()
+        self.processors = suppressing(sampling, dev) if processors is None else list(processors)
         self.count = torch.zeros((), dtype=torch.long, device=dev)  # steps sampled so far (all blocks)
         self.align = torch.zeros(self.batch, 2, block, alignment.shape[-1], dtype=alignment.dtype, device=dev)
         k = min(sampling.top_k, logits.shape[-1])
-        self.suppress = torch.zeros(logits.shape[-1], dtype=torch.bool, device=dev)
-        self.suppress[list(sampling.suppress)] = True
         self.noise = torch.empty(block, self.batch, k, device=dev)
         self.step_index = torch.zeros((), dtype=torch.long, device=dev)
         self.out = torch.zeros(self.batch, block, dtype=torch.long, device=dev)
         self.ctx = ctx
         self.state = state
         self._refill()
-        self.token = gumbel_top_k(self._floor(logits[:, -1]), self.noise[0], self.suppress, sampling)
+        self.token = gumbel_top_k(process(self.processors, logits[:, -1], 0, None), self.noise[0], sampling)
         self.graph = self._capture()
         self.out[:, 0] = self.token
         self.align[:, :, 0] = alignment[:, :, -1]
@@ -111,13 +113,6 @@ class GraphDecoder:
         u = torch.rand(self.noise.shape, device=self.noise.device, generator=self.generator)
         self.noise.copy_(-torch.log(-torch.log(u.clamp_min(1e-20))))
 
-    def _floor(self, logits: Tensor) -> Tensor:
-        """``logits [B, V]`` (float32) with EOS impossible in the rows still below their floor."""
-        logits = logits.float()
-        if self.floors is not None:
-            logits[:, EOS_ID] = torch.where(self.count < self.floors, float("-inf"), logits[:, EOS_ID])
-        return logits
-
     def _body(self) -> None:
         # inplace: the recurrent matrices (most of the bytes a large-batch step moves) are updated in
         # the static buffers themselves; only the small convolution windows are copied back.
@@ -125,7 +120,8 @@ class GraphDecoder:
             out = self._step(self.ctx, self.token, self.state, inplace=True)
         store_state(self.state, out.state)
         noise = self.noise.index_select(0, self.step_index).squeeze(0)
-        self.token.copy_(gumbel_top_k(self._floor(out.logits), noise, self.suppress, self.sampling))
+        scores = process(self.processors, out.logits, self.count, self.token)
+        self.token.copy_(gumbel_top_k(scores, noise, self.sampling))
         self.out.index_copy_(1, self.step_index, self.token[:, None])
         self.align.index_copy_(2, self.step_index, out.alignment[:, :, None].to(self.align.dtype))
         self.step_index.add_(1)

@@ -1,10 +1,12 @@
 """Autoregressive decoding: one parallel prefill of BOS + prompt, then one GLA step per token.
 
 The core is :func:`decode`, an endless iterator of sampled tokens (the eager loop; a back end of
-:mod:`lina.backends` may produce them otherwise, e.g. in blocks from a CUDA graph); :func:`generate`
-adds per-row EOS, length limits (a cap, and a floor before which EOS is not sampled) and the removal of
-special ids; :func:`stream` yields code chunks as they come. Both take the back end that decodes
-(default: the reference, ``LinaModel.step`` in a Python loop).
+:mod:`lina.backends` may produce them otherwise, e.g. in blocks from a CUDA graph); each step's scores
+pass through a list of logit processors (`lina.logits`: PAD/BOS suppressed, the EOS floor, and whatever
+an experiment adds) before top-k sampling. :func:`chunks` is the one generation iterator every consumer
+reads: blocks of steps with per-row EOS and the length cap; :func:`generate` collects it, :func:`stream`
+yields its codes as they come. All take the back end that decodes (default: the reference,
+``LinaModel.step`` in a Python loop).
 """
 from __future__ import annotations
 
@@ -16,30 +18,27 @@ from torch import Tensor
 
 from lina.constants import BOS_ID, EOS_ID, FRAME_RATE, N_SPECIAL_TOKENS
 from lina.cross_attention import TextContext
+from lina.logits import LogitProcessor, MinTokens, SuppressTokens, process
 from lina.model import LinaModel, ModelOutput
-from lina.sampling import SamplingConfig, block_token, sample_top_k
+from lina.sampling import SamplingConfig, sample_top_k
 from lina.state import LinaState
 
 DEFAULT_MAX_SECONDS = 30.0
-MAX_VOICE_GUIDANCE = 10.0  # beyond this the guided distribution is all voice difference, no speech model
 
 
 @dataclass(frozen=True)
 class GenerationConfig:
     """``min_tokens``: tokens each row generates before EOS may be sampled, one number for every row
-    or one per row. A small model can rate an early EOS likely (silence after a sentence-final pitch
-    reads as "the row is over", e.g. right after a prompt clip); a floor derived from the text length
-    keeps such a row from ending before its text could have been spoken."""
+    or one per row (the :class:`lina.logits.MinTokens` processor). ``processors``: logit processors
+    applied after the built-in ones (suppressed ids, the EOS floor), e.g. an experiment's."""
 
     sampling: SamplingConfig = field(default_factory=SamplingConfig)
     max_tokens: int = int(DEFAULT_MAX_SECONDS * FRAME_RATE)
     seed: int | None = 0
     min_tokens: int | tuple[int, ...] = 0
-    voice_guidance: float = 0.0  # > 0: sample from `guide` (each row beside its no-voice twin, see `decode`)
+    processors: tuple[LogitProcessor, ...] = ()
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.voice_guidance <= MAX_VOICE_GUIDANCE:  # (also refuses NaN)
-            raise ValueError(f"voice_guidance must be in [0, {MAX_VOICE_GUIDANCE:g}], got {self.voice_guidance}")
         if self.max_tokens < 1:
             raise ValueError(f"max_tokens must be >= 1, got {self.max_tokens}")
         floors = (self.min_tokens,) if isinstance(self.min_tokens, int) else tuple(self.min_tokens)
@@ -47,6 +46,7 @@ class GenerationConfig:
             # A floor at max_tokens or beyond would make EOS impossible: every such row a runaway.
             raise ValueError(f"min_tokens must be in [0, max_tokens={self.max_tokens}), got {self.min_tokens}")
         object.__setattr__(self, "min_tokens", self.min_tokens if isinstance(self.min_tokens, int) else floors)
+        object.__setattr__(self, "processors", tuple(self.processors))
 
     def floors(self, batch: int, device: torch.device) -> Tensor:
         """``min_tokens`` as ``[B]`` long (raises when a per-row tuple does not match the batch)."""
@@ -55,6 +55,15 @@ class GenerationConfig:
         if len(self.min_tokens) != batch:
             raise ValueError(f"min_tokens has {len(self.min_tokens)} rows for a batch of {batch}")
         return torch.tensor(self.min_tokens, dtype=torch.long, device=device)
+
+    def logit_processors(self, batch: int, device: torch.device) -> list[LogitProcessor]:
+        """The built-in processors of this config (suppressed ids, EOS floor), then ``processors``."""
+        return [*suppressing(self.sampling, device), MinTokens(self.floors(batch, device)), *self.processors]
+
+
+def suppressing(sampling: SamplingConfig, device: torch.device | str) -> list[LogitProcessor]:
+    """``[SuppressTokens(sampling.suppress)]``, or none when nothing is suppressed."""
+    return [SuppressTokens(sampling.suppress, device)] if sampling.suppress else []
 
 
 @dataclass
@@ -80,6 +89,31 @@ class Generation:
     finished: Tensor        # [B] bool: the row emitted EOS before max_tokens
     alignment: Tensor       # [B, 2, T, Tx] cross-attention weights over the generated steps
     steps: int              # decoding steps run (tokens per row, at most max_tokens)
+
+
+@dataclass
+class Chunk:
+    """Consecutive steps of a batch as :func:`chunks` yields them (never past ``max_tokens``).
+
+    ``ends[b]``: the step of row ``b``'s EOS, ``max_tokens`` while it has none; the row's tokens from
+    there on are not codes."""
+
+    tokens: Tensor      # [B, n] sampled model-space ids, steps start .. start + n
+    alignment: Tensor   # [B, 2, n, Tx]
+    start: int          # steps before this chunk
+    ends: Tensor        # [B] long, as of the end of this chunk
+    finished: Tensor    # [B] bool: the row has emitted EOS (by the end of this chunk)
+
+    def codes(self) -> list[Tensor]:
+        """Per row, the codec ids of this chunk ``[n_b]`` (empty once the row has ended)."""
+        n = self.tokens.shape[1]
+        keep = (self.ends - self.start).clamp(0, n).tolist()
+        return [codes_of(row[:k]) for row, k in zip(self.tokens, keep)]
+
+
+def codes_of(tokens: Tensor) -> Tensor:
+    """Model-space tokens ``[T]`` before a row's EOS -> codec ids ``[T]`` (special ids read as code 0)."""
+    return (tokens - N_SPECIAL_TOKENS).clamp_min(0)
 
 
 def prompt_input(batch: int, prompt: Tensor | None, device: torch.device) -> Tensor:
@@ -109,55 +143,28 @@ def prefill(model: LinaModel, ctx: TextContext, state: LinaState, prompt: Tensor
     return out.logits, out.state, out.alignment
 
 
-def guide(logits: Tensor, weight: float) -> Tensor:
-    """Voice guidance: ``logits [2B, V]`` = a batch with its voices, then the same rows without ->
-    ``log p_voice + weight * (log p_voice - log p_none)`` ``[B, V]``: the next-token distribution moved
-    further in the direction the voice (its initial state) moves it, i.e. more of its speaker and style.
-    ``weight`` 0 gives ``log p_voice``, the unguided distribution."""
-    logp = logits.float().log_softmax(dim=-1)
-    with_voice, without = logp.chunk(2)
-    return with_voice + weight * (with_voice - without)
-
-
 def decode(model: LinaModel, ctx: TextContext, state: LinaState, prompt: Tensor | None,
            sampling: SamplingConfig, generator: torch.Generator | None = None,
-           min_tokens: Tensor | Sequence[int] | int = 0, guidance: float = 0.0,
-           step: StepFn | None = None) -> Iterator[Step]:
+           processors: Sequence[LogitProcessor] | None = None, step: StepFn | None = None) -> Iterator[Step]:
     """Endless iterator of sampled tokens, EOS included (the caller decides when to stop).
 
+    ``processors``: the logit processors every step's scores pass through before sampling (default:
+    ``sampling.suppress`` only; :meth:`GenerationConfig.logit_processors` adds the EOS floor).
     ``step``: the decoding step (default ``model.step``, the reference); a fast one also takes a
     lone BOS prefill (see :func:`prefill`).
-
-    ``min_tokens`` (one for all rows, or ``[B]``): a row cannot sample EOS at steps ``< min_tokens``
-    (steps count from the first token after the prompt).
-    ``guidance`` > 0: every row also runs as its no-voice twin (the same state with zero initial
-    recurrent matrices), fed the same tokens, and tokens are sampled from ``guide(logits, guidance)``:
-    twice the work per step.
     """
-    batch = ctx.keys.shape[0]
-    if guidance:
-        twin = state.with_initial([torch.zeros_like(s.recurrent) for s in state.tunable])
-        ctx, state = ctx.index(torch.arange(batch, device=ctx.keys.device).repeat(2)), state.cat(twin)
-        if prompt is not None and prompt.dim() == 2 and prompt.shape[0] == batch:
-            prompt = prompt.repeat(2, 1)
-
-    def combine(logits: Tensor) -> Tensor:
-        return guide(logits, guidance) if guidance else logits
-
+    if processors is None:
+        processors = suppressing(sampling, model.device)
     run = model.step if step is None else step
     logits, state, alignment = prefill(model, ctx, state, prompt, step)
-    logits, alignment = combine(logits[:, -1]), alignment[:batch, :, -1]
-    floors = torch.as_tensor(min_tokens, dtype=torch.long, device=logits.device).expand(logits.shape[0])
-    last_floor = int(floors.max())
-    step = 0
+    logits, alignment = logits[:, -1], alignment[:, :, -1]
+    tokens, count = None, 0
     while True:
-        if step < last_floor:
-            logits = block_token(logits, EOS_ID, step < floors)
-        tokens = sample_top_k(logits, sampling, generator)
+        tokens = sample_top_k(process(processors, logits, count, tokens), sampling, generator)
         yield Step(tokens, alignment)
-        out = run(ctx, tokens.repeat(2) if guidance else tokens, state)
-        logits, state, alignment = combine(out.logits), out.state, out.alignment[:batch]
-        step += 1
+        out = run(ctx, tokens, state)
+        logits, state, alignment = out.logits, out.state, out.alignment
+        count += 1
 
 
 def step_blocks(steps: Iterator[Step]) -> Iterator[Block]:
@@ -176,66 +183,73 @@ def _generator(model: LinaModel, seed: int | None) -> torch.Generator | None:
 
 def _blocks(model: LinaModel, ctx: TextContext, state: LinaState, cfg: GenerationConfig, prompt: Tensor | None,
             backend, block: int) -> Iterator[Block]:
-    batch = ctx.keys.shape[0]
-    generator, floors = _generator(model, cfg.seed), cfg.floors(batch, model.device)
+    generator = _generator(model, cfg.seed)
+    processors = cfg.logit_processors(ctx.keys.shape[0], model.device)
     if backend is None:  # the reference back end: model.step in a Python loop
-        return step_blocks(decode(model, ctx, state, prompt, cfg.sampling, generator, floors, cfg.voice_guidance))
-    return backend.blocks(ctx, state, prompt, cfg.sampling, generator, floors, cfg.voice_guidance, block)
+        return step_blocks(decode(model, ctx, state, prompt, cfg.sampling, generator, processors))
+    return backend.blocks(ctx, state, prompt, cfg.sampling, generator, processors, block)
+
+
+def chunks(model: LinaModel, ctx: TextContext, state: LinaState, cfg: GenerationConfig,
+           prompt: Tensor | None = None, backend=None, size: int = 1) -> Iterator[Chunk]:
+    """The generation iterator: :class:`Chunk` s of ``size`` steps (the last may be shorter) until every
+    row has emitted EOS or ``max_tokens`` steps have run.
+
+    ``backend``: a :class:`lina.backends.Backend` of ``model`` (default: the reference), asked for blocks
+    of ``size`` steps; "every row has finished" (a host synchronisation) is checked once per block it
+    yields (eager back ends: every step), so decoding stops at the block where the last row ends. The
+    tokens depend neither on ``size`` nor on the back end's block (same seed, same tokens)."""
+    batch = ctx.keys.shape[0]
+    ends = torch.full((batch,), cfg.max_tokens, dtype=torch.long, device=model.device)
+    tokens: list[Tensor] = []
+    aligns: list[Tensor] = []
+    done = start = 0
+    for block in _blocks(model, ctx, state, cfg, prompt, backend, size):
+        take = min(block.tokens.shape[1], cfg.max_tokens - done)
+        toks = block.tokens[:, :take]
+        eos = toks == EOS_ID
+        newly = (ends == cfg.max_tokens) & eos.any(1)
+        ends = torch.where(newly, done + eos.float().argmax(1), ends)  # argmax: the first EOS
+        tokens.append(toks)
+        aligns.append(block.alignment[:, :, :take])
+        done += take
+        finished = ends < cfg.max_tokens
+        last = done >= cfg.max_tokens or bool(finished.all())
+        if done - start >= size or last:
+            yield Chunk(_joined(tokens, 1), _joined(aligns, 2), start, ends, finished)
+            tokens, aligns, start = [], [], done
+        if last:
+            return
+
+
+def _joined(parts: list[Tensor], dim: int) -> Tensor:
+    return parts[0] if len(parts) == 1 else torch.cat(parts, dim=dim)
 
 
 def stream(model: LinaModel, ctx: TextContext, state: LinaState, cfg: GenerationConfig,
            prompt: Tensor | None = None, chunk_tokens: int = 25, backend=None) -> Iterator[tuple[list[Tensor], Tensor]]:
-    """Yields ``(codes per row for this chunk, finished [B])`` every ``chunk_tokens`` steps and at the end.
-
-    A row's chunk is empty once it has finished; the iterator ends when every row has finished or at
-    ``max_tokens``. ``backend``: a :class:`lina.backends.Backend` of ``model`` (default: the reference).
-    """
-    batch = ctx.keys.shape[0]
-    finished = torch.zeros(batch, dtype=torch.bool, device=model.device)
-    pending: list[Tensor] = []
-    i = 0
-    for block in _blocks(model, ctx, state, cfg, prompt, backend, chunk_tokens):
-        for tokens in block.tokens.unbind(1):
-            keep = ~finished & (tokens != EOS_ID)
-            pending.append(torch.where(keep, tokens - N_SPECIAL_TOKENS, -1))
-            finished |= tokens == EOS_ID
-            i += 1
-            last = bool(finished.all()) or i == cfg.max_tokens
-            if len(pending) == chunk_tokens or last:
-                rows = torch.stack(pending, dim=1)  # [B, n]; -1 marks nothing for that row
-                yield [row[row >= 0] for row in rows], finished.clone()
-                pending = []
-            if last:
-                return
+    """Yields ``(codes per row for this chunk, finished [B])`` every ``chunk_tokens`` steps and at the end
+    (:func:`chunks`' codes). A row's chunk is empty once it has finished."""
+    for chunk in chunks(model, ctx, state, cfg, prompt, backend, chunk_tokens):
+        yield chunk.codes(), chunk.finished
 
 
 @torch.inference_mode()
 def generate(model: LinaModel, ctx: TextContext, state: LinaState, cfg: GenerationConfig,
              prompt: Tensor | None = None, backend=None, check_every: int = 1) -> Generation:
-    """Generates until every row has emitted EOS or ``max_tokens`` steps; codes exclude the prompt.
+    """:func:`chunks` collected: generates until every row has emitted EOS or ``max_tokens`` steps;
+    codes exclude the prompt.
 
     ``backend``: a :class:`lina.backends.Backend` of ``model`` (default: the reference).
-    ``check_every``: steps between checks for "every row has finished" (a host synchronisation); a
-    back end that decodes in blocks checks once per block, so it may run up to a block past the last
-    EOS (those steps are dropped: the codes are the same)."""
-    batch = ctx.keys.shape[0]
-    finished = torch.zeros(batch, dtype=torch.bool, device=model.device)
-    lengths = torch.full((batch,), cfg.max_tokens, dtype=torch.long, device=model.device)
-    tokens, alignments = [], []
-    done = 0
-    for block in _blocks(model, ctx, state, cfg, prompt, backend, check_every):
-        take = min(block.tokens.shape[1], cfg.max_tokens - done)
-        toks = block.tokens[:, :take]
-        tokens.append(toks)
-        alignments.append(block.alignment[:, :, :take])
-        eos = toks == EOS_ID
-        newly = ~finished & eos.any(1)
-        lengths = torch.where(newly, done + eos.float().argmax(1), lengths)  # argmax: the first EOS
-        finished |= newly
-        done += take
-        if done >= cfg.max_tokens or bool(finished.all()):
-            break
+    ``check_every``: steps between checks for "every row has finished"; a back end that decodes in
+    blocks checks once per block, so it may run up to a block past the last EOS (those steps are
+    dropped: the codes are the same)."""
+    tokens, aligns, ends, finished = [], [], None, None
+    for chunk in chunks(model, ctx, state, cfg, prompt, backend, check_every):
+        tokens.append(chunk.tokens)
+        aligns.append(chunk.alignment)
+        ends, finished = chunk.ends, chunk.finished
     out = torch.cat(tokens, dim=1)
-    steps = min(int(lengths.max()) + 1, out.shape[1]) if bool(finished.all()) else out.shape[1]
-    codes = [(row[:n] - N_SPECIAL_TOKENS).clamp_min(0) for row, n in zip(out, lengths.tolist())]
-    return Generation(codes, finished, torch.cat(alignments, dim=2)[:, :, :steps], steps)
+    steps = min(int(ends.max()) + 1, out.shape[1]) if bool(finished.all()) else out.shape[1]
+    codes = [codes_of(row[:n]) for row, n in zip(out, ends.tolist())]
+    return Generation(codes, finished, torch.cat(aligns, dim=2)[:, :, :steps], steps)

@@ -13,6 +13,7 @@ from torch.nn.utils.rnn import pad_sequence
 from lina.constants import BOS_ID, EOS_ID, N_SPECIAL_TOKENS, PAD_ID, TEXT_PAD_ID
 from lina.model import LinaModel, teacher_forcing_loss
 from lina.ops.dispatch import fla_kernels
+from lina.tokenizer import pad_rows
 from lina.voice import RELEASED_SCALE, Voice
 
 
@@ -66,13 +67,11 @@ def collate(clips: Sequence[Clip], device: torch.device,
     """-> ``(text [B, Tx], text_len [B], audio [B, Ty] = BOS, codes+3, EOS (pad 0), audio_len [B])``;
     ``multiple``: ``Tx`` and ``Ty + 1`` (the model's input length) padded up to multiples of it;
     ``max_frames`` > 0: longer clips cut to their first ``max_frames`` codes (no EOS)."""
-    text = pad_sequence([c.text.long() for c in clips], batch_first=True, padding_value=TEXT_PAD_ID)
+    text, text_len = pad_rows([c.text for c in clips], TEXT_PAD_ID, multiple)
     rows = [_row(c.codes, max_frames) for c in clips]
     audio = pad_sequence(rows, batch_first=True, padding_value=PAD_ID)
     if multiple > 1:
-        text = F.pad(text, (0, -text.shape[1] % multiple), value=TEXT_PAD_ID)
         audio = F.pad(audio, (0, -(audio.shape[1] - 1) % multiple), value=PAD_ID)
-    text_len = torch.tensor([len(c.text) for c in clips])
     audio_len = torch.tensor([len(r) for r in rows])
     return text.to(device), text_len.to(device), audio.to(device), audio_len.to(device)
 

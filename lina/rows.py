@@ -1,7 +1,7 @@
 """Row budgets of a request and how rows' audio is joined: one sentence is one row of a generation batch.
 
-Shared by `lina.tts` (synthesize, clone, stream), `lina.dialogue` and `lina.batch`, so that each of them
-budgets, ends and joins sentences the same way.
+Shared by `lina.request` (every request's rows: synthesize, clone, stream, dialogues, bulk synthesis) and the
+joins of `lina.tts` and `lina.dialogue`, so that each of them budgets, ends and joins sentences the same way.
 """
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from lina.audio_levels import FRAME_STEP_SECONDS, RMS_FLOOR, SILENCE_FLOOR_DBFS, SPEECH_RANGE_DB
 from lina.constants import FRAME_RATE, SAMPLE_RATE
 
 MAX_ROW_SECONDS = 40.0        # hard cap of one generated sentence (runaway guard)
@@ -30,24 +29,6 @@ def row_seconds(sentence: str, cap: float = MAX_ROW_SECONDS) -> float:
 def min_row_tokens(sentence: str, max_tokens: int) -> int:
     """Tokens one sentence generates before EOS may be sampled (below ``max_tokens``, so EOS stays possible)."""
     return max(0, min(max_tokens - 1, int(MIN_SECONDS_PER_CHAR * len(sentence) * FRAME_RATE)))
-
-
-def speech_end(wav: np.ndarray, rate: int = SAMPLE_RATE) -> int:
-    """Sample index where the last sound of ``wav: [S]`` ends (``len(wav)`` for a clip cut mid-sound).
-
-    "Sound" is what :func:`lina.audio.load_audio` keeps when it trims: 10 ms steps within
-    ``SPEECH_RANGE_DB`` of the loudest and above ``SILENCE_FLOOR_DBFS``.
-    """
-    step = int(FRAME_STEP_SECONDS * rate)
-    steps = len(wav) // step
-    if steps == 0:
-        return len(wav)
-    rms = np.sqrt(np.mean(wav[: steps * step].astype(np.float64).reshape(steps, step) ** 2, axis=1))
-    level = 20 * np.log10(np.maximum(rms, RMS_FLOOR))
-    sound = np.flatnonzero(level > max(SILENCE_FLOOR_DBFS, level.max() - SPEECH_RANGE_DB))
-    if sound.size == 0 or sound[-1] == steps - 1:
-        return len(wav)
-    return int(sound[-1] + 1) * step
 
 
 def join_rows(waves: Sequence[np.ndarray], pauses: Sequence[float], lead: float = 0.0,

@@ -15,7 +15,8 @@ DEFAULT_TOP_K = 100
 class SamplingConfig:
     top_k: int = DEFAULT_TOP_K
     temperature: float = 1.0
-    # PAD and BOS are never a valid next token; the released head still scores them.
+    # PAD and BOS are never a valid next token; the released head still scores them. Decoding turns
+    # this into the `lina.logits.SuppressTokens` processor.
     suppress: tuple[int, ...] = (PAD_ID, BOS_ID)
 
     def __post_init__(self) -> None:
@@ -25,18 +26,12 @@ class SamplingConfig:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
 
 
-def block_token(logits: Tensor, token: int, rows: Tensor) -> Tensor:
-    """``logits: [B, V]`` with ``token`` made impossible (-inf) in the rows where ``rows: [B]`` is True."""
-    blocked = logits.clone()
-    blocked[:, token] = torch.where(rows, float("-inf"), blocked[:, token])
-    return blocked
-
-
 def sample_top_k(logits: Tensor, cfg: SamplingConfig, generator: torch.Generator | None = None) -> Tensor:
-    """``logits: [B, V]`` -> token ids ``[B]``. ``top_k=1`` is greedy (argmax), with no randomness."""
+    """``logits: [B, V]`` -> token ids ``[B]``. ``top_k=1`` is greedy (argmax), with no randomness.
+
+    Only top-k and temperature: suppressed ids and other rules are logit processors (`lina.logits`),
+    applied before."""
     logits = logits.float()
-    if cfg.suppress:
-        logits = logits.index_fill(-1, torch.tensor(cfg.suppress, device=logits.device), float("-inf"))
     if cfg.top_k == 1:
         return logits.argmax(dim=-1)
     k = min(cfg.top_k, logits.shape[-1])

@@ -20,14 +20,6 @@ class GLAState:
     conv_v: Tensor
     recurrent: Tensor
 
-    def index(self, rows: Tensor) -> "GLAState":
-        return GLAState(self.conv_q[rows], self.conv_k[rows], self.conv_v[rows], self.recurrent[rows])
-
-    def cat(self, other: "GLAState") -> "GLAState":
-        """This batch's rows, then ``other``'s."""
-        return GLAState(*(torch.cat([a, b]) for a, b in ((self.conv_q, other.conv_q), (self.conv_k, other.conv_k),
-                                                          (self.conv_v, other.conv_v), (self.recurrent, other.recurrent))))
-
 
 @dataclass
 class LinaState:
@@ -41,16 +33,6 @@ class LinaState:
     def tunable(self) -> list[GLAState]:
         """Layers whose initial state a voice sets (encoder then decoder, the released order)."""
         return self.encoder + self.decoder
-
-    def index(self, rows: Tensor) -> "LinaState":
-        """Keeps the given batch rows (e.g. drops finished rows)."""
-        return LinaState([s.index(rows) for s in self.encoder], [s.index(rows) for s in self.decoder],
-                         self.pos_net.index(rows))
-
-    def cat(self, other: "LinaState") -> "LinaState":
-        """This batch's rows, then ``other``'s (e.g. a batch and its no-voice twin, for voice guidance)."""
-        return LinaState([a.cat(b) for a, b in zip(self.encoder, other.encoder, strict=True)],
-                         [a.cat(b) for a, b in zip(self.decoder, other.decoder, strict=True)], self.pos_net.cat(other.pos_net))
 
     def with_initial(self, initial: list[Tensor]) -> "LinaState":
         """Same conv buffers, recurrent matrices of the tunable layers replaced by ``initial[i] [B, H, Dk, Dv]``."""

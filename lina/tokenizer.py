@@ -120,12 +120,16 @@ class PreparedText:
     dropped: tuple[str, ...] = ()
 
 
-def pad_rows(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token rows -> `(ids [B, T] long, padded with pad_id; lengths [B] long)` (every text front end's batch)."""
+def pad_rows(rows: Sequence[Sequence[int] | torch.Tensor], pad_id: int,
+             multiple: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token rows -> ``(ids [B, T] long, padded with pad_id; lengths [B] long)``: the one text padder of
+    every batch (requests, voice tuning). ``multiple``: ``T`` rounded up to a multiple of it (fewer
+    distinct shapes for compiled kernels; padding changes nothing the model reads)."""
     lengths = torch.tensor([len(r) for r in rows], dtype=torch.long)
-    ids = torch.full((len(rows), max(lengths.tolist(), default=0)), pad_id, dtype=torch.long)
+    longest = max(lengths.tolist(), default=0)
+    ids = torch.full((len(rows), longest + -longest % multiple), pad_id, dtype=torch.long)
     for i, row in enumerate(rows):
-        ids[i, : len(row)] = torch.tensor(list(row), dtype=torch.long)
+        ids[i, : len(row)] = torch.as_tensor(row, dtype=torch.long)
     return ids, lengths
 
 

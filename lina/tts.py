@@ -8,91 +8,32 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 
-from lina.audio import (
-    DEFAULT_OPTIONS,
-    AudioError,
-    AudioOptions,
-    AudioSource,
-    load_audio,
-)
+from lina.audio import DEFAULT_OPTIONS, AudioError, AudioOptions, AudioSource, load_audio, speech_end
 from lina.backends import AUTO, Backend, choose
 from lina.constants import FRAME_RATE, HOP_LENGTH, SAMPLE_RATE
-from lina.generate import GenerationConfig, generate, stream
+from lina.generate import generate
 from lina.ist import Clip, TuningConfig, tune_voice
-from lina.marks import Glossary, describe_pauses, split_pauses
+from lina.marks import Glossary
 from lina.model import LinaModel
 from lina.pretrained import Bundle, resolve, save_folder
-from lina.rows import (  # noqa: F401 (speech_end re-exported: the row budgets were defined here first)
-    MAX_ROW_SECONDS, MAX_SENTENCES, PAUSE_SECONDS, join_rows, min_row_tokens, row_seconds, speech_end)
+from lina.request import Plan, Request, plan_rows, plan_text
+from lina.rows import (  # noqa: F401 (re-exported: the row budgets were defined here first)
+    MAX_ROW_SECONDS, MAX_SENTENCES, PAUSE_SECONDS, join_rows, min_row_tokens, row_seconds)
 from lina.sampling import DEFAULT_TOP_K, SamplingConfig
-from lina.text import split_sentences
-from lina.timestamps import WordTime, row_words
+from lina.speech_stream import CHUNK_TOKENS, SpeechStream
+from lina.synthesis import Rows, Synthesis
+from lina.timestamps import row_words
 from lina.tokenizer import TextError, prepare_text
 from lina.voice import Voice
 from lina.watermark import apply_watermark, check_available
 
 MAX_PROMPT_SECONDS = 15.0     # prompt continuation works best with 3-10 s of speech
 ALIGNMENT_HEAD = 1            # of the cross-attention's two maps, the one word timestamps read
-
-
-@dataclass(frozen=True)
-class Plan:
-    """What `LinaTTS.plan` makes of a text: its sentences (pause marks removed), the silence after each
-    (seconds) and before the first, and the marks in words for the info line."""
-
-    sentences: list[str]
-    pauses: list[float]
-    lead: float = 0.0
-    describe: str = ""
-
-
-@dataclass
-class Rows:
-    """One batch of `LinaTTS.generate_rows`, per row: audio ``[S_i]``, codes ``[T_i]``, EOS within the
-    budget, alignment ``[T_i, Tx_i]``, the normalized text spoken, word times from the row's start."""
-
-    waves: list[np.ndarray]
-    codes: list[torch.Tensor]
-    finished: list[bool]
-    alignments: list[np.ndarray]
-    spoken: list[str]
-    words: list[list[WordTime]]
-
-
-@dataclass
-class Synthesis:
-    """Result of one request. ``audio[c]`` is candidate ``c``: float32 ``[S]`` at ``sample_rate``."""
-
-    audio: list[np.ndarray]
-    sample_rate: int
-    text: list[str]               # the sentences actually spoken (after normalization)
-    finished: list[bool]          # per candidate: every sentence ended with EOS (no runaway)
-    tokens: int                   # audio tokens generated in the whole batch
-    seconds: float                # wall time of generation and decoding
-    alignment: np.ndarray | None  # [T, Tx] cross-attention of the first row (audio steps x text tokens)
-    # [T_i, Tx_i] per sentence of the first candidate (each row's own steps and text tokens); None if not kept
-    alignments: list[np.ndarray] | None = None
-    words: list[list[WordTime]] | None = None     # per candidate: the written words and when they are heard
-    spans: list[list[tuple[float, float]]] | None = None  # per candidate: (start, end) s of each sentence
-    marks: str = ""               # the pause marks it obeyed, in words ("" without any)
-
-    @property
-    def duration(self) -> float:
-        return sum(len(a) for a in self.audio) / self.sample_rate
-
-    @property
-    def real_time_factor(self) -> float:
-        return self.seconds / max(self.duration, 1e-9)
-
-    @property
-    def tokens_per_second(self) -> float:
-        return self.tokens / max(self.seconds, 1e-9)
 
 
 class LinaTTS:
@@ -150,30 +91,9 @@ class LinaTTS:
 
     # ---- inputs -------------------------------------------------------------------------------
     def plan(self, text: str) -> Plan:
-        """Long text -> its sentences (each checked speakable), the silence after each and before the
-        first: pause marks (`lina.marks`) cut the text and set their silence, the usual gap between
-        sentences is ``PAUSE_SECONDS``. Raises :class:`TextError` (also for a malformed mark)."""
-        if not isinstance(text, str) or not text.strip():
-            raise TextError("the text is empty")
-        chunks = split_pauses(text)
-        lead = chunks[0].pause if not chunks[0].text else 0.0
-        sentences: list[str] = []
-        pauses: list[float] = []
-        for chunk in chunks:
-            pieces = [p for p in split_sentences(chunk.text) if any(ch.isalnum() for ch in p)]
-            if not pieces:
-                if pauses:  # a mark after text that says nothing: its silence still counts
-                    pauses[-1] += chunk.pause
-                continue
-            sentences += pieces
-            pauses += [PAUSE_SECONDS] * (len(pieces) - 1) + [chunk.pause or PAUSE_SECONDS]
-        if not sentences:
-            raise TextError("nothing speakable in the text")
-        if len(sentences) > MAX_SENTENCES:
-            raise TextError(f"the text has {len(sentences)} sentences; the limit is {MAX_SENTENCES} per request")
-        if not chunks[-1].pause:
-            pauses[-1] = 0.0  # no silence after the last sentence, unless a mark asks for it
-        return Plan(sentences, pauses, lead, describe_pauses(chunks))
+        """Long text -> its sentences, the silences between them (`lina.request.plan_text`; raises
+        :class:`TextError`)."""
+        return plan_text(text)
 
     def sentences(self, text: str) -> list[str]:
         """Long text split into sentences, each checked speakable (raises :class:`TextError`)."""
@@ -203,45 +123,44 @@ class LinaTTS:
         with torch.inference_mode():
             return self.codec.encode(torch.from_numpy(wav).to(self.device)[None])[0]
 
-    def _texts(self, sentences: Sequence[str], prefix: str = "",
-               glossary: Glossary | None = None) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
-        respell = (glossary or Glossary()).apply
-        prepared = [prepare_text(f"{prefix} {respell(s)}".strip(), self.tokenizer, self.model.cfg.max_text_len)
-                    for s in sentences]
-        ids = [torch.tensor(p.ids) for p in prepared]
-        padded = torch.nn.utils.rnn.pad_sequence(ids, batch_first=True, padding_value=self.tokenizer.pad_id)
-        return padded.to(self.device), torch.tensor([len(i) for i in ids], device=self.device), [p.text for p in prepared]
-
     # ---- synthesis ----------------------------------------------------------------------------
     def synthesize(self, text: str, voice: Voice | Sequence[Voice | None] | None = None, *,
                    top_k: int = DEFAULT_TOP_K, temperature: float = 1.0, seed: int | None = 0,
                    candidates: int = 1, max_seconds: float = MAX_ROW_SECONDS,
-                   voice_guidance: float = 0.0, glossary: Glossary | None = None) -> Synthesis:
+                   glossary: Glossary | None = None) -> Synthesis:
         """Speaks ``text`` (split into sentences, all generated as one batch) with a tuned voice or none.
 
         ``voice`` may be a list with one voice per candidate: different voices share one batch.
-        ``voice_guidance`` > 0 samples from ``log p_voice + w (log p_voice - log p_no_voice)``: more of the
-        voice's speaker and style, at twice the decoding work (`lina.generate.guide`; a row without a voice
-        comes out as without guidance); 0 = off.
         Pause marks in ``text`` (``[pause 0.5]``, ``<break time="500ms"/>``) become that much silence;
         ``glossary`` respells words before normalization (`lina.marks.Glossary`). The result carries word
         timestamps (``words``) from the model's alignment.
         """
-        voices = list(voice) if isinstance(voice, (list, tuple)) else [voice] * candidates
-        if len(voices) != candidates:
-            raise ValueError(f"{len(voices)} voices for {candidates} candidates")
-        return self._run(self.plan(text), voices, None, "", top_k, temperature, seed, max_seconds,
-                         voice_guidance, glossary)
+        request = self._request(text, voice, candidates, None, "", max_seconds, glossary)
+        return self._run(request, SamplingConfig(top_k, temperature), seed)
 
     def clone(self, text: str, prompt_audio: AudioSource, prompt_transcript: str, *, top_k: int = DEFAULT_TOP_K,
               temperature: float = 1.0, seed: int | None = 0, candidates: int = 1,
               max_seconds: float = MAX_ROW_SECONDS, glossary: Glossary | None = None) -> Synthesis:
         """Prompt continuation: the clip and its transcript are a prefix the model continues."""
-        if not isinstance(prompt_transcript, str) or not prompt_transcript.strip():
-            raise TextError("the transcript of the prompt clip is required")
-        prompt = self.encode_prompt(prompt_audio)
-        return self._run(self.plan(text), [None] * candidates, prompt, prompt_transcript, top_k, temperature,
-                         seed, max_seconds, glossary=glossary)
+        prompt = self._prompt(prompt_audio, prompt_transcript)
+        request = self._request(text, None, candidates, prompt, prompt_transcript, max_seconds, glossary)
+        return self._run(request, SamplingConfig(top_k, temperature), seed)
+
+    def stream(self, text: str, voice: Voice | Sequence[Voice | None] | None = None, *, top_k: int = DEFAULT_TOP_K,
+               temperature: float = 1.0, seed: int | None = 0, chunk_tokens: int = CHUNK_TOKENS,
+               candidates: int = 1, max_seconds: float = MAX_ROW_SECONDS, glossary: Glossary | None = None,
+               prompt_audio: AudioSource | None = None, prompt_transcript: str | None = None,
+               piece_seconds: float = 0.0) -> SpeechStream:
+        """Yields float32 audio pieces ``[S]`` as tokens come (first audio after ``chunk_tokens`` steps):
+        what `synthesize` (or, given ``prompt_audio`` and its transcript, `clone`) says for the same
+        arguments, every sentence and candidate generated in one batch, each sentence heard once those
+        before it have ended (`lina.speech_stream`). With ``candidates`` > 1 it yields
+        ``StreamPiece(candidate, audio)`` s. ``piece_seconds``: pieces merged up to that length (the
+        first goes out at once). The stream's ``result`` is its `Synthesis` once it has ended."""
+        prompt = None if prompt_audio is None else self._prompt(prompt_audio, prompt_transcript)
+        request = self._request(text, voice, candidates, prompt, prompt_transcript or "", max_seconds, glossary)
+        return SpeechStream(self.backend, self.codec, self.mark, request, SamplingConfig(top_k, temperature), seed,
+                            chunk_tokens, piece_seconds)
 
     def synthesize_dialogue(self, script, voices=None, **options):
         """Every line of a script spoken by its own voice, all lines in one batch: see
@@ -250,83 +169,84 @@ class LinaTTS:
 
         return synthesize_dialogue(self, script, voices, **options)
 
-    def _run(self, plan: Plan, voices: list[Voice | None], prompt: torch.Tensor | None, prefix: str,
-             top_k: int, temperature: float, seed: int | None, max_seconds: float,
-             voice_guidance: float = 0.0, glossary: Glossary | None = None) -> Synthesis:
-        start = time.perf_counter()
-        sentences, n = plan.sentences, len(plan.sentences)
-        rows = [s for _ in voices for s in sentences]
-        if len(rows) > MAX_SENTENCES:
-            raise TextError(f"{len(sentences)} sentences x {len(voices)} candidates exceeds {MAX_SENTENCES} rows")
-        batch = self.generate_rows(rows, [v for v in voices for _ in sentences], top_k=top_k,
-                                   temperature=temperature, seed=seed, max_seconds=max_seconds,
-                                   voice_guidance=voice_guidance, prompt=prompt, prefix=prefix, glossary=glossary)
-        audio, words, spans = [], [], []
-        for c in range(len(voices)):
-            wav, starts = join_rows(batch.waves[c * n:(c + 1) * n], plan.pauses, plan.lead)
-            audio.append(self.mark(wav))
-            spans.append([(s, s + len(w) / SAMPLE_RATE) for s, w in zip(starts, batch.waves[c * n:(c + 1) * n])])
-            words.append([w.shifted(s) for r, s in zip(range(c * n, (c + 1) * n), starts) for w in batch.words[r]])
-        steps = len(batch.codes[0]) if batch.codes else 0
-        alignment = batch.alignments[0][:steps] if batch.alignments else None
-        return Synthesis(audio, SAMPLE_RATE, batch.spoken[:n],
-                         [all(batch.finished[c * n:(c + 1) * n]) for c in range(len(voices))],
-                         sum(len(c) for c in batch.codes), time.perf_counter() - start, alignment,
-                         batch.alignments[:n], words, spans, plan.describe)
-
     def generate_rows(self, rows: Sequence[str], voices: Sequence[Voice | None], *, top_k: int = DEFAULT_TOP_K,
                       temperature: float = 1.0, seed: int | None = 0, max_seconds: float = MAX_ROW_SECONDS,
-                      voice_guidance: float = 0.0, prompt: torch.Tensor | None = None, prefix: str = "",
-                      glossary: Glossary | None = None, timestamps: bool = True) -> Rows:
+                      prompt: torch.Tensor | None = None, prefix: str = "", glossary: Glossary | None = None,
+                      timestamps: bool = True) -> Rows:
         """One batch, one ``generate`` call: row ``i`` speaks the sentence ``rows[i]`` with ``voices[i]`` (its
-        own initial state). What `synthesize`, `clone` and dialogues share; returns every row's audio,
-        codes, alignment and word timestamps (seconds from the row's start). ``timestamps=False`` leaves
+        own initial state). What dialogues and bulk synthesis use; returns every row's audio, codes,
+        alignment and word timestamps (seconds from the row's start). ``timestamps=False`` leaves
         alignments and words empty (bulk synthesis: ~2 ms of CPU per row saved, and two copies per row)."""
         if len(rows) != len(voices):
             raise ValueError(f"{len(voices)} voices for {len(rows)} rows")
-        text, lengths, spoken = self._texts(rows, prefix, glossary)
-        initial = self._initial_states(list(voices))
-        limits = [row_seconds(s, max_seconds) for s in rows]
-        max_tokens = int(max(limits) * FRAME_RATE)
-        # The floor counts the sentence to speak, not the prompt's transcript: the prompt is given.
-        floors = tuple(min_row_tokens(s, int(lim * FRAME_RATE)) for s, lim in zip(rows, limits))
-        cfg = GenerationConfig(SamplingConfig(top_k=top_k, temperature=temperature),
-                               max_tokens=max_tokens, seed=seed, min_tokens=floors, voice_guidance=voice_guidance)
+        request = plan_rows(Plan(list(rows), [0.0] * len(rows)), voices, self.tokenizer, self.model.cfg, self.device,
+                            prompt=prompt, prefix=prefix, max_seconds=max_seconds, glossary=glossary)
+        return self._collect(request, SamplingConfig(top_k, temperature), seed, timestamps)
+
+    def _prompt(self, audio: AudioSource, transcript: str | None) -> torch.Tensor:
+        if not isinstance(transcript, str) or not transcript.strip():
+            raise TextError("the transcript of the prompt clip is required")
+        return self.encode_prompt(audio)
+
+    def _request(self, text: str, voice: Voice | Sequence[Voice | None] | None, candidates: int,
+                 prompt: torch.Tensor | None, prefix: str, max_seconds: float, glossary: Glossary | None) -> Request:
+        """``text`` planned as ``candidates`` readings in one batch; ``voice``: one for all or one per candidate."""
+        voices = list(voice) if isinstance(voice, (list, tuple)) else [voice] * candidates
+        if len(voices) != candidates:
+            raise ValueError(f"{len(voices)} voices for {candidates} candidates")
+        plan = self.plan(text)
+        n = len(plan.sentences)
+        if n * candidates > MAX_SENTENCES:
+            raise TextError(f"{n} sentences x {candidates} candidates exceeds {MAX_SENTENCES} rows")
+        return plan_rows(plan, [v for v in voices for _ in range(n)], self.tokenizer, self.model.cfg, self.device,
+                         candidates, prompt, prefix, max_seconds, glossary)
+
+    def _run(self, request: Request, sampling: SamplingConfig, seed: int | None) -> Synthesis:
+        """The request's rows collected and decoded in one batch, each candidate's sentences joined."""
+        start = time.perf_counter()
+        batch = self._collect(request, sampling, seed)
+        plan, n = request.plan, len(request.plan.sentences)
+        audio, words, spans, finished = [], [], [], []
+        for c in range(request.candidates):
+            mine = request.candidate_rows(c)
+            waves = [batch.waves[r] for r in mine]
+            wav, starts = join_rows(waves, plan.pauses, plan.lead)
+            audio.append(self.mark(wav))
+            spans.append([(s, s + len(w) / SAMPLE_RATE) for s, w in zip(starts, waves)])
+            words.append([w.shifted(s) for r, s in zip(mine, starts) for w in batch.words[r]])
+            finished.append(all(batch.finished[r] for r in mine))
+        steps = len(batch.codes[0]) if batch.codes else 0
+        alignment = batch.alignments[0][:steps] if batch.alignments else None
+        return Synthesis(audio, SAMPLE_RATE, batch.spoken[:n], finished, sum(len(c) for c in batch.codes),
+                         time.perf_counter() - start, alignment, batch.alignments[:n], words, spans, plan.describe)
+
+    def _collect(self, request: Request, sampling: SamplingConfig, seed: int | None, timestamps: bool = True) -> Rows:
+        """The generation iterator collected (`lina.generate.generate`), each row cut at its budget, the
+        rows decoded in one batch; with ``timestamps``, alignments and word times."""
         decoder = self.backend.model
         with torch.inference_mode():
-            ctx = decoder.encode_text(text, lengths)
-            out = generate(decoder, ctx, decoder.init_state(len(rows), initial), cfg, prompt,
-                           backend=self.backend, check_every=self.backend.check_every)
-            codes = [c[: int(lim * FRAME_RATE)] for c, lim in zip(out.codes, limits)]
+            ctx = decoder.encode_text(request.text, request.lengths)
+            out = generate(decoder, ctx, decoder.init_state(request.rows, request.initial),
+                           request.config(sampling, seed), request.prompt, backend=self.backend,
+                           check_every=self.backend.check_every)
+            codes = [c[:limit] for c, limit in zip(out.codes, request.limits)]
             finished = [bool(f) and len(c) == len(o) for f, c, o in zip(out.finished.tolist(), codes, out.codes)]
             waves = self._decode(codes)
         if not timestamps:
-            return Rows(waves, codes, finished, [], spoken, [[] for _ in rows])
-        alignments = [out.alignment[r, 0, : len(codes[r]), : int(lengths[r])].float().cpu().numpy()
-                      for r in range(len(rows))]
+            return Rows(waves, codes, finished, [], request.spoken, [[] for _ in codes])
+        lengths = request.lengths.tolist()
+        alignments = [out.alignment[r, 0, : len(codes[r]), : lengths[r]].float().cpu().numpy()
+                      for r in range(request.rows)]
         # Word times read the second attention: the position the position net chose (monotonic by
         # construction); the first one (drawn by the alignment view) is a content lookup, often diffuse.
-        chosen = [out.alignment[r, ALIGNMENT_HEAD, : len(codes[r]), : int(lengths[r])].float().cpu().numpy()
-                  for r in range(len(rows))]
-        words = [row_words(s, prefix, a, t, self.tokenizer, glossary) for s, a, t in zip(rows, chosen, spoken)]
-        return Rows(waves, codes, finished, alignments, spoken, words)
-
-    def _initial_states(self, voices: list[Voice | None]) -> list[torch.Tensor] | None:
-        if all(v is None for v in voices):
-            return None
-        cfg = self.model.cfg
-        zero = torch.zeros(cfg.n_tunable_layers, 1, cfg.n_heads, cfg.head_k_dim, cfg.head_v_dim)
-        per_row = []
-        for v in voices:
-            if v is None:
-                per_row.append(zero)
-            else:
-                v.check(cfg)
-                per_row.append(torch.stack(v.initial_states(1)))
-        states = torch.cat(per_row, dim=1).to(self.device)  # [L, B, H, Dk, Dv]
-        return list(states)
+        chosen = [out.alignment[r, ALIGNMENT_HEAD, : len(codes[r]), : lengths[r]].float().cpu().numpy()
+                  for r in range(request.rows)]
+        words = [row_words(s, request.prefix, a, t, self.tokenizer, request.glossary)
+                 for s, a, t in zip(request.row_sentences, chosen, request.spoken)]
+        return Rows(waves, codes, finished, alignments, request.spoken, words)
 
     def _decode(self, codes: list[torch.Tensor]) -> list[np.ndarray]:
+        """Rows' codes ``[T_i]`` -> audio ``[T_i * hop]`` each, decoded in one padded batch."""
         lengths = torch.tensor([len(c) for c in codes], device=self.device)
         if int(lengths.max()) == 0:
             return [np.zeros(0, dtype=np.float32) for _ in codes]
@@ -334,47 +254,15 @@ class LinaTTS:
         waves = self.codec.decode_batch(padded, lengths.clamp_min(1))
         return [w.float().cpu().numpy()[: len(c) * self.codec.hop_length] for w, c in zip(waves, codes)]
 
-    def stream(self, text: str, voice: Voice | None = None, *, top_k: int = DEFAULT_TOP_K, temperature: float = 1.0,
-               seed: int | None = 0, chunk_tokens: int = 15, voice_guidance: float = 0.0) -> Iterator[np.ndarray]:
-        """Yields float32 audio chunks as tokens come, sentence after sentence (first audio early).
-        ``voice_guidance``: as in `synthesize`."""
-        for sentence in self.sentences(text):
-            text_ids, lengths, _ = self._texts([sentence])
-            max_tokens = int(row_seconds(sentence) * FRAME_RATE)
-            cfg = GenerationConfig(SamplingConfig(top_k=top_k, temperature=temperature), max_tokens=max_tokens,
-                                   seed=seed, min_tokens=min_row_tokens(sentence, max_tokens),
-                                   voice_guidance=voice_guidance)
-            decoder = self.codec.streaming_decoder()
-            # Inference mode is per thread and a server may resume this generator on another thread:
-            # enter it around each step rather than holding it across a `yield`.
-            model = self.backend.model
-            with torch.inference_mode():
-                ctx = model.encode_text(text_ids, lengths)
-                state = model.init_state(1, self._initial_states([voice]))
-                chunks = stream(model, ctx, state, cfg, None, chunk_tokens, self.backend)
-            while True:
-                with torch.inference_mode():
-                    item = next(chunks, None)
-                    if item is None:
-                        audio = decoder.flush()
-                    else:
-                        audio = decoder.push(item[0][0][None]) if len(item[0][0]) else None
-                    samples = None if audio is None or not audio.numel() else audio.reshape(-1).float().cpu().numpy()
-                if samples is not None:
-                    yield self.mark(samples)
-                if item is None:
-                    break
-            yield np.zeros(int(PAUSE_SECONDS * SAMPLE_RATE), dtype=np.float32)
-
     # ---- voices -------------------------------------------------------------------------------
     def tune_voice(self, clips: Sequence[tuple[AudioSource, str]], *, steps: int = 100, rank: int = 1,
-                   learning_rate: float = 0.05, batch_size: int = 8, seed: int = 0, anchor_weight: float = 0.0,
+                   learning_rate: float = 0.05, batch_size: int = 8, seed: int = 0,
                    on_step: Callable[[int, float], None] | None = None, name: str = "", description: str = "",
-                   style: str = "", start: Voice | None = None, crop_seconds: float = 0.0) -> tuple[Voice, list[float]]:
+                   style: str = "", crop_seconds: float = 0.0) -> tuple[Voice, list[float]]:
         """Initial-State Tuning from any number of ``(audio, transcript)`` clips; the model stays frozen.
-        ``start``, ``anchor_weight``: start from that voice, kept near it (`lina.ist.tune_voice`).
         ``crop_seconds`` > 0: each step reads at most the first that many seconds of a clip (bounded memory
-        and time per step; `lina.ist.TuningConfig.max_frames`)."""
+        and time per step; `lina.ist.TuningConfig.max_frames`). Starting from another voice and keeping near
+        it: `lina.ist.tune_voice` (``start``, ``TuningConfig.anchor_weight``)."""
         if not clips:
             raise ValueError("give at least one clip with its transcript")
         examples = []
@@ -387,7 +275,5 @@ class LinaTTS:
             except AudioError as exc:
                 raise AudioError(f"clip {i + 1}: {exc}") from None
             examples.append(Clip(codes.cpu(), torch.tensor(ids)))
-        cfg = TuningConfig(steps, batch_size, rank, learning_rate, seed=seed, anchor_weight=anchor_weight,
-                           max_frames=int(crop_seconds * FRAME_RATE))
-        return tune_voice(self.model, examples, cfg, on_step, start=start, name=name, description=description,
-                          style=style)
+        cfg = TuningConfig(steps, batch_size, rank, learning_rate, seed=seed, max_frames=int(crop_seconds * FRAME_RATE))
+        return tune_voice(self.model, examples, cfg, on_step, name=name, description=description, style=style)

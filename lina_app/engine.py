@@ -24,7 +24,6 @@ from lina_app.events import (StreamAudio, StreamDone, StreamEvent, TuningDone, T
                              TuningStep, TuningStopped)
 from lina_app.endpoints import ENDPOINTS, preset_seconds
 from lina_app.preset_tuner import tune_with
-from lina_app.streaming import BatchStream
 from lina_app.tuning import release_memory
 from lina_app.settings import GPU_WARMUP_SECONDS, STREAM_CHUNK_SECONDS, TUNING_BATCH_SIZE
 
@@ -205,27 +204,17 @@ class Engine:
                 glossary=None) -> Iterator[StreamEvent]:
         """Yields a `StreamAudio` (float32 piece) of about `STREAM_CHUNK_SECONDS` (the first as soon as it is
         decoded), then a `StreamDone` (its `Synthesis`): the words `synthesize` says for the same inputs
-        (`lina_app.streaming`), with the stream's own timings.
+        (`lina.speech_stream`), with the stream's own timings.
 
         Closing this generator (the handler does when the visitor leaves) stops the generation at the next
         chunk: no further token is generated.
         """
-        tts = self.tts
-        wanted = int(STREAM_CHUNK_SECONDS * tts.sample_rate)
-        pending: list[np.ndarray] = []
-        size = 0
-        first = True
-        pieces = BatchStream(tts, text, voice, top_k, temperature, seed, glossary=glossary)
-        with self.activity.track("stream"), contextlib.closing(iter(pieces)) as chunks:
-            for chunk in chunks:
-                pending.append(chunk)
-                size += len(chunk)
-                # The first piece goes out at once: it is what makes streaming worth having.
-                if first or size >= wanted:
-                    # Each piece is marked on its own (`LinaTTS.mark`): a visitor who keeps only part of a
-                    # stream still holds marked audio.
-                    yield StreamAudio(tts.mark(np.concatenate(pending)))
-                    pending, size, first = [], 0, False
-            if pending:
-                yield StreamAudio(tts.mark(np.concatenate(pending)))
+        # Pieces of about STREAM_CHUNK_SECONDS, each marked on its own (`LinaTTS.stream`): a visitor who
+        # keeps only part of a stream still holds marked audio; the first goes out at once: it is what
+        # makes streaming worth having.
+        pieces = self.tts.stream(text, voice, top_k=top_k, temperature=temperature, seed=seed, glossary=glossary,
+                                 piece_seconds=STREAM_CHUNK_SECONDS)
+        with self.activity.track("stream"), contextlib.closing(pieces):
+            for piece in pieces:
+                yield StreamAudio(piece)
         yield StreamDone(pieces.result)

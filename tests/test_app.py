@@ -298,9 +298,9 @@ def test_stream_endpoint_yields_audio_then_the_info_of_speak(client):
 
 def test_streaming_says_the_words_of_speaking_on_the_embedded_model():
     """Same preset, text and seed: the streamed audio is /speak's (same tokens; the streaming codec decoder
-    approximates the audio), sentence after sentence; lina's sentence-by-sentence stream is not."""
-    from lina_app.streaming import BatchStream
+    approximates the audio), sentence after sentence, in the app's pieces of about a second."""
     from lina_app.model_choice import EMBEDDED_MODEL_DIR
+    from lina_app.settings import STREAM_CHUNK_SECONDS
 
     if not (EMBEDDED_MODEL_DIR / "config.json").is_file():
         pytest.skip("the embedded model is not in this checkout")
@@ -308,10 +308,12 @@ def test_streaming_says_the_words_of_speaking_on_the_embedded_model():
     voice = Voice.load(app.DEFAULT_VOICES_DIR / "ava_neutral.safetensors")
     text = "Good morning. Here is the news."
     spoken = tts.synthesize(text, voice, seed=5)
-    stream = BatchStream(tts, text, voice, 100, 1.0, 5)
-    streamed = np.concatenate(list(stream))
+    stream = tts.stream(text, voice, top_k=100, temperature=1.0, seed=5, piece_seconds=STREAM_CHUNK_SECONDS)
+    pieces = list(stream)
+    streamed = np.concatenate(pieces)
     assert stream.result.tokens == spoken.tokens and stream.result.text == spoken.text
-    assert len(streamed) == len(spoken.audio[0])
+    assert len(streamed) == len(spoken.audio[0]) and np.array_equal(stream.result.audio[0], streamed)
+    assert all(len(p) >= STREAM_CHUNK_SECONDS * SAMPLE_RATE for p in pieces[1:-1])
     assert np.corrcoef(streamed, spoken.audio[0])[0, 1] > 0.95
 
 

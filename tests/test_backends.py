@@ -13,6 +13,7 @@ from lina.config import LinaConfig
 from lina.constants import EOS_ID
 from lina.cuda_graphs import GraphDecoder
 from lina.generate import GenerationConfig, generate, stream
+from lina.logits import LogitProcessor
 from lina.model import LinaModel
 from lina.sampling import SamplingConfig
 
@@ -111,3 +112,32 @@ def test_graph_backend_holds_eos_back_until_the_floor(model, monkeypatch):
         out = generate(model, ctx, state, cfg, backend=backend, check_every=16)
     assert [len(c) for c in out.codes] == list(floors) and bool(out.finished.all())
     assert out.steps == max(floors) + 1
+
+
+class Ban(LogitProcessor):
+    """An experiment's processor: one token never sampled. ``graph_safe`` as told."""
+
+    def __init__(self, token: int, graph_safe: bool):
+        self.mask = torch.zeros(CFG.n_codebook + 3, dtype=torch.bool)
+        self.mask[token] = True
+        self.graph_safe = graph_safe
+
+    def apply(self, logits, step, last):
+        return logits.masked_fill(self.mask, float("-inf"))
+
+
+@pytest.mark.parametrize("graph_safe", [True, False])
+def test_an_extra_processor_plugs_into_every_back_end(model, monkeypatch, graph_safe):
+    """A processor in `GenerationConfig.processors` runs after the built-ins in the reference loop and in
+    the graph back end (inside the graph when graph-safe, else through the eager loop on its copy)."""
+    monkeypatch.setattr(cuda_backends, "GraphDecoder", EagerGraph if graph_safe else None)  # None: must not be used
+    with torch.inference_mode():
+        ctx = _ctx(model, 9, 4, 12)
+        plain = generate(model, ctx, model.init_state(3), GenerationConfig(GREEDY, max_tokens=40))
+        banned = int(torch.cat(plain.codes).mode().values) + 3  # the most frequent code, as a model-space id
+        cfg = GenerationConfig(GREEDY, max_tokens=40, min_tokens=(5, 0, 9), processors=(Ban(banned, graph_safe),))
+        ref = generate(model, ctx, model.init_state(3), cfg, backend=Reference(model))
+        out = generate(model, ctx, model.init_state(3), cfg, backend=CpuGraph(model, torch.float32), check_every=16)
+    assert all(banned - 3 not in c.tolist() for c in ref.codes)
+    assert [c.tolist() for c in ref.codes] != [c.tolist() for c in plain.codes]
+    assert [c.tolist() for c in out.codes] == [c.tolist() for c in ref.codes]

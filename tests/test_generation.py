@@ -10,7 +10,8 @@ from lina.constants import EOS_ID, N_SPECIAL_TOKENS
 from lina.generate import GenerationConfig, decode, generate, stream
 from lina.ist import Clip, TuningConfig, clip_loss, tune_voice
 from lina.model import LinaModel
-from lina.sampling import SamplingConfig, block_token, sample_top_k
+from lina.logits import MinTokens, SuppressTokens, process
+from lina.sampling import SamplingConfig, sample_top_k
 from lina.voice import Voice
 
 CFG = LinaConfig(d_model=32, n_layer=2, n_heads=2, text_layers=1, text_heads=2, n_text_vocab=40, n_codebook=64)
@@ -102,13 +103,19 @@ def test_min_tokens_hold_eos_back_per_row(model, monkeypatch):
     assert [len(c) for c in generate(model, ctx, model.init_state(3), GenerationConfig(GREEDY)).codes] == [0, 0, 0]
 
 
-def test_block_token_only_in_the_given_rows():
+def test_eos_floor_only_in_the_rows_below_it():
     logits = torch.randn(3, 10)
-    blocked = block_token(logits, EOS_ID, torch.tensor([True, False, True]))
-    assert blocked[[0, 2], EOS_ID].eq(float("-inf")).all() and blocked[1, EOS_ID] == logits[1, EOS_ID]
-    keep = torch.ones(10, dtype=torch.bool)
-    keep[EOS_ID] = False
-    assert torch.equal(blocked[:, keep], logits[:, keep])
+    floor = MinTokens(torch.tensor([5, 2, 7]))
+    for step in (4, torch.tensor(4)):  # eager loop (int) and CUDA graph (device tensor) counts
+        blocked = floor.apply(logits, step, None)
+        assert blocked[[0, 2], EOS_ID].eq(float("-inf")).all() and blocked[1, EOS_ID] == logits[1, EOS_ID]
+        keep = torch.ones(10, dtype=torch.bool)
+        keep[EOS_ID] = False
+        assert torch.equal(blocked[:, keep], logits[:, keep])
+    assert floor.apply(logits, 7, None) is logits  # past every floor: untouched, no copy
+    suppressed = process([SuppressTokens([0, 1]), floor], logits.half(), 0, None)
+    assert suppressed.dtype == torch.float32 and suppressed[:, :2].eq(float("-inf")).all()
+    assert suppressed[:, EOS_ID].eq(float("-inf")).all() and torch.isfinite(suppressed[:, 3:]).all()
 
 
 @pytest.mark.parametrize("floors", [12, (0, 12), (-1, 0)])
@@ -145,8 +152,9 @@ def test_prompt_codes_are_consumed_in_one_prefill(model):
     for c in prompt[0]:
         out = model.step(ctx, c[None] + N_SPECIAL_TOKENS, out.state)
     tokens = []
+    suppress = SuppressTokens(GREEDY.suppress)
     for _ in range(10):
-        tok = sample_top_k(out.logits, GREEDY)
+        tok = sample_top_k(suppress.apply(out.logits, 0, None), GREEDY)
         tokens.append(tok)
         out = model.step(ctx, tok, out.state)
     assert torch.equal(torch.cat([s.tokens for s in fed]), torch.cat(tokens))
@@ -182,55 +190,3 @@ def test_tuned_voice_lowers_held_out_loss(model):
     assert tuned < base - 0.3 * (base - oracle)    # tuning recovers a good part of it
     assert all(p.grad is None for p in model.parameters()) and all(p.requires_grad for p in model.parameters())
     assert voice.rank == 1 and len(losses) == 40
-
-
-def test_guide_formula():
-    torch.manual_seed(1)
-    logits = torch.randn(4, 10)  # rows 0-1 with voices, 2-3 their no-voice twins
-    lp = logits.log_softmax(-1)
-    assert torch.allclose(lina.generate.guide(logits, 2.0), 3 * lp[:2] - 2 * lp[2:], atol=1e-6)
-    assert torch.allclose(lina.generate.guide(logits, 0.0), lp[:2])
-
-
-@pytest.mark.parametrize("weight", [0.0, 1.5])
-def test_voice_guidance_equals_two_batches_stepped_by_hand(model, weight):
-    """Naive reference: the voiced batch and the no-voice batch run as separate models calls, fed the
-    guided tokens; greedy on the combined log-probs must give the same tokens as `decode`'s twin batch."""
-    text, lengths = _texts(ROWS[0], ROWS[2])
-    ctx = model.encode_text(text, lengths)
-    voice = Voice(torch.randn(4, 1, 2, 16), torch.randn(4, 1, 2, 32), scale=0.5)
-    initial = [torch.cat([s, s]) for s in voice.initial_states(1)]
-    with torch.inference_mode():
-        steps = decode(model, ctx, model.init_state(2, initial), None, GREEDY, guidance=weight)
-        fast = torch.stack([s.tokens for s in itertools.islice(steps, 20)], dim=1)
-
-        states = [model.init_state(2, initial), model.init_state(2)]
-        outs = [model(ctx, lina.generate.prompt_input(2, None, model.device), s) for s in states]
-        logits = [o.logits[:, -1] for o in outs]
-        states = [o.state for o in outs]
-        naive = []
-        for _ in range(20):
-            lp = [x.float().log_softmax(-1) for x in logits]
-            tokens = sample_top_k(lp[0] + weight * (lp[0] - lp[1]), GREEDY)
-            naive.append(tokens)
-            outs = [model.step(ctx, tokens, s) for s in states]
-            logits, states = [o.logits for o in outs], [o.state for o in outs]
-    assert torch.equal(fast, torch.stack(naive, dim=1))
-    if weight == 0.0:  # no guidance: the plain decode's tokens
-        with torch.inference_mode():
-            plain = decode(model, ctx, model.init_state(2, initial), None, GREEDY)
-            assert torch.equal(fast, torch.stack([s.tokens for s in itertools.islice(plain, 20)], dim=1))
-
-
-def test_voice_guidance_changes_voiced_rows_and_is_validated(model):
-    text, lengths = _texts(ROWS[0])
-    voice = Voice(torch.randn(4, 1, 2, 16), torch.randn(4, 1, 2, 32), scale=0.5)
-    ctx = model.encode_text(text, lengths)
-    runs = [generate(model, ctx, model.init_state(1, voice.initial_states(1)),
-                     GenerationConfig(GREEDY, max_tokens=30, voice_guidance=w))
-            for w in (0.0, 3.0)]
-    assert not torch.equal(runs[0].codes[0][:15], runs[1].codes[0][:15])
-    assert runs[1].alignment.shape[0] == 1  # the twins' rows are not returned
-    for bad in (-0.5, float("nan"), 11.0):
-        with pytest.raises(ValueError, match="voice_guidance"):
-            GenerationConfig(voice_guidance=bad)

@@ -103,7 +103,7 @@ def test_cuda_graph_sampling_is_top_k():
     noise = -torch.log(-torch.log(torch.rand(4096, 5, device="cuda")))
     suppress = torch.zeros(50, dtype=torch.bool, device="cuda")
     suppress[:2] = True
-    picks = gumbel_top_k(logits, noise, suppress, SamplingConfig(top_k=5))
+    picks = gumbel_top_k(logits.masked_fill(suppress, float("-inf")), noise, SamplingConfig(top_k=5))
     allowed = logits.masked_fill(suppress, float("-inf")).topk(5, dim=-1).indices
     assert (picks[:, None] == allowed).any(-1).all()
 

@@ -79,7 +79,7 @@ def test_run_writes_json_and_skips_foreign_voices(tmp_path, capsys):
 
 def test_synthesis_failure_skips_the_voice(tmp_path):
     class Broken:
-        def synthesize(self, text, voice, seed, max_seconds, voice_guidance):
+        def synthesize(self, text, voice, seed, max_seconds):
             raise RuntimeError("boom")
 
     voices = [{"id": "x", "file": "x.safetensors", "voice": None, "name": "X", "style": "sad", "speaker": None}]

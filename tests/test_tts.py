@@ -45,19 +45,6 @@ def test_voices_per_candidate_share_a_batch(tts, tmp_path):
         assert got.shape == want.shape
         np.testing.assert_allclose(got, want, atol=1e-4)  # batched codec decode: within 2e-5 per row
 
-    # Voice guidance: the voiced candidate changes, the voiceless one has nothing to guide by; streaming too.
-    c, gen = tts.model.cfg, torch.Generator().manual_seed(0)  # a state far from zero: tones tuned 3 steps are not
-    strong = Voice(torch.randn(c.n_tunable_layers, 1, c.n_heads, c.head_k_dim, generator=gen),
-                   3 * torch.randn(c.n_tunable_layers, 1, c.n_heads, c.head_v_dim, generator=gen), 1.0,
-                   model_id=tts.model_id)
-    unguided = tts.synthesize("Two voices.", voice=[strong, None], candidates=2, **greedy)
-    guided = tts.synthesize("Two voices.", voice=[strong, None], candidates=2, voice_guidance=3.0, **greedy)
-    assert not (guided.audio[0].shape == unguided.audio[0].shape and np.allclose(guided.audio[0], unguided.audio[0]))
-    np.testing.assert_allclose(guided.audio[1], unguided.audio[1], atol=1e-4)
-    assert sum(len(c) for c in tts.stream("Two voices.", voice=v, top_k=1, voice_guidance=3.0)) > 0
-    with pytest.raises(ValueError, match="voice_guidance"):
-        tts.synthesize("Two voices.", voice=v, voice_guidance=-1.0)
-
 
 def test_clone_from_stereo_44k(tts):
     rate, mono = _tone(3, 44_100)
@@ -109,7 +96,69 @@ def test_rows_speak_a_minimum_before_eos(tts, monkeypatch):
     clone = tts.clone(short, _tone(2), "a much longer transcript of the prompt clip than the text", seed=1)
     assert clone.finished == [True] and clone.tokens == floors[0]
     streamed = sum(len(c) for c in tts.stream(short))
-    assert streamed == floors[0] * HOP_LENGTH + int(lina.tts.PAUSE_SECONDS * SAMPLE_RATE)
+    assert streamed == floors[0] * HOP_LENGTH  # as synthesize: no silence after the last sentence
+
+
+def _decoded_codes(tts, monkeypatch):
+    """Spies on the codec: the codes `synthesize` decodes in its batch (per row) and the codes pushed to
+    each streaming decoder (one decoder per row, in row order)."""
+    batches, streamed = [], []
+    decode_batch, streaming_decoder = tts.codec.decode_batch, tts.codec.streaming_decoder
+
+    def batch_spy(codes, lengths):
+        batches.append([row[:n].tolist() for row, n in zip(codes, lengths.tolist())])
+        return decode_batch(codes, lengths)
+
+    def decoder_spy(*args, **kwargs):
+        decoder, row = streaming_decoder(*args, **kwargs), []
+        push = decoder.push
+        decoder.push = lambda codes: row.extend(codes[0].tolist()) or push(codes)
+        streamed.append(row)
+        return decoder
+
+    monkeypatch.setattr(tts.codec, "decode_batch", batch_spy)
+    monkeypatch.setattr(tts.codec, "streaming_decoder", decoder_spy)
+    return batches, streamed
+
+
+def test_stream_says_the_words_of_synthesize(tts, monkeypatch):
+    """Same text, voices, candidates and seed: `stream` decodes exactly the codes `synthesize` decodes
+    (one plan, one generation iterator), and its audio has the same length, silences included."""
+    c, gen = tts.model.cfg, torch.Generator().manual_seed(0)
+    voice = Voice(torch.randn(c.n_tunable_layers, 1, c.n_heads, c.head_k_dim, generator=gen),
+                  3 * torch.randn(c.n_tunable_layers, 1, c.n_heads, c.head_v_dim, generator=gen), 1.0,
+                  model_id=tts.model_id)
+    text = "Hello there, this is the first sentence. [pause 0.4] And a second one!"
+    batches, streamed = _decoded_codes(tts, monkeypatch)
+    said = tts.synthesize(text, voice=[voice, None], candidates=2, seed=3, top_k=20, max_seconds=3)
+    stream = tts.stream(text, voice=[voice, None], candidates=2, seed=3, top_k=20, max_seconds=3, chunk_tokens=7)
+    pieces = list(stream)
+    assert len(batches) == 1 and len(streamed) == 4 and streamed == batches[0]
+    assert streamed[0] != streamed[2]  # the candidates differ (another voice, other draws)
+    assert {p.candidate for p in pieces} == {0, 1} and all(p.audio.dtype == np.float32 for p in pieces)
+    for candidate in (0, 1):
+        audio = np.concatenate([p.audio for p in pieces if p.candidate == candidate])
+        assert len(audio) == len(said.audio[candidate]) and np.array_equal(audio, stream.result.audio[candidate])
+    got = stream.result
+    assert (got.tokens, got.text, got.finished, got.marks) == (said.tokens, said.text, said.finished, said.marks)
+    assert got.spans == said.spans
+
+
+def test_stream_continues_a_prompt_as_clone(tts, monkeypatch):
+    batches, streamed = _decoded_codes(tts, monkeypatch)
+    cloned = tts.clone("Say this. Then that.", _tone(2), "a humming tone", seed=4, max_seconds=2)
+    pieces = list(tts.stream("Say this. Then that.", prompt_audio=_tone(2), prompt_transcript="a humming tone",
+                             seed=4, max_seconds=2))
+    assert streamed == batches[0] and sum(len(p) for p in pieces) == len(cloned.audio[0])
+    with pytest.raises(TextError, match="transcript"):
+        tts.stream("Say this.", prompt_audio=_tone(2))
+
+
+def test_stream_pieces_merge_to_the_asked_length(tts):
+    plain = list(tts.stream("Streaming works. Twice.", seed=2))
+    merged = list(tts.stream("Streaming works. Twice.", seed=2, piece_seconds=0.5))
+    assert sum(map(len, merged)) == sum(map(len, plain)) and len(merged) < len(plain)
+    assert all(len(p) >= 0.5 * SAMPLE_RATE for p in merged[1:-1])
 
 
 def test_stream_yields_audio(tts):

@@ -27,6 +27,7 @@ from lab.bench.common import write_result
 from lina.backends import Fused
 from lina.constants import FRAME_RATE, SAMPLE_RATE
 from lina.ops import native
+from lina.request import text_rows
 from lina.tts import LinaTTS
 
 SENTENCES = (
@@ -40,7 +41,7 @@ STEP_BLOCKS, STEPS_PER_BLOCK = 15, 40
 def step_ms(tts: LinaTTS, step, blocks: int = STEP_BLOCKS) -> tuple[float, float]:
     """``(min, median)`` ms of ``step(ctx, token, state)`` at batch 1 over blocks of steps."""
     model = tts.model
-    ids, lengths, _ = tts._texts([SENTENCES[0]])
+    ids, lengths, _ = text_rows([SENTENCES[0]], tts.tokenizer, model.cfg.max_text_len)
     with torch.inference_mode():
         ctx = model.encode_text(ids, lengths)
         state, token = model.init_state(1), torch.tensor([5])

@@ -62,10 +62,8 @@ def load_voices(folder: Path, cfg, log=print) -> tuple[list[dict], list[str]]:
 
 
 def synthesize(tts, voices: list[dict], sentences: list[str], wav_dir: Path, seed: int = 0,
-               max_seconds: float = MAX_SECONDS, log=print,
-               voice_guidance: float = 0.0) -> tuple[list[dict], list[dict], list[str]]:
-    """Speaks every sentence with every voice (sentence i with seed ``seed + i``) into ``wav_dir``
-    (``voice_guidance``: `LinaTTS.synthesize`'s).
+               max_seconds: float = MAX_SECONDS, log=print) -> tuple[list[dict], list[dict], list[str]]:
+    """Speaks every sentence with every voice (sentence i with seed ``seed + i``) into ``wav_dir``.
     Returns the clip items (for the classifier), one summary per voice spoken, and notes on voices that failed."""
     import soundfile
 
@@ -77,8 +75,7 @@ def synthesize(tts, voices: list[dict], sentences: list[str], wav_dir: Path, see
         start, clips, audio_s, unfinished = time.perf_counter(), [], 0.0, 0
         try:
             for i, text in enumerate(sentences):
-                out = tts.synthesize(text, voice=v["voice"], seed=seed + i, max_seconds=max_seconds,
-                                     voice_guidance=voice_guidance)
+                out = tts.synthesize(text, voice=v["voice"], seed=seed + i, max_seconds=max_seconds)
                 path = wav_dir / f"{v['id']}__s{i + 1:02d}.wav"
                 soundfile.write(str(path), to_int16(out.audio[0]), out.sample_rate, subtype="PCM_16")
                 audio_s += len(out.audio[0]) / out.sample_rate
@@ -180,15 +177,14 @@ def markdown_table(conf: dict, title: str, unit: str) -> str:
 
 
 def run(tts, voices_dir: Path, out: Path, n_sentences: int = 5, seed: int = 0, mode: str = "auto",
-        max_seconds: float = MAX_SECONDS, model_path: Path = style.MODEL_PATH, log=print,
-        voice_guidance: float = 0.0) -> dict:
+        max_seconds: float = MAX_SECONDS, model_path: Path = style.MODEL_PATH, log=print) -> dict:
     """Synthesizes, classifies, writes ``out``/style_presets.json; returns the result."""
     if not 1 <= n_sentences <= len(SENTENCES):
         raise ValueError(f"--sentences must be 1..{len(SENTENCES)}")
     models = style.load_models(model_path)
     sentences = list(SENTENCES[:n_sentences])
     voices, notes = load_voices(voices_dir, tts.model.cfg, log)
-    items, spoken, failed = synthesize(tts, voices, sentences, out / "wav", seed, max_seconds, log, voice_guidance)
+    items, spoken, failed = synthesize(tts, voices, sentences, out / "wav", seed, max_seconds, log)
     notes += failed
     start = time.perf_counter()
     feats = []
@@ -201,7 +197,7 @@ def run(tts, voices_dir: Path, out: Path, n_sentences: int = 5, seed: int = 0, m
     log(f"features of {len(items)} clips in {time.perf_counter() - start:.1f} s")
     modes = [mode] + (["absolute"] if mode != "absolute" else [])
     result = {"model_id": tts.model_id, "voices_dir": str(voices_dir), "n_sentences": n_sentences, "seed": seed,
-              "max_seconds": max_seconds, "voice_guidance": voice_guidance, "sentences": sentences, "mode": mode, "feature_version": style.FEATURE_VERSION,
+              "max_seconds": max_seconds, "sentences": sentences, "mode": mode, "feature_version": style.FEATURE_VERSION,
               "chance": round(1 / len(STYLES), 4), "notes": notes, "synthesis": spoken,
               "modes": {m: summarize(classify(items, feats, models, m)) for m in modes}}
     for it, f in zip(items, feats):  # the features of each clip, once (in the main mode's clip rows)
@@ -225,7 +221,6 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--mode", choices=("auto", "absolute", "relative"), default="auto")
     p.add_argument("--max-seconds", type=float, default=MAX_SECONDS)
     p.add_argument("--style-model", type=Path, default=style.MODEL_PATH)
-    p.add_argument("--voice-guidance", type=float, default=0.0, help="LinaTTS.synthesize's voice_guidance")
     args = p.parse_args(argv)
     import torch
 
@@ -235,8 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     tts = LinaTTS.from_pretrained(args.model, watermark=False)  # the model, not the mark
     print(f"model {tts.model_id} on {tts.device}; {args.sentences} sentences per voice from {args.voices}", flush=True)
     log = lambda msg: print(msg, flush=True)
-    result = run(tts, args.voices, args.out, args.sentences, args.seed, args.mode, args.max_seconds, args.style_model, log,
-                 args.voice_guidance)
+    result = run(tts, args.voices, args.out, args.sentences, args.seed, args.mode, args.max_seconds, args.style_model, log)
     print(f"\nwrote {args.out / 'style_presets.json'}\n")
     print(report(result))
     return 0

@@ -5,13 +5,14 @@ the same steps and is tested against this one (greedy tokens equal).
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import Tensor
 
 from lina.cross_attention import TextContext
 from lina.generate import Block, decode, step_blocks
+from lina.logits import LogitProcessor
 from lina.model import LinaModel, ModelOutput
 from lina.sampling import SamplingConfig
 from lina.state import LinaState
@@ -44,11 +45,12 @@ class Backend:
         return None
 
     def blocks(self, ctx: TextContext, state: LinaState, prompt: Tensor | None, sampling: SamplingConfig,
-               generator: torch.Generator | None, min_tokens: Tensor, guidance: float,
+               generator: torch.Generator | None, processors: Sequence[LogitProcessor],
                block: int) -> Iterator[Block]:
-        """Endless blocks of sampled tokens (EOS included; the caller stops). ``block``: how many steps
-        the caller wants at a time (a hint: eager back ends yield one step per block)."""
-        return step_blocks(decode(self.model, ctx, state, prompt, sampling, generator, min_tokens, guidance,
+        """Endless blocks of sampled tokens (EOS included; the caller stops), every step's scores through
+        ``processors`` (`lina.logits`). ``block``: how many steps the caller wants at a time (a hint:
+        eager back ends yield one step per block)."""
+        return step_blocks(decode(self.model, ctx, state, prompt, sampling, generator, processors,
                                   self.fast_step()))
 
     def warm_up(self, batches: tuple[int, ...] = (1,), text_lengths: tuple[int, ...] = (32,)) -> None:

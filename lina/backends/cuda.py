@@ -9,12 +9,13 @@ Each decodes with its own copy of the model in :data:`DECODE_DTYPE` (bfloat16: h
 reads; the recurrent state stays float32, see :func:`lina.state.zero_gla_state`); logits stay within
 :data:`BF16_LOGIT_TOLERANCE` of float32 (``tests/test_gpu.py``). Text contexts are padded to a multiple
 of :data:`TEXT_BUCKET` positions (masked: the same numbers) so compiled shapes repeat across requests.
-Voice guidance (twice the rows, two distributions combined) runs the eager loop on the same copy.
+Logit processors run inside the graph; a list with one that is not ``graph_safe`` (`lina.logits`, e.g.
+an experiment's) runs the eager loop on the same copy instead.
 """
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import Tensor
@@ -22,7 +23,8 @@ from torch import Tensor
 from lina.backends.base import Backend
 from lina.cross_attention import TextContext
 from lina.cuda_graphs import GraphDecoder
-from lina.generate import Block, decode, step_blocks
+from lina.generate import Block, decode, step_blocks, suppressing
+from lina.logits import LogitProcessor, MinTokens, graph_safe
 from lina.model import LinaModel
 from lina.sampling import SamplingConfig
 from lina.state import LinaState
@@ -75,14 +77,14 @@ class CudaGraph(Backend):
         return None
 
     def blocks(self, ctx: TextContext, state: LinaState, prompt: Tensor | None, sampling: SamplingConfig,
-               generator: torch.Generator | None, min_tokens: Tensor, guidance: float,
+               generator: torch.Generator | None, processors: Sequence[LogitProcessor],
                block: int) -> Iterator[Block]:
-        if guidance:
-            yield from step_blocks(decode(self.model, ctx, state, prompt, sampling, generator, min_tokens, guidance))
+        if not graph_safe(processors):
+            yield from step_blocks(decode(self.model, ctx, state, prompt, sampling, generator, processors))
             return
         tx = ctx.keys.shape[1]
         dec = GraphDecoder(self.model, pad_context(ctx), state, prompt, sampling, generator, block=NOISE_BLOCK,
-                           use_fla=self.use_fla, min_tokens=min_tokens, step=self._step,
+                           use_fla=self.use_fla, processors=processors, step=self._step,
                            bos_step=self.model.step)
         while True:
             tokens, alignment = dec.run_block(block)
@@ -96,9 +98,9 @@ class CudaGraph(Backend):
             for n in text_lengths:
                 text = torch.full((batch, n), 3, dtype=torch.long, device=dev)
                 ctx = self.model.encode_text(text, torch.full((batch,), n, device=dev))
-                floors = torch.zeros(batch, dtype=torch.long, device=dev)
-                blocks = self.blocks(ctx, self.model.init_state(batch), None, SamplingConfig(), None, floors, 0.0,
-                                     CHECK_EVERY)
+                sampling = SamplingConfig()
+                processors = [*suppressing(sampling, dev), MinTokens(torch.zeros(batch, dtype=torch.long, device=dev))]
+                blocks = self.blocks(ctx, self.model.init_state(batch), None, sampling, None, processors, CHECK_EVERY)
                 for _ in range(3):
                     next(blocks)
         torch.cuda.synchronize(dev)
