@@ -149,16 +149,21 @@ class SpeechStream:
             # Inference mode per step: a server may resume this generator on another thread.
             with torch.inference_mode():
                 chunk = next(pieces, None)
-                if chunk is None:
-                    for row in rows:
-                        row.end()
-                else:
-                    ends = chunk.ends.tolist()
-                    eos = chunk.finished.tolist()
-                    for r, codes in enumerate(chunk.codes()):
-                        rows[r].feed(codes, ends[r] if eos[r] else None)
-            for c, out in enumerate(outs):
-                yield from (tag(c, a) for a in self._drain(out, rows, request.candidate_rows(c)))
+                if chunk is not None:
+                    codes, ends, eos = chunk.codes(), chunk.ends.tolist(), chunk.finished.tolist()
+            # The rows being heard are decoded and handed out first, the rows generated alongside after:
+            # the first audio waits for one row's codec work, not every row's.
+            heard = [request.candidate_rows(c)[out.sentence] for c, out in enumerate(outs)
+                     if out.sentence < len(plan.sentences)]
+            for group in (heard, [r for r in range(request.rows) if r not in heard]):
+                with torch.inference_mode():
+                    for r in group:
+                        if chunk is None:
+                            rows[r].end()
+                        else:
+                            rows[r].feed(codes[r], ends[r] if eos[r] else None)
+                for c, out in enumerate(outs):
+                    yield from (tag(c, a) for a in self._drain(out, rows, request.candidate_rows(c)))
         for c, out in enumerate(outs):
             yield from (tag(c, a) for a in out.flush())
         audio = [np.concatenate(out.parts) if out.parts else np.zeros(0, np.float32) for out in outs]
