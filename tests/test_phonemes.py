@@ -222,6 +222,28 @@ def test_a_run_from_the_phoneme_cache_needs_no_g2p(tok, tmp_path, monkeypatch):
         CodesSplit(codes, "train", vocabulary, max_frames=600, n_codebook=256, max_text_len=256)
 
 
+def test_phonemize_reuse_extends_an_earlier_cache(tok, tmp_path, monkeypatch):
+    from lab.training.corpus.manifest import write_jsonl
+
+    (tmp_path / "codes").mkdir()
+    codes = fake_codes_dir(tmp_path / "codes", n_train=8, n_eval=2)
+    assert main(["phonemize", "--codes", str(codes), "--workers", "1"]) == 0
+    old = lm_phonemes.load_cache(codes)[1]
+    more = tmp_path / "chunk1_train.jsonl"
+    write_jsonl(more, [{"text": t} for t in SENTENCES[:2]] + [{"text": next(iter(old))}])
+    encoded = []
+    real = lm_phonemes.encode_texts
+    monkeypatch.setattr(lm_phonemes, "encode_texts", lambda t, texts, w=None: encoded.extend(texts) or real(t, texts, w))
+    args = ["phonemize", "--codes", str(tmp_path / "v3"), "--workers", "1", "--texts", str(more)]
+    assert main([*args, "--reuse", str(codes / lm_phonemes.CACHE_NAME)]) == 0
+    assert sorted(encoded) == sorted(SENTENCES[:2])  # only the new texts went through the G2P
+    vocabulary, table = lm_phonemes.load_cache(tmp_path / "v3")
+    assert vocabulary.symbols == tok.symbols and set(table) == set(old) | set(SENTENCES[:2])
+    assert all(table[t] == ids for t, ids in old.items()) and table[SENTENCES[0]] == tok.encode(SENTENCES[0])
+    with pytest.raises(FileNotFoundError, match="no phoneme cache"):
+        main([*args, "--reuse", str(tmp_path / "nowhere")])
+
+
 def test_cli_takes_the_front_end(tmp_path):
     (tmp_path / "codes").mkdir()
     codes = fake_codes_dir(tmp_path / "codes", n_train=12, n_eval=4)

@@ -11,8 +11,10 @@
                                       last.pt as files of <= 15 MiB (what --resume-from and export read)
   export --run RUNDIR --codec CODECDIR --out FOLDER [--name lina-mini] [--version v1]   fp16 folder for LinaTTS
                                       (refuses a codec whose codes id differs from the training codes')
-  phonemize --codes DIR [--workers N]  DIR/phonemes.json.gz: phonemes of every text, so that a
+  phonemize --codes DIR [--workers N] [--reuse OLD] [--texts M...]
+                                      DIR/phonemes.json.gz: phonemes of every text, so that a
                                       --text-frontend phonemes run trains where gruut is absent
+                                      (--reuse: keep an earlier cache's entries; --texts: more manifests)
   curves --run RUNDIR --out PNG       train / validation loss curves
 """
 from __future__ import annotations
@@ -73,7 +75,7 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_phonemize(args: argparse.Namespace) -> int:
     from lab.training.lm.phonemes import phonemize_codes
 
-    print(phonemize_codes(args.codes, args.workers))
+    print(phonemize_codes(args.codes, args.workers, args.reuse, args.texts or ()))
     return 0
 
 
@@ -135,6 +137,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("phonemize", help="phonemes of a codes folder's texts, computed once (needs gruut)")
     p.add_argument("--codes", required=True)
     p.add_argument("--workers", type=int, help="G2P processes (default: the CPU count, at most 16)")
+    p.add_argument("--reuse", help="an earlier phoneme cache (folder or .json.gz): its entries are kept, not redone")
+    p.add_argument("--texts", nargs="+", help="more manifests (.jsonl or .jsonl.gz) whose texts the cache covers")
     p.set_defaults(func=cmd_phonemize)
     p = sub.add_parser("curves", help="loss curves PNG")
     p.add_argument("--run", required=True, help="run folder (or shard folder) holding log.jsonl")

@@ -7,6 +7,11 @@ network, never phonemizes, and a run starts without minutes of G2P (~5 ms a sent
 
 A paired row (two sentences back to back, `data.pair_rows`) reads as its two sentences' phonemes joined by
 a word boundary: the G2P reads one sentence at a time, as at inference. BPE rows are encoded as before.
+
+A grown corpus extends an earlier cache instead of phonemizing it all again (`--reuse OLD`: its entries are
+kept, only new texts go through the G2P), with the texts of more manifests (`--texts M...`, e.g. an
+expansion's chunks): the result covers the old corpus and the new rows, so that one table serves codes
+folders merged from both.
 """
 from __future__ import annotations
 
@@ -59,24 +64,38 @@ def _split_texts(codes: Path) -> list[str]:
             for row in read_manifest(codes, split)]
 
 
-def phonemize_codes(codes: str | Path, workers: int | None = None) -> Path:
-    """Writes ``codes/phonemes.json.gz`` (vocabulary + ids of every distinct text); returns its path."""
+def phonemize_codes(codes: str | Path, workers: int | None = None, reuse: str | Path | None = None,
+                    manifests: Sequence[str | Path] = ()) -> Path:
+    """Writes ``codes/phonemes.json.gz`` (vocabulary + ids of every distinct text of the folder's splits and
+    of `manifests`, plus every entry of the `reuse` cache, whose texts are not phonemized again); returns its path."""
+    from lab.training.corpus.manifest import read_jsonl
+
     codes = Path(codes)
     tokenizer = PhonemeTokenizer.default()
-    texts = sorted(set(_split_texts(codes)))
-    ids = encode_texts(tokenizer, texts, workers)
+    known: dict[str, list[int]] = {}
+    if reuse is not None:
+        old = load_cache(reuse)
+        if old is None:
+            raise FileNotFoundError(f"{reuse}: no phoneme cache there")
+        if old[0].to_str() != tokenizer.to_str():
+            raise ValueError(f"{reuse}: another phoneme vocabulary than this G2P's; phonemize without --reuse")
+        known = old[1]
+    texts = set(_split_texts(codes)) | {row["text"] for m in manifests for row in read_jsonl(Path(m))}
+    missing = sorted(texts - set(known))
+    table = {**known, **dict(zip(missing, encode_texts(tokenizer, missing, workers)))}
+    codes.mkdir(parents=True, exist_ok=True)
     path = codes / CACHE_NAME
     tmp = path.with_suffix(".tmp")
     with gzip.open(tmp, "wt", encoding="utf-8") as f:
         json.dump({"format": FORMAT, "version": VERSION, "vocabulary": tokenizer.to_str(),
-                   "texts": dict(zip(texts, ids))}, f, ensure_ascii=False)
+                   "texts": dict(sorted(table.items()))}, f, ensure_ascii=False)
     os.replace(tmp, path)
     return path
 
 
 def load_cache(codes: str | Path) -> tuple[PhonemeTokenizer, dict[str, list[int]]] | None:
-    """``(vocabulary, {text: ids})`` from ``codes/phonemes.json.gz``; None when the folder has none."""
-    path = Path(codes) / CACHE_NAME
+    """``(vocabulary, {text: ids})`` from ``codes/phonemes.json.gz`` (or that file itself); None when there is none."""
+    path = Path(codes) if str(codes).endswith(".json.gz") else Path(codes) / CACHE_NAME
     if not path.exists():
         return None
     with gzip.open(path, "rt", encoding="utf-8") as f:
