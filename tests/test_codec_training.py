@@ -177,3 +177,13 @@ def test_merge_codes_concatenates_splits_and_moves_offsets(tmp_path):
     assert [flat[r["offset"]: r["offset"] + r["frames"]].tolist() for r in rows] == [[1, 2, 3], [4], [5, 6]]
     with pytest.raises(ValueError, match="already"):
         merge_codes([tmp_path / "a", tmp_path / "a"], tmp_path / "m2")
+    assert summary["codes_id"] is None  # neither records its codec
+    for name in ("a", "b"):
+        (tmp_path / name / "codec").mkdir()
+        (tmp_path / name / "codec" / "codes.json").write_text(json.dumps({"codes_id": "174d643f448e2a0d"}))
+    assert merge_codes([tmp_path / "a", tmp_path / "b"], tmp_path / "m3")["codes_id"] == "174d643f448e2a0d"
+    assert (tmp_path / "m3" / "codec" / "codes.json").exists()  # the first source's codec folder
+    (tmp_path / "b" / "codec" / "codes.json").write_text(json.dumps({"codes_id": "0123456789abcdef"}))
+    with pytest.raises(ValueError, match="different codecs"):
+        merge_codes([tmp_path / "a", tmp_path / "b"], tmp_path / "m4")
+    assert not (tmp_path / "m4").exists()  # refused before writing anything

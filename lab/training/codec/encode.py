@@ -101,7 +101,13 @@ def write_split(out: Path, split: str, rows: list[dict], flat: np.ndarray, codec
 def merge_codes(sources: list[Path], out: Path) -> dict:
     """Concatenate codes folders made by one codec (e.g. a corpus and its extension), split by split:
     rows keep their order (first source first) and their offsets move by the codes before them.
-    Row ids must be unique across the sources. The first source's `codec/` (if any) is kept."""
+    Row ids must be unique across the sources, and their codes ids (``codec/codes.json``) one and the same
+    (ids of different codecs mean different sounds). The first source's `codec/` (if any) is kept."""
+    from lab.training.codec.freeze import read_codes_id
+
+    ids = {str(s): read_codes_id(Path(s) / "codec") for s in sources}
+    if len(set(ids.values())) > 1:
+        raise ValueError(f"the sources hold codes of different codecs (codes ids {ids}): merge codes of one codec only")
     out.mkdir(parents=True, exist_ok=True)
     splits = sorted({p.name.split(".")[0] for s in sources for p in s.glob("*.codes.npy")})
     summary, seen = {}, set()
@@ -124,5 +130,6 @@ def merge_codes(sources: list[Path], out: Path) -> dict:
     codec = sources[0] / "codec"
     if codec.is_dir() and not (out / "codec").exists():
         shutil.copytree(codec, out / "codec")
+    summary["codes_id"] = next(iter(ids.values()), None)
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     return summary
