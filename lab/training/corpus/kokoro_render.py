@@ -135,8 +135,13 @@ def plan_pieces(kokoro: dict, inputs: Path | None, weights: Path | None, device:
         data = {k: npz[k] for k in npz.files}
     data["uid"] = [prepared[r]["id"] for r in data["piece_row"]]
     keep = np.flatnonzero([u in kokoro for u in data["uid"]])
+    # Validation rows' pieces first (stable: a row's pieces stay together): a render stopped part-way then
+    # holds the small validation splits whole.
+    keep = keep[np.argsort([kokoro[data["uid"][p]].get("split") != "validation" for p in keep], kind="stable")]
+    rows_in_order = data["piece_row"][keep]
+    rank = np.cumsum(np.r_[0, rows_in_order[1:] != rows_in_order[:-1]])[:len(keep)]  # row_chunks: rising numbers
     plan = []
-    for chunk in row_chunks(data["piece_row"][keep]):
+    for chunk in row_chunks(rank):
         pieces = keep[chunk]
         plan += [pieces[b] for b in batches(np.diff(data["offsets"])[pieces])]
     data["need"] = Counter(data["uid"][p] for p in keep)  # pieces per row still to do

@@ -3,9 +3,16 @@
 Kokoro rows are synthesized in length-sorted batches on the GPU (the pieces `kokoro_render prepare` made here),
 every other row by `render_row` in worker processes; the workers also give Kokoro audio the corpus treatment
 (`kokoro_render.finish_audio`). Each row's audio comes back to this process and is encoded by the codec on the
-GPU in batches of similar length. Codes are saved in shard files (``OUT/shards/NNNNN.npz``) every
-`SHARD_ROWS` rows, so a call stopped by its time limit loses little and the next resumes (rows in a shard are
-skipped); `finalize` joins the shards into a codes folder in `lab.training.codec.encode`'s layout.
+GPU in batches of similar length. Codes are saved in shard files (`codes_shards`: ``OUT/shards/NNNNN.npz``,
+with the codec's codes id) every `SHARD_ROWS` rows, so a call stopped by its time limit loses little and the next
+resumes (rows in a shard are skipped; shards of another codec are refused); `finalize` joins the shards into a
+codes folder in `lab.training.codec.encode`'s layout. Validation rows are rendered first, so a partial render
+has them all.
+
+Stopping: ``--max-seconds`` stops taking rows, gives those in flight DRAIN_S, saves and exits; SIGINT/SIGTERM
+save and exit at once (the worker processes are killed, never joined: `workpool`); a watchdog ends the process
+HARD_EXIT_S after either whatever the main thread does. A log line comes every LOG_EVERY_S while anything is
+pending, and says what is waiting when nothing has finished since the last.
 
 Why one pass: reading 12 h of float32 WAVs back for `codec encode` took ~4 min on the host, longer than making
 them; and a Kokoro render left in the background of a device call died when the call returned, so this runs in
@@ -18,10 +25,11 @@ the foreground of calls, resumably.
 from __future__ import annotations
 
 import argparse
-import concurrent.futures as cf
 import json
-import math
-import multiprocessing
+import os
+import signal
+import sys
+import threading
 import time
 from pathlib import Path
 
@@ -30,12 +38,22 @@ import numpy as np
 from .generate import _worker_init
 from .engines_kokoro import KOKORO_RATE
 from .kokoro_render import finish_audio, plan_pieces, synthesize_batch
+from .codes_shards import ENCODE_SECONDS, ENCODE_SECONDS_CPU, Encoder, check_codec, done_ids, read_shards  # noqa: F401 (done_ids: gpu_lm_v2.sh)
 from .manifest import read_jsonl
+from .workpool import WorkerPool
 
-SHARD_ROWS = 2_000
-ENCODE_SECONDS = 600.0  # audio gathered before an encoding pass; also the padded size of one codec batch
-PENDING_PER_JOB = 8     # rows in flight per worker: bounds the memory of audio waiting in queues
+# Rows in flight per worker: bounds the memory of audio waiting in queues.
+PENDING_PER_JOB = 8
 LOG_EVERY_S = 30.0
+POLL_S = 1.0        # the longest the loop waits for a worker: signals and deadlines are seen within it
+# A row still running after this long is given up for this call and its worker replaced (the engines'
+# subprocesses time out at SUBPROCESS_TIMEOUT_S = 120 s, so a row past this is stuck elsewhere).
+STUCK_S = 180.0
+DRAIN_S = 20.0      # after --max-seconds, how long rows in flight may still finish before the save
+# After a stop (signal or time), a watchdog ends the process this many seconds later whatever the main thread
+# is doing (the rows saved so far stay in their shards): the call must end before the device kills it.
+HARD_EXIT_S = 25.0
+HARD_EXIT_CODE = 3
 
 
 def _render_worker(row: dict) -> tuple[str, np.ndarray]:
@@ -48,127 +66,159 @@ def _kokoro_worker(row: dict, pieces: list[np.ndarray]) -> tuple[str, np.ndarray
     return row["id"], finish_audio(row, pieces)
 
 
-def done_ids(out: Path) -> set[str]:
-    return {str(i) for f in sorted((out / "shards").glob("*.npz")) for i in np.load(f)["ids"]}
+def validation_first(rows: list[dict]) -> list[dict]:
+    """Validation rows before the others (stable): a render stopped part-way holds the small validation splits
+    whole. Train rows first once left the LM with an empty validation split (its loss logged as 0.0)."""
+    return sorted(rows, key=lambda r: r.get("split") != "validation")
 
 
-class Encoder:
-    """Audio of finished rows -> codes, in GPU batches of similar length; shards written as they fill."""
+class StopFlag:
+    """SIGINT / SIGTERM / the time limit -> `reason`; the loop sees it within POLL_S. Further signals are ignored:
+    ``timeout -s INT`` signals the process and then its group, so the main process gets SIGINT twice, and a
+    second KeyboardInterrupt used to land inside the save. Once stopped, a watchdog thread calls `on_hard_exit`
+    after `hard_exit_s` (+ the drain time of a time stop) unless `restore` came first."""
 
-    def __init__(self, codec, out: Path, sample_rate: int) -> None:
-        self.codec, self.out, self.rate = codec, out / "shards", sample_rate
-        self.out.mkdir(parents=True, exist_ok=True)
-        self.audio: dict[str, np.ndarray] = {}
-        self.codes: dict[str, np.ndarray] = {}
-        self.seconds = 0.0
-        self.rows = 0
+    def __init__(self, start: float, max_seconds: float | None, hard_exit_s: float | None, on_hard_exit) -> None:
+        self.start, self.max_seconds, self.reason, self.at = start, max_seconds, None, None
+        self.hard_exit_s, self.on_hard_exit = hard_exit_s, on_hard_exit
+        self.finished = threading.Event()
+        self.saved = {}
+        if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread only
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self.saved[sig] = signal.signal(sig, self._handle)
 
-    def add(self, uid: str, audio: np.ndarray) -> None:
-        self.audio[uid] = audio
-        self.seconds += len(audio) / self.rate
-        if self.seconds >= ENCODE_SECONDS:
-            self.encode()
+    def _handle(self, signum, _frame) -> None:
+        self.request(f"signal {signal.Signals(signum).name}")
 
-    def encode(self) -> None:
-        import torch
+    def request(self, reason: str, grace: float = 0.0) -> None:
+        if self.reason is None:
+            self.reason, self.at = reason, time.monotonic()
+            if self.hard_exit_s is not None:
+                threading.Thread(target=self._watchdog, args=(self.hard_exit_s + grace,), daemon=True).start()
 
-        items = sorted(self.audio.items(), key=lambda kv: len(kv[1]))
-        start = 0
-        while start < len(items):
-            end = start + 1
-            while end < len(items) and (end - start + 1) * len(items[end][1]) <= ENCODE_SECONDS * self.rate:
-                end += 1
-            chunk = items[start:end]
-            wav = torch.zeros(len(chunk), len(chunk[-1][1]))
-            for i, (_, a) in enumerate(chunk):
-                wav[i, : len(a)] = torch.from_numpy(a)
-            with torch.inference_mode():
-                codes = self.codec.encode(wav).cpu().numpy()
-            for i, (uid, a) in enumerate(chunk):
-                self.codes[uid] = codes[i, : math.ceil(len(a) / self.codec.hop_length)].astype(np.uint16)
-            start = end
-        self.audio, self.seconds = {}, 0.0
-        if len(self.codes) >= SHARD_ROWS:
-            self.save()
+    def _watchdog(self, seconds: float) -> None:
+        if not self.finished.wait(seconds):
+            self.on_hard_exit()
 
-    def save(self) -> None:
-        if self.audio:
-            self.encode()
-        if not self.codes:
-            return
-        ids = list(self.codes)
-        path = self.out / f"{len(list(self.out.glob('*.npz'))):05d}.npz"
-        np.savez(path.with_suffix(".tmp.npz"), ids=np.array(ids), frames=np.array([len(self.codes[i]) for i in ids]),
-                 codes=np.concatenate([self.codes[i] for i in ids]))
-        path.with_suffix(".tmp.npz").replace(path)
-        self.rows += len(ids)
-        self.codes = {}
+    def check(self, drain_s: float) -> None:
+        """Past --max-seconds: stop taking rows (those in flight get `drain_s` more seconds)."""
+        if self.max_seconds is not None and time.monotonic() - self.start > self.max_seconds:
+            self.request("time", grace=drain_s)
+
+    def restore(self) -> None:
+        self.finished.set()
+        for sig, handler in self.saved.items():
+            signal.signal(sig, handler)
 
 
 def run(manifests: list[Path], out: Path, codec_dir: Path, *, kokoro_inputs: Path | None = None,
         kokoro_weights: Path | None = None, device: str = "cuda", jobs: int = 8, max_seconds: float | None = None,
-        log=print) -> dict:
-    """Render and encode every row of `manifests` not yet in a shard of `out` (see the module docstring)."""
-    from lina.codec.codec import Codec
+        log=print, render_fn=_render_worker, stuck_s: float = STUCK_S, drain_s: float = DRAIN_S,
+        hard_exit_s: float | None = None) -> dict:
+    """Render and encode every row of `manifests` not yet in a shard of `out` (see the module docstring).
 
-    start = time.time()
-    skip = done_ids(out)
-    rows = [r for m in manifests for r in read_jsonl(m) if r["id"] not in skip]
+    Returns within ~POLL_S + one GPU batch of SIGINT/SIGTERM, and within `drain_s` of `max_seconds`, with the
+    finished rows saved. `hard_exit_s` (the command line sets it): seconds after a stop at which a watchdog
+    ends the process whatever the main thread does. `render_fn(row) -> (id, audio)` renders non-Kokoro rows."""
+    from lina.codec.codec import Codec
+    from lab.training.codec.freeze import codes_id
+
+    start = time.monotonic()
+    codec = Codec.from_pretrained(codec_dir).float().eval()
+    ident = codes_id(codec)
+    skip = done_ids(out, ident)
+    rows = validation_first([r for m in manifests for r in read_jsonl(m) if r["id"] not in skip])
     plain = [r for r in rows if r["spk"]["engine"] != "kokoro"]
     kokoro = {r["id"]: r for r in rows if r["spk"]["engine"] == "kokoro"}
-    codec = Codec.from_pretrained(codec_dir).float().to(device).eval()
-    enc = Encoder(codec, out, codec.sample_rate)
+    codec = codec.to(device)
+    enc = Encoder(codec, out, codec.sample_rate, ident,
+                  ENCODE_SECONDS_CPU if str(device).startswith("cpu") else ENCODE_SECONDS)
     pieces, kt, kokoro_batches, missing = plan_pieces(kokoro, kokoro_inputs, kokoro_weights, device)
     got: dict[int, dict[int, np.ndarray]] = {}
-    queue, queue_left, pending, stopped, last_log = iter(plain), bool(plain), set(), False, time.time()
+    queue, queue_left = iter(plain), bool(plain)
     kokoro_audio_s = gpu_s = 0.0  # Kokoro audio made, and the seconds spent making it (the log says which side limits)
     cap = PENDING_PER_JOB * max(1, jobs)
-    ctx = multiprocessing.get_context("spawn")
-    with cf.ProcessPoolExecutor(max_workers=max(1, jobs), mp_context=ctx, initializer=_worker_init) as pool:
-        try:
-            while True:
-                stopped = stopped or (max_seconds is not None and time.time() - start > max_seconds)
-                while not stopped and queue_left and len(pending) < cap // 2:
+    failed, given_up = 0, []
+    pool = WorkerPool(jobs, _worker_init)
+
+    def hard_exit() -> None:
+        log(f"hard deadline: ending the process {time.monotonic() - stop.at:.0f} s after the stop ({stop.reason}); "
+            f"{enc.rows} rows of this call are in shards, the next call resumes")
+        for pid in pool.pids():  # no executor call: it may wait on a lock the stuck main thread holds
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        os._exit(HARD_EXIT_CODE)
+
+    stop = StopFlag(start, max_seconds, hard_exit_s, hard_exit)
+    last_log = last_done = time.monotonic()
+    try:
+        while True:
+            stop.check(drain_s)
+            if stop.reason is None:
+                while queue_left and len(pool) < cap // 2:
                     row = next(queue, None)
                     if row is None:
                         queue_left = False
                         break
-                    pending.add(pool.submit(_render_worker, row))
-                if not stopped and kokoro_batches and len(pending) < cap:
-                    t = time.time()
+                    pool.submit(row["id"], render_fn, row)
+                if kokoro_batches and len(pool) < cap:
+                    t = time.monotonic()
                     for uid, parts in synthesize_batch(kt, pieces, kokoro_batches.pop(0), got):
-                        pending.add(pool.submit(_kokoro_worker, kokoro[uid], parts))
+                        pool.submit(uid, _kokoro_worker, kokoro[uid], parts)
                         kokoro_audio_s += sum(len(q) for q in parts) / KOKORO_RATE
-                    gpu_s += time.time() - t
-                gpu_next = not stopped and bool(kokoro_batches) and len(pending) < cap
-                if not pending:
-                    if gpu_next:
-                        continue
-                    if stopped or not queue_left:
-                        break
-                    continue
-                # Block for a worker unless the GPU has a batch to do meanwhile (no busy loop).
-                done, pending = cf.wait(pending, timeout=0 if gpu_next else None, return_when=cf.FIRST_COMPLETED)
-                for f in done:
-                    try:
-                        enc.add(*f.result())
-                    except Exception as exc:  # noqa: BLE001 (one bad row must not stop the pass)
-                        log(f"row failed: {type(exc).__name__}: {exc}")
-                if time.time() - last_log > LOG_EVERY_S:
-                    last_log = time.time()
-                    log(f"{enc.rows + len(enc.codes) + len(enc.audio)} rows done this call, {len(pending)} in flight, "
-                        f"{len(kokoro_batches)} Kokoro batches left ({kokoro_audio_s:.0f} audio s in {gpu_s:.0f} GPU s), "
-                        f"{time.time() - start:.0f} s")
-        except KeyboardInterrupt:  # a hard time limit (SIGINT): keep what is encoded, the next call resumes
-            stopped = True
-            log("interrupted: saving the rows encoded so far")
-            pending = {f for f in pending if not f.cancel()}
+                    gpu_s += time.monotonic() - t
+            elif stop.reason != "time" or not len(pool) or time.monotonic() - stop.at > drain_s:
+                break  # a signal: save now; the time limit: once the rows in flight are in (or drain_s is over)
+            gpu_next = stop.reason is None and bool(kokoro_batches) and len(pool) < cap
+            if not len(pool) and not gpu_next and not queue_left:
+                break
+            for uid, result, error in pool.wait(0 if gpu_next else POLL_S):
+                last_done = time.monotonic()
+                if error is None:
+                    enc.add(*result)
+                else:  # one bad row must not stop the pass
+                    failed += 1
+                    log(f"row failed: {uid}: {error}")
+            stuck = [uid for uid, age in pool.running() if age > stuck_s]
+            if stuck:
+                log(f"{len(stuck)} rows running for over {stuck_s:.0f} s, given up this call: {', '.join(stuck[:5])}; "
+                    f"workers restarted, {len(pool) - len(stuck)} rows in flight submitted again")
+                given_up += stuck
+                pool.restart(set(stuck))
+                last_done = time.monotonic()
+            if time.monotonic() - last_log > LOG_EVERY_S:
+                last_log = time.monotonic()
+                log(f"{enc.held} rows done this call, {len(pool)} in flight, {len(kokoro_batches)} Kokoro batches left "
+                    f"({kokoro_audio_s:.0f} audio s in {gpu_s:.0f} GPU s), codec {enc.encode_s:.0f} s, "
+                    f"{time.monotonic() - start:.0f} s")
+                if last_log - last_done > LOG_EVERY_S:
+                    log(_waiting(pool, last_log - last_done, kokoro_batches, cap, stop.reason))
+        if stop.reason:
+            log(f"stopping ({stop.reason}): saving the rows finished so far, {len(pool)} in flight dropped")
+    finally:
+        pool.kill()  # first: the save needs no worker, and a stuck worker must not hold the call
         enc.save()
+        stop.restore()
     report = {"rows_this_call": enc.rows, "rows_done": len(done_ids(out)), "rows_skipped_before": len(skip),
-              "kokoro_rows_without_pieces": missing, "stopped_by_time": stopped, "wall_s": round(time.time() - start, 1),
-              "kokoro_audio_s": round(kokoro_audio_s), "kokoro_gpu_s": round(gpu_s, 1)}
+              "rows_failed": failed, "rows_given_up": len(given_up), "kokoro_rows_without_pieces": missing,
+              "stopped": stop.reason, "stopped_by_time": stop.reason is not None,
+              "wall_s": round(time.monotonic() - start, 1), "kokoro_audio_s": round(kokoro_audio_s),
+              "kokoro_gpu_s": round(gpu_s, 1), "codec_s": round(enc.encode_s, 1), "codes_id": ident}
     log(json.dumps(report))
     return report
+
+
+def _waiting(pool: WorkerPool, idle_s: float, kokoro_batches: list, cap: int, reason: str | None) -> str:
+    """The line said when nothing has finished for a while: what the call is waiting on."""
+    running = pool.running()
+    longest = ", ".join(f"{uid} {age:.0f} s" for uid, age in running[:3])
+    gpu = ("the GPU waits: in-flight cap reached" if len(pool) >= cap else "the GPU has work") if kokoro_batches \
+        else "no Kokoro batch left"
+    return (f"nothing finished for {idle_s:.0f} s: {len(running)} rows running in {pool.jobs} workers "
+            f"(longest: {longest or 'none'}), {len(pool) - len(running)} queued; {gpu}"
+            f"{'; stopping: ' + reason if reason else ''}")
 
 
 def finalize(manifests: list[Path], out: Path, codec_dir: Path) -> dict:
@@ -177,13 +227,11 @@ def finalize(manifests: list[Path], out: Path, codec_dir: Path) -> dict:
     from lab.training.codec.encode import write_split
     from lab.training.codec.freeze import write_codes_json
 
-    codes: dict[str, np.ndarray] = {}
-    for f in sorted((out / "shards").glob("*.npz")):
-        data = np.load(f)
-        ends = np.cumsum(data["frames"])
-        for uid, end, n in zip(data["ids"], ends, data["frames"]):
-            codes[str(uid)] = data["codes"][end - n:end]
+    from lab.training.codec.freeze import codes_id
+
     codec = Codec.from_pretrained(codec_dir)
+    check_codec(out, codes_id(codec))
+    codes = read_shards(out)
     codec.save_pretrained(out / "codec")
     by_split: dict[str, list[dict]] = {}
     for row in (r for m in manifests for r in read_jsonl(m)):
@@ -201,6 +249,9 @@ def finalize(manifests: list[Path], out: Path, codec_dir: Path) -> dict:
         summary[split] = write_split(out, split, done, flat, codec, missing=len(rows) - len(done))
     (out / "summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     summary["codes_id"] = write_codes_json(codec, out / "codec", source=str(codec_dir))
+    for split, part in summary.items():
+        if isinstance(part, dict) and not part["rows"]:  # the LM trainer then logs no validation loss
+            print(f"warning: the {split} split has no rows rendered yet ({part['missing']} missing)", file=sys.stderr)
     return summary
 
 
@@ -217,11 +268,20 @@ def main(argv: list[str] | None = None) -> None:
             p.add_argument("--kokoro-weights", type=Path)
             p.add_argument("--device", default="cuda")
             p.add_argument("--jobs", type=int, default=8)
-            p.add_argument("--max-seconds", type=float)
+            p.add_argument("--max-seconds", type=float, help="stop taking rows after this; save and exit ~DRAIN_S later")
+            p.add_argument("--drain-seconds", type=float, default=DRAIN_S)
+            p.add_argument("--hard-exit-seconds", type=float, default=HARD_EXIT_S,
+                           help="after a stop, end the process this much later whatever it is doing")
     args = ap.parse_args(argv)
     if args.cmd == "run":
         run(args.manifest, args.out, args.codec, kokoro_inputs=args.kokoro_inputs, kokoro_weights=args.kokoro_weights,
-            device=args.device, jobs=args.jobs, max_seconds=args.max_seconds)
+            device=args.device, jobs=args.jobs, max_seconds=args.max_seconds, drain_s=args.drain_seconds,
+            hard_exit_s=args.hard_exit_seconds)
+        # The workers are killed and the shards saved: leave without the interpreter's exit-time joins of the
+        # executor's threads, which could wait on a worker's pipe.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
     else:
         print(json.dumps(finalize(args.manifest, args.out, args.codec), indent=1))
 
