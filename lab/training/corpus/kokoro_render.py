@@ -120,6 +120,15 @@ def row_chunks(piece_row: np.ndarray, rows_per_chunk: int = ROWS_PER_CHUNK) -> l
     return [c for c in np.split(np.arange(len(piece_row)), cut) if len(c)]
 
 
+def validation_pieces_first(keep: np.ndarray, piece_row: np.ndarray, validation: np.ndarray):
+    """Pieces `keep` [K] (positions, in row order) reordered so that validation rows' pieces come first
+    (stable: a row's pieces stay together), and rising row numbers [K] in that order for `row_chunks`.
+    A render stopped part-way then holds the small validation splits whole."""
+    keep = keep[np.argsort(~np.asarray(validation, bool), kind="stable")]
+    rows = piece_row[keep]
+    return keep, np.cumsum(np.r_[0, rows[1:] != rows[:-1]])[:len(keep)]
+
+
 def plan_pieces(kokoro: dict, inputs: Path | None, weights: Path | None, device: str):
     """(piece arrays, model, batches of piece indices, rows without pieces) for the Kokoro rows still to do."""
     if not kokoro:
@@ -135,11 +144,8 @@ def plan_pieces(kokoro: dict, inputs: Path | None, weights: Path | None, device:
         data = {k: npz[k] for k in npz.files}
     data["uid"] = [prepared[r]["id"] for r in data["piece_row"]]
     keep = np.flatnonzero([u in kokoro for u in data["uid"]])
-    # Validation rows' pieces first (stable: a row's pieces stay together): a render stopped part-way then
-    # holds the small validation splits whole.
-    keep = keep[np.argsort([kokoro[data["uid"][p]].get("split") != "validation" for p in keep], kind="stable")]
-    rows_in_order = data["piece_row"][keep]
-    rank = np.cumsum(np.r_[0, rows_in_order[1:] != rows_in_order[:-1]])[:len(keep)]  # row_chunks: rising numbers
+    keep, rank = validation_pieces_first(keep, data["piece_row"],
+                                         np.array([kokoro[data["uid"][p]].get("split") == "validation" for p in keep]))
     plan = []
     for chunk in row_chunks(rank):
         pieces = keep[chunk]

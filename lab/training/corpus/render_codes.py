@@ -152,6 +152,9 @@ def run(manifests: list[Path], out: Path, codec_dir: Path, *, kokoro_inputs: Pat
         os._exit(HARD_EXIT_CODE)
 
     stop = StopFlag(start, max_seconds, hard_exit_s, hard_exit)
+    log(f"rendering {len(rows)} rows ({len(kokoro)} Kokoro in {len(kokoro_batches)} GPU batches; "
+        f"{sum(r.get('split') == 'validation' for r in rows)} validation rows first) with {jobs} workers; "
+        f"{len(skip)} rows already in shards; codes id {ident}")
     last_log = last_done = time.monotonic()
     try:
         while True:
@@ -196,6 +199,9 @@ def run(manifests: list[Path], out: Path, codec_dir: Path, *, kokoro_inputs: Pat
                 if last_log - last_done > LOG_EVERY_S:
                     log(_waiting(pool, last_log - last_done, kokoro_batches, cap, stop.reason))
         if stop.reason:
+            for uid, result, error in pool.wait(0.2):  # rows finished while the stop came in are kept too
+                if error is None:
+                    enc.add(*result)
             log(f"stopping ({stop.reason}): saving the rows finished so far, {len(pool)} in flight dropped")
     finally:
         pool.kill()  # first: the save needs no worker, and a stuck worker must not hold the call

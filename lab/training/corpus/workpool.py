@@ -7,7 +7,8 @@ loop waited for a completion with no timeout while no row came back, and on SIGI
 - workers ignore SIGINT (``timeout -s INT`` signals the whole process group): only the main process decides
   what happens on a stop, and no worker dies half-way through a queue operation;
 - `wait` always returns within its timeout, with what finished (results or the error of each task);
-- `running` says which tasks have been running how long (for the "nothing completed" log line), and
+- `running` says which tasks have been running how long (workers report each start on a queue: the
+  executor's own `Future.running()` is also true for tasks merely queued for a worker), and
   `restart` replaces every worker and submits the unfinished tasks again, leaving out stuck ones;
 - `kill` cancels what is queued and SIGKILLs the workers: it returns in about a second whatever they do.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import multiprocessing
+import queue
 import signal
 import time
 from dataclasses import dataclass, field
@@ -23,10 +25,20 @@ from typing import Any, Callable
 KILL_JOIN_S = 2.0  # per worker, after SIGKILL (the kernel reaps it at once; this only bounds the join)
 
 
-def _init_worker(initializer: Callable[[], None] | None) -> None:
+_started = None  # in a worker: the queue its task starts are reported on
+
+
+def _init_worker(initializer: Callable[[], None] | None, started) -> None:
+    global _started
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _started = started
     if initializer is not None:
         initializer()
+
+
+def _call(key: Any, fn: Callable, *args):
+    _started.put(key)
+    return fn(*args)
 
 
 @dataclass
@@ -51,14 +63,16 @@ class WorkerPool:
         self._start()
 
     def _start(self) -> None:
-        self.pool = cf.ProcessPoolExecutor(max_workers=max(1, self.jobs), mp_context=multiprocessing.get_context("spawn"),
-                                           initializer=_init_worker, initargs=(self.initializer,))
+        ctx = multiprocessing.get_context("spawn")
+        self.started = ctx.Queue()
+        self.pool = cf.ProcessPoolExecutor(max_workers=max(1, self.jobs), mp_context=ctx, initializer=_init_worker,
+                                           initargs=(self.initializer, self.started))
 
     def __len__(self) -> int:
         return len(self.tasks)
 
     def submit(self, key: Any, fn: Callable, *args) -> None:
-        self.tasks[self.pool.submit(fn, *args)] = Task(key, fn, args, time.monotonic())
+        self.tasks[self.pool.submit(_call, key, fn, *args)] = Task(key, fn, args, time.monotonic())
 
     def wait(self, timeout: float) -> list[tuple[Any, Any, BaseException | None]]:
         """Block at most `timeout` s for a task to finish -> [(key, result, error)] of every finished task."""
@@ -78,9 +92,14 @@ class WorkerPool:
     def running(self) -> list[tuple[Any, float]]:
         """(key, seconds running) of the tasks that workers hold, longest first."""
         now = time.monotonic()
-        for f, task in self.tasks.items():
-            if task.started is None and f.running():
-                task.started = now
+        by_key = {t.key: t for t in self.tasks.values()}
+        while True:
+            try:
+                key = self.started.get_nowait()
+            except queue.Empty:
+                break
+            if key in by_key and by_key[key].started is None:  # (a finished task's report may come late)
+                by_key[key].started = now
         ages = [(t.key, now - t.started) for t in self.tasks.values() if t.started is not None]
         return sorted(ages, key=lambda ka: -ka[1])
 
@@ -98,7 +117,8 @@ class WorkerPool:
         return list(getattr(self.pool, "_processes", None) or {})
 
     def kill(self) -> None:
-        """Cancel queued tasks and SIGKILL the workers; returns without waiting for any task."""
+        """Cancel queued tasks and SIGKILL the workers; returns without waiting for any task (nor the queue's
+        feeder thread, which a killed reader could block)."""
         # The executor has no public handle on its processes; `_processes` (pid -> Process) has been there
         # since Python 3.2. Taken before shutdown, which may drop it.
         procs = list((getattr(self.pool, "_processes", None) or {}).values())
@@ -110,3 +130,5 @@ class WorkerPool:
                 pass
         for p in procs:
             p.join(KILL_JOIN_S)
+        self.started.cancel_join_thread()
+        self.started.close()
