@@ -279,3 +279,19 @@ def test_the_model_remembers_which_codec_made_its_codes(tmp_path):
     write_codes_json(other, codes / "codec")
     with pytest.raises(ValueError, match="continue it on its own codes"):
         train(codes, run, {**TINY_SETTINGS, "steps": 2}, RunOptions(val_every=0, device="cpu"))
+
+
+def test_an_empty_validation_split_logs_no_validation_loss(tmp_path, capsys):
+    """What a render stopped before any validation row leaves (finalize writes the split empty): the run
+    says so once and logs no val_loss; a loss of 0.0 read as a perfect model for a whole run."""
+    codes = fake_codes_dir(tmp_path, n_train=24, n_eval=4)
+    with gzip.open(codes / "validation.jsonl.gz", "wt") as f:
+        f.write("")
+    np.save(codes / "validation.codes.npy", np.zeros(0, np.uint16))
+    run = tmp_path / "run"
+    result = train(codes, run, {**TINY_SETTINGS, "steps": 3}, RunOptions(val_every=1, device="cpu"))
+    log = [json.loads(line) for line in (run / LOG_NAME).read_text().splitlines()]
+    assert not [e for e in log if "val_loss" in e]
+    assert log[0]["start"]["validation_utterances"] == 0 and result["step"] == 3
+    assert result["val_loss"] != result["val_loss"]  # NaN: no loss, not 0.0
+    assert capsys.readouterr().err.count("the validation split has no usable rows") == 1

@@ -21,6 +21,7 @@ import json
 import math
 import shutil
 import signal
+import sys
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass
@@ -146,7 +147,7 @@ def validate(model: LinaModel, split: CodesSplit, batch_frames: int, max_batches
         count += batch.targets
     model.train(was_training)
     total, count = distributed.all_sum([total, count])
-    return total / max(count, 1)
+    return total / count if count else math.nan  # no token: no loss (a 0.0 here once read as a perfect model)
 
 
 def _rng_state() -> dict:
@@ -272,7 +273,12 @@ def train(codes: str | Path, run: str | Path, given: dict, options: RunOptions =
 
     validations = {"count": 0}
 
+    if not len(val_split):  # e.g. a render stopped before any validation row: say so, log no fake loss
+        print(f"{codes}: the validation split has no usable rows; this run logs no validation loss", file=sys.stderr)
+
     def run_validation() -> float:
+        if not len(val_split):
+            return math.nan
         t = time.monotonic()
         val = validate(model, val_split, settings.batch_frames, options.val_batches, use_fla)
         validations["count"] += 1
@@ -287,6 +293,7 @@ def train(codes: str | Path, run: str | Path, given: dict, options: RunOptions =
     if not ckpt:
         _log(run, {"start": {"settings": dataclasses.asdict(settings), "config": cfg.to_dict(),
                              "params": count_parameters(model), "train_utterances": len(train_split),
+                             "validation_utterances": len(val_split),
                              "skipped": train_split.skipped, "tokenizer_vocab": tokenizer.vocab_size,
                              "global_batch": global_batch}})
     elif world.active or settings.batches_per_step > 1:
