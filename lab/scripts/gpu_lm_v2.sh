@@ -21,19 +21,31 @@
 #   bash lab/scripts/gpu_lm_v2.sh cK     stash; engines, inputs and Kokoro weights are unpacked once complete
 #   (codec v2 first:) bash lab/scripts/gpu_lm_v2.sh wavs     WAV files of every train/validation row (repeat until
 #                                    Kokoro prints no row left), then `codec mel 420` per call, then `codec freeze`
-#   bash lab/scripts/gpu_lm_v2.sh render render + encode every train/validation row, MAX_SECONDS (480) per call;
-#                                    repeat until it prints "all rows done"; then the codes folder is finalized
+#   bash lab/scripts/gpu_lm_v2.sh render render + encode every train/validation row (validation rows first),
+#                                    MAX_SECONDS (480) per call: it stops taking rows then, saves its shards and
+#                                    exits by ~MAX_SECONDS+45 s whatever its workers do; repeat until it prints
+#                                    "all rows done"; then the codes folder is finalized
+#   bash lab/scripts/gpu_lm_v2.sh codes_back K   return the codes ($CODES/shards, ~34 MB for all 55k rows,
+#                                    17 MB per 28k) in 15 MiB parts, CODES_PARTS_PER_CALL (4) per call: call K=1,
+#                                    2, ... until it says "last part"; a full render needs 1 call (3 parts). Here:
+#                                    `bash lab/scripts/gpu_lm_v2.sh codes_join FILES_AT...` -> CODES_BACK, which
+#                                    the next `pack` carries: that lease's `render` resumes from those shards.
 #   bash lab/scripts/gpu_lm_v2.sh train  start the LMs (LM_RUNS: FRONTEND:CONFIG each, default "phonemes:mini phonemes:small",
 #                                    side by side on the GPU) for AB_SECONDS; the call waits CALL_SECONDS
 #   bash lab/scripts/gpu_lm_v2.sh finish wait for the LMs (FINISH_DEADLINE s, then they save and stop); $OUT:
 #                                    lmv2.tar.partNN (checkpoints fp16, logs, codes summary; < 64 MiB: SHIP names
 #                                    the runs to send, e.g. SHIP=phonemes_mini, then SHIP=phonemes_small again)
 #   bash lab/scripts/gpu_lm_v2.sh status
+# A lease that resumes a returned render: here `codes_join`, then `pack` (it prints the calls: the codes ride in
+# the last ones), then there c1 .. cN (the last unpacks the shards into $CODES: codes of another codec are
+# refused by render), `render` until "all rows done" (none left: it only finalizes), `codes_back 1` if it
+# rendered anything, `train`, `finish`.
 # Env: AB_STEPS (3000), AB_SECONDS (780), PARTS (data/v2_80h_parts), KOKORO_INPUTS (data/kokoro_inputs_80h),
 #      PHONEMES (data/ph_texts_80h/phonemes.json.gz), PIECE_MB (20), DRY (skip pip: a dry run here),
 #      WARM (1; 0: no fla warm-up in c1, for a codec lease), MEL_INIT (codec mel: start from that export),
 #      FROZEN (data/codec_v2_frozen/codec: the frozen codec v2 that `pack` carries), CODEC (the codec `render` encodes
-#      with: the carried frozen codec there, else assets/lina-mini/codec).
+#      with: the carried frozen codec there, else assets/lina-mini/codec), CODES_BACK (data/codes_v2_back: the
+#      returned codes folder `codes_join` makes and `pack` carries).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-out}; DATA=${DATA:-/data}; SITE=${SITE:-/tmp/site}
@@ -42,11 +54,12 @@ mkdir -p "$OUT" "$DATA" "$STASH"
 export PYTHONUNBUFFERED=1 TRITON_CACHE_DIR=$DATA/triton FLA_CACHE_RESULTS=1 LINA_CORPUS_ROOT=$DATA/root
 PIP=(python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE")
 LM_WHEELS="soundfile cffi pycparser soxr num2words praat_parselmouth pyworld_prebuilt fla_core pesq pystoi"
-CARRY=.lmv2 PIECE_MB=${PIECE_MB:-20}
+CARRY=${CARRY:-.lmv2} PIECE_MB=${PIECE_MB:-20}
 PARTS=${PARTS:-data/v2_80h_parts} KOKORO_INPUTS=${KOKORO_INPUTS:-data/kokoro_inputs_80h}
 PHONEMES=${PHONEMES:-data/ph_texts_80h/phonemes.json.gz}
 # The codes the LM learns: the frozen codec v2 carried by `pack` (FROZEN here -> $DATA/codec_frozen there), else v1.
 FROZEN=${FROZEN:-data/codec_v2_frozen/codec}
+CODES_BACK=${CODES_BACK:-data/codes_v2_back} CODES_PART=${CODES_PART:-15m} CODES_PARTS_PER_CALL=${CODES_PARTS_PER_CALL:-4}
 CODEC=${CODEC:-$([ -d "$DATA/codec_frozen" ] && echo "$DATA/codec_frozen" || echo assets/lina-mini/codec)}
 LM_RUNS=(${LM_RUNS:-phonemes:mini phonemes:small})  # run NAME = FRONTEND_CONFIG
 RUN_NAMES=(); for r in "${LM_RUNS[@]}"; do RUN_NAMES+=("${r%%:*}_${r##*:}"); done
@@ -72,6 +85,9 @@ unpack_ready() {  # engines, inputs and Kokoro weights, each once all its pieces
   if f=$(joined codec.tar) && [ ! -d "$DATA/codec_frozen" ] && [ -s "$f" ]; then
     mkdir -p "$DATA/codec_frozen" && tar -xf "$f" -C "$DATA/codec_frozen" && echo "frozen codec: $(cat "$DATA/codec_frozen/codes.json" | tr -d '\n ')"
   fi
+  if f=$(joined codes.tar) && [ -s "$f" ] && [ ! -d "$CODES/shards" ]; then  # a render returned by codes_back
+    mkdir -p "$CODES" && tar -xf "$f" -C "$CODES" && echo "codes carried: $(ls "$CODES/shards" | wc -l) shards"
+  fi
   if f=$(joined kokoro.safetensors.gz) && [ ! -f "$STASH/kokoro.safetensors" ]; then
     gzip -dc "$f" > "$STASH/kokoro.safetensors" && echo "kokoro weights joined"
   fi
@@ -92,7 +108,8 @@ start_lm() {  # $1: name, $2: codes folder, $3...: more train options (--config 
 case "${1:-status}" in
   pack)  # here: carries of < PIECE_MB MB (the tree itself takes ~44 of the 67 MB (64 MiB) a call carries: check before a lease)
     rm -rf $CARRY && mkdir -p $CARRY/c1 $CARRY/big
-    grep -q "^/$CARRY/" .git/info/exclude || echo "/$CARRY/" >> .git/info/exclude
+    exclude="$(git rev-parse --git-common-dir)/info/exclude"  # (.git is a file in a worktree)
+    case $CARRY in /*) ;; *) grep -q "^/$CARRY/" "$exclude" || echo "/$CARRY/" >> "$exclude" ;; esac
     for w in $LM_WHEELS; do cp .whl/${w}-*.whl $CARRY/c1/ 2>/dev/null || cp /tmp/pyworld_whl/${w}-*.whl $CARRY/c1/ || exit 1; done
     cp .kokoro_carry/p1/*.whl $CARRY/c1/
     staging=$(mktemp -d) && mkdir -p "$staging/parts" && cp "$PARTS"/*.jsonl "$staging/parts/" && cp -r "$KOKORO_INPUTS" "$staging/kokoro_inputs" \
@@ -100,12 +117,16 @@ case "${1:-status}" in
     tar -cf $CARRY/big/debs.tar .corpus_debs
     cat .kokoro_carry/p1/weights.gz.1 .kokoro_carry/p2/weights.gz.2 .kokoro_carry/p3/weights.gz.3 > $CARRY/big/kokoro.safetensors.gz
     if [ -d "$FROZEN" ]; then tar -C "$FROZEN" -cf $CARRY/big/codec.tar . && echo "frozen codec: $FROZEN"; else : > $CARRY/big/codec.tar; fi
+    if [ -d "$CODES_BACK/shards" ]; then  # a returned render: the next lease's render resumes from it
+      tar -C "$CODES_BACK" -cf $CARRY/big/codes.tar shards && echo "codes: $(ls "$CODES_BACK"/shards | wc -l) shards of $CODES_BACK"
+    else : > $CARRY/big/codes.tar; fi
     python3 - "$CARRY" "$PIECE_MB" <<'EOF' || exit 1
 import sys
 from pathlib import Path
 carry, limit = Path(sys.argv[1]), int(float(sys.argv[2]) * 1e6)
+NAMES = ("inputs.tgz", "debs.tar", "kokoro.safetensors.gz", "codec.tar", "codes.tar")
 room = {"c1": limit - sum(f.stat().st_size for f in (carry / "c1").iterdir())}
-for name in ("inputs.tgz", "debs.tar", "kokoro.safetensors.gz", "codec.tar"):  # one stream of pieces, calls filled in order
+for name in NAMES:  # one stream of pieces, calls filled in order
     data, pos, k = (carry / "big" / name).read_bytes(), 0, 0
     while pos < len(data):
         c = next((c for c, r in room.items() if r > 0), None)
@@ -118,7 +139,7 @@ for name in ("inputs.tgz", "debs.tar", "kokoro.safetensors.gz", "codec.tar"):  #
         room[c] -= take; pos += take; k += 1
     (carry / f"{name}.parts").write_text(str(k))
 for c in room:
-    for name in ("inputs.tgz", "debs.tar", "kokoro.safetensors.gz", "codec.tar"):
+    for name in NAMES:
         (carry / c / f"{name}.parts").write_text((carry / f"{name}.parts").read_text())
     print(c, round(sum(f.stat().st_size for f in (carry / c).iterdir()) / 1e6, 1), "MB")
 print("calls to carry:", len(room))
@@ -173,12 +194,14 @@ EOF
     [ -d "$DATA/parts" ] && [ -f "$STASH/kokoro.safetensors" ] && [ -d "$DATA/root" ] || { echo "carries missing"; exit 1; }
     pkill -f '[l]m train --codes .*warm_codes'
     echo "codec: $CODEC"
-    # The log goes to /data too, and a hard limit (SIGINT: shards so far are saved) keeps the call under 600 s:
-    # the codec v2 lease's `wavs` call ran past its 600 s with nothing printed.
-    timeout -s INT $(( ${MAX_SECONDS:-480} + 45 )) python3 -m lab.training.corpus.render_codes run --manifest "${MANIFESTS[@]}" \
+    # The log goes to /data too. render_codes stops itself: no new rows after MAX_SECONDS, rows in flight get
+    # 20 s, the shards are saved, workers killed; its watchdog ends it 25 s later whatever it is doing. Behind
+    # that, timeout's SIGINT (save and exit at once) and its KILL of the whole group 10 s later: no worker may
+    # outlive the call holding the tee pipe open (the first LM v2 render call hung until the device's 600 s).
+    timeout -k 10 -s INT $(( ${MAX_SECONDS:-480} + 50 )) python3 -m lab.training.corpus.render_codes run --manifest "${MANIFESTS[@]}" \
       --kokoro-inputs "$DATA/kokoro_inputs" --kokoro-weights "$STASH/kokoro.safetensors" --codec "$CODEC" --out "$CODES" \
       --device "${RENDER_DEVICE:-cuda}" --jobs "${RENDER_JOBS:-14}" --max-seconds "${MAX_SECONDS:-480}" 2>&1 \
-      | tee -a "$DATA/render_codes.log" | tail -n 8
+      | tee -a "$DATA/render_codes.log" | tail -n 12
     total=$(cat "${MANIFESTS[@]}" | wc -l)
     done_rows=$(python3 -c "from lab.training.corpus.render_codes import done_ids; from pathlib import Path; print(len(done_ids(Path('$CODES'))))")
     echo "rows done: $done_rows of $total"
@@ -186,6 +209,34 @@ EOF
       python3 -m lab.training.corpus.render_codes finalize --manifest "${MANIFESTS[@]}" --codec "$CODEC" \
         --out "$CODES" | tail -n 20 && cp "$DATA/phonemes.json.gz" "$CODES/" && echo "all rows done: codes finalized"
     fi ;;
+  codes_back)  # there: the shards back to this machine, CODES_PARTS_PER_CALL parts of 15 MiB per call (call $2)
+    k=${2:-1}; back=$DATA/codes_back
+    if [ "$k" = 1 ] || [ ! -d "$back" ]; then  # call 1 cuts the parts; later calls send the rest of the same cut
+      rm -rf "$back" && mkdir -p "$back"
+      tar -C "$CODES" -cf - shards $( [ -f "$CODES/summary.json" ] && echo summary.json ) \
+        | split -b $CODES_PART -d - "$back/codes.tar.part" || exit 1
+      (cd "$back" && sha256sum codes.tar.part* > codes.sha256)
+    fi
+    parts=("$back"/codes.tar.part*); n=${#parts[@]}; first=$(( (k - 1) * CODES_PARTS_PER_CALL ))
+    [ "$first" -lt "$n" ] || { echo "no part $((first + 1)): $n parts in all"; exit 1; }
+    sent=("${parts[@]:$first:$CODES_PARTS_PER_CALL}")
+    cp "${sent[@]}" "$back/codes.sha256" "$OUT"/ || exit 1
+    echo "rows in shards: $(in_src 2>/dev/null; python3 -c "from lab.training.corpus.codes_shards import done_ids; from pathlib import Path; print(len(done_ids(Path('$CODES'))))")"
+    echo "call $k of $(( (n + CODES_PARTS_PER_CALL - 1) / CODES_PARTS_PER_CALL )): parts $((first + 1))..$((first + ${#sent[@]})) of $n$( [ $((first + ${#sent[@]})) = "$n" ] && echo ', last part')"
+    ls -la "$OUT" ;;
+  codes_join)  # here: codes_join FOLDER... (each codes_back call's files) -> CODES_BACK/shards, checked
+    shift; tmp=$(mktemp -d)
+    for d in "$@"; do cp "$d"/codes.tar.part* "$d"/codes.sha256 "$tmp"/ || exit 1; done
+    (cd "$tmp" && sha256sum -c --quiet codes.sha256) || { echo "parts missing or damaged: $(ls "$tmp")"; exit 1; }
+    rm -rf "$CODES_BACK" && mkdir -p "$CODES_BACK" && cat "$tmp"/codes.tar.part* | tar -xf - -C "$CODES_BACK" && rm -rf "$tmp" || exit 1
+    python3 -c "
+import sys
+from pathlib import Path
+import numpy as np
+from lab.training.corpus.codes_shards import done_ids, shard_files
+out = Path(sys.argv[1])
+ids = sorted({str(np.load(f)['codes_id']) for f in shard_files(out)})
+print(f'{out}: {len(done_ids(out))} rows in {len(shard_files(out))} shards, codes id', *ids)" "$CODES_BACK" || exit 1 ;;
   train)
     t0=$(date +%s); in_src
     [ -f "$CODES/train.jsonl.gz" ] || { echo "no codes: run render until it says all rows done"; exit 1; }
