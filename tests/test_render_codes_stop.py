@@ -162,3 +162,28 @@ def test_command_under_timeout_sigint_exits_with_its_rows_saved(tmp_path):
     left = subprocess.run(["pgrep", "-a", "-s", str(proc.pid)], capture_output=True, text=True).stdout.splitlines()
     left = [line for line in left if "<defunct>" not in line]  # zombies (no init reaps them here) hold no pipe
     assert left == [], left  # no worker left holding the call's output pipe
+
+
+def test_the_watchdog_ends_a_stuck_call_on_time_and_after_a_signal():
+    """The main thread never polls here (as when a GPU batch hangs): the deadline still fires, once."""
+    from lab.training.corpus.stopping import StopFlag
+
+    fired = []
+    start = time.monotonic()
+    stop = StopFlag(start, max_seconds=0.5, drain_s=0.3, hard_exit_s=0.4, on_hard_exit=lambda: fired.append(time.monotonic()))
+    try:
+        time.sleep(2.0)
+    finally:
+        stop.restore()
+    assert len(fired) == 1 and 1.2 - 0.05 <= fired[0] - start < 1.2 + 0.6
+    fired.clear()
+    stop = StopFlag(time.monotonic(), max_seconds=None, drain_s=0.3, hard_exit_s=0.5,
+                    on_hard_exit=lambda: fired.append(time.monotonic()))
+    try:
+        sent = time.monotonic()
+        os.kill(os.getpid(), signal.SIGINT)
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(1.5)
+    finally:
+        stop.restore()
+    assert stop.reason == "signal SIGINT" and len(fired) == 1 and 0.45 <= fired[0] - sent < 1.2

@@ -23,11 +23,13 @@
 #                                    Kokoro prints no row left), then `codec mel 420` per call, then `codec freeze`
 #   bash lab/scripts/gpu_lm_v2.sh render render + encode every train/validation row (validation rows first),
 #                                    MAX_SECONDS (480) per call: it stops taking rows then, saves its shards and
-#                                    exits by ~MAX_SECONDS+45 s whatever its workers do; repeat until it prints
+#                                    exits by MAX_SECONDS+40 s whatever its workers do; repeat until it prints
 #                                    "all rows done"; then the codes folder is finalized
+#                                    Each render call also returns the shards so far (codes_back 1, below).
 #   bash lab/scripts/gpu_lm_v2.sh codes_back K   return the codes ($CODES/shards, ~34 MB for all 55k rows,
 #                                    17 MB per 28k) in 15 MiB parts, CODES_PARTS_PER_CALL (4) per call: call K=1,
-#                                    2, ... until it says "last part"; a full render needs 1 call (3 parts). Here:
+#                                    2, ... until it says "last part"; a full render needs 1 call (3 parts): the
+#                                    render call's own, so codes_back K>1 is only for more than 60 MiB. Here:
 #                                    `bash lab/scripts/gpu_lm_v2.sh codes_join FILES_AT...` -> CODES_BACK, which
 #                                    the next `pack` carries: that lease's `render` resumes from those shards.
 #   bash lab/scripts/gpu_lm_v2.sh train  start the LMs (LM_RUNS: FRONTEND:CONFIG each, default "phonemes:mini phonemes:small",
@@ -36,10 +38,10 @@
 #                                    lmv2.tar.partNN (checkpoints fp16, logs, codes summary; < 64 MiB: SHIP names
 #                                    the runs to send, e.g. SHIP=phonemes_mini, then SHIP=phonemes_small again)
 #   bash lab/scripts/gpu_lm_v2.sh status
-# A lease that resumes a returned render: here `codes_join`, then `pack` (it prints the calls: the codes ride in
-# the last ones), then there c1 .. cN (the last unpacks the shards into $CODES: codes of another codec are
-# refused by render), `render` until "all rows done" (none left: it only finalizes), `codes_back 1` if it
-# rendered anything, `train`, `finish`.
+# A lease that resumes a returned render: here `codes_join FILES_AT` (the last render call's files), then `pack`
+# (it prints the calls: the codes ride in the last ones), then there c1 .. cN (the last unpacks the shards into
+# $CODES; render refuses shards of another codec), `render` until "all rows done" (none left: it only
+# finalizes, ~1 min), `train`, `finish`.
 # Env: AB_STEPS (3000), AB_SECONDS (780), PARTS (data/v2_80h_parts), KOKORO_INPUTS (data/kokoro_inputs_80h),
 #      PHONEMES (data/ph_texts_80h/phonemes.json.gz), PIECE_MB (20), DRY (skip pip: a dry run here),
 #      WARM (1; 0: no fla warm-up in c1, for a codec lease), MEL_INIT (codec mel: start from that export),
@@ -103,6 +105,23 @@ start_lm() {  # $1: name, $2: codes folder, $3...: more train options (--config 
   setsid nohup python3 -m lab.training.lm train --codes "$codes" --run "$DATA/run_$name" \
     --warmup 150 --val-every 600 --val-batches 10 --no-initial-val --pair-fraction 0.3 "$@" \
     > "$DATA/lm_$name.log" 2>&1 < /dev/null &
+}
+
+send_codes() {  # $1: call number K -> $OUT gets parts of the shards' tar (CODES_PARTS_PER_CALL of 15 MiB per call)
+  local k=$1 back=$DATA/codes_back parts n first sent
+  [ -d "$CODES/shards" ] || { echo "no shards in $CODES"; return 1; }
+  if [ "$k" = 1 ] || [ ! -d "$back" ]; then  # call 1 cuts the parts; later calls send the rest of the same cut
+    rm -rf "$back" && mkdir -p "$back"
+    tar -C "$CODES" -cf - shards $( [ -f "$CODES/summary.json" ] && echo summary.json ) \
+      | split -b "$CODES_PART" -d - "$back/codes.tar.part" || return 1
+    (cd "$back" && sha256sum codes.tar.part* > codes.sha256)
+  fi
+  parts=("$back"/codes.tar.part*); n=${#parts[@]}; first=$(( (k - 1) * CODES_PARTS_PER_CALL ))
+  [ "$first" -lt "$n" ] || { echo "no part $((first + 1)): $n parts in all"; return 1; }
+  sent=("${parts[@]:$first:$CODES_PARTS_PER_CALL}")
+  mkdir -p "$OUT" && cp "${sent[@]}" "$back/codes.sha256" "$OUT"/ || return 1
+  echo "rows in shards: $(in_src 2>/dev/null; python3 -c "from lab.training.corpus.codes_shards import done_ids; from pathlib import Path; print(len(done_ids(Path('$CODES'))))")"
+  echo "codes back, call $k of $(( (n + CODES_PARTS_PER_CALL - 1) / CODES_PARTS_PER_CALL )): parts $((first + 1))..$((first + ${#sent[@]})) of $n ($(du -ch "${sent[@]}" | tail -n 1 | cut -f1))$( [ $((first + ${#sent[@]})) = "$n" ] && echo ', last part' || echo "; then: codes_back $((k + 1))")"
 }
 
 case "${1:-status}" in
@@ -181,7 +200,7 @@ EOF
     pgrep -f '[c]orpus render --manifest' > /dev/null || setsid nohup python3 -m lab.training.corpus render \
       --manifest "$DATA"/parts/formant_{train,validation}.jsonl --out "$DATA/audio" --jobs "${RENDER_JOBS:-10}" \
       > "$DATA/render_formant.log" 2>&1 < /dev/null &
-    timeout -s INT $(( ${MAX_SECONDS:-480} + 45 )) python3 -m lab.training.corpus.kokoro_render render --inputs "$DATA/kokoro_inputs" \
+    timeout -k 10 -s INT $(( ${MAX_SECONDS:-480} + 45 )) python3 -m lab.training.corpus.kokoro_render render --inputs "$DATA/kokoro_inputs" \
       --weights "$STASH/kokoro.safetensors" --out "$DATA/audio" --jobs "${KOKORO_JOBS:-6}" --max-seconds "${MAX_SECONDS:-480}" \
       --device "${RENDER_DEVICE:-cuda}" 2>&1 | tee -a "$DATA/render_kokoro.log" | tail -n 3
     tail -n 4 "$DATA/render_formant.log"; echo "wav files: $(find "$DATA/audio" -name '*.wav' | wc -l)" ;;
@@ -195,10 +214,11 @@ EOF
     pkill -f '[l]m train --codes .*warm_codes'
     echo "codec: $CODEC"
     # The log goes to /data too. render_codes stops itself: no new rows after MAX_SECONDS, rows in flight get
-    # 20 s, the shards are saved, workers killed; its watchdog ends it 25 s later whatever it is doing. Behind
-    # that, timeout's SIGINT (save and exit at once) and its KILL of the whole group 10 s later: no worker may
-    # outlive the call holding the tee pipe open (the first LM v2 render call hung until the device's 600 s).
-    timeout -k 10 -s INT $(( ${MAX_SECONDS:-480} + 50 )) python3 -m lab.training.corpus.render_codes run --manifest "${MANIFESTS[@]}" \
+    # 20 s, the shards are saved, workers killed; its watchdog ends it at MAX_SECONDS + 40 s whatever it is doing.
+    # Behind that, timeout's SIGINT at +45 s (save and exit at once; the watchdog 20 s later) and its KILL of the
+    # whole group at +70 s: no worker may outlive the call holding the tee pipe open (the first LM v2 render
+    # call hung until the device's 600 s). With the default 480 the call ends by ~560 s.
+    timeout -k 25 -s INT $(( ${MAX_SECONDS:-480} + 45 )) python3 -m lab.training.corpus.render_codes run --manifest "${MANIFESTS[@]}" \
       --kokoro-inputs "$DATA/kokoro_inputs" --kokoro-weights "$STASH/kokoro.safetensors" --codec "$CODEC" --out "$CODES" \
       --device "${RENDER_DEVICE:-cuda}" --jobs "${RENDER_JOBS:-14}" --max-seconds "${MAX_SECONDS:-480}" 2>&1 \
       | tee -a "$DATA/render_codes.log" | tail -n 12
@@ -208,22 +228,12 @@ EOF
     if [ "$done_rows" -ge "$total" ] || [ -n "${FINALIZE_ANYWAY:-}" ]; then
       python3 -m lab.training.corpus.render_codes finalize --manifest "${MANIFESTS[@]}" --codec "$CODEC" \
         --out "$CODES" | tail -n 20 && cp "$DATA/phonemes.json.gz" "$CODES/" && echo "all rows done: codes finalized"
-    fi ;;
-  codes_back)  # there: the shards back to this machine, CODES_PARTS_PER_CALL parts of 15 MiB per call (call $2)
-    k=${2:-1}; back=$DATA/codes_back
-    if [ "$k" = 1 ] || [ ! -d "$back" ]; then  # call 1 cuts the parts; later calls send the rest of the same cut
-      rm -rf "$back" && mkdir -p "$back"
-      tar -C "$CODES" -cf - shards $( [ -f "$CODES/summary.json" ] && echo summary.json ) \
-        | split -b $CODES_PART -d - "$back/codes.tar.part" || exit 1
-      (cd "$back" && sha256sum codes.tar.part* > codes.sha256)
     fi
-    parts=("$back"/codes.tar.part*); n=${#parts[@]}; first=$(( (k - 1) * CODES_PARTS_PER_CALL ))
-    [ "$first" -lt "$n" ] || { echo "no part $((first + 1)): $n parts in all"; exit 1; }
-    sent=("${parts[@]:$first:$CODES_PARTS_PER_CALL}")
-    cp "${sent[@]}" "$back/codes.sha256" "$OUT"/ || exit 1
-    echo "rows in shards: $(in_src 2>/dev/null; python3 -c "from lab.training.corpus.codes_shards import done_ids; from pathlib import Path; print(len(done_ids(Path('$CODES'))))")"
-    echo "call $k of $(( (n + CODES_PARTS_PER_CALL - 1) / CODES_PARTS_PER_CALL )): parts $((first + 1))..$((first + ${#sent[@]})) of $n$( [ $((first + ${#sent[@]})) = "$n" ] && echo ', last part')"
-    ls -la "$OUT" ;;
+    # Every render call returns its shards (~34 MB for all rows: one call's $OUT), so a machine given back loses
+    # no rendering: here `codes_join FILES_AT`, and the next `pack` carries them. RETURN_CODES=0: not this call.
+    [ "${RETURN_CODES:-1}" = 0 ] || send_codes 1 ;;
+  codes_back)  # there: the shards back to this machine (render does call 1 itself); `codes_back K` sends call K
+    send_codes "${2:-1}" ;;
   codes_join)  # here: codes_join FOLDER... (each codes_back call's files) -> CODES_BACK/shards, checked
     shift; tmp=$(mktemp -d)
     for d in "$@"; do cp "$d"/codes.tar.part* "$d"/codes.sha256 "$tmp"/ || exit 1; done

@@ -7,6 +7,7 @@ resumes only with the same codec, so codes of two codecs are never mixed in one 
 from __future__ import annotations
 
 import math
+import threading
 import time
 from pathlib import Path
 
@@ -70,6 +71,7 @@ class Encoder:
         self.codes: dict[str, np.ndarray] = {}
         self.seconds = 0.0
         self.rows = 0  # rows saved in shards by this call
+        self.lock = threading.Lock()  # the watchdog thread may save the encoded codes while the main thread hangs
 
     @property
     def held(self) -> int:
@@ -104,19 +106,35 @@ class Encoder:
         self.audio, self.seconds = {}, 0.0
         self.encode_s += time.monotonic() - t0
         if len(self.codes) >= SHARD_ROWS:
-            self.save()
+            with self.lock:
+                self._write()
 
     def save(self) -> None:
         if self.audio:
             self.encode()
+        with self.lock:
+            self._write()
+
+    def save_encoded(self, wait_s: float = 5.0) -> int:
+        """From another thread: write the codes already made (no codec call) -> rows written."""
+        if not self.lock.acquire(timeout=wait_s):
+            return 0
+        try:
+            return self._write()
+        finally:
+            self.lock.release()
+
+    def _write(self) -> int:
         if not self.codes:
-            return
-        ids = list(self.codes)
+            return 0
+        codes = dict(self.codes)
+        ids = list(codes)
         numbers = [int(f.stem) for f in shard_files(self.out.parent) if f.stem.isdigit()]
         path = self.out / f"{max(numbers, default=-1) + 1:05d}.npz"  # never over an older shard
         tmp = path.with_suffix(".tmp.npz")
-        np.savez(tmp, ids=np.array(ids), frames=np.array([len(self.codes[i]) for i in ids]),
-                 codes=np.concatenate([self.codes[i] for i in ids]), codes_id=np.array(self.codes_id))
+        np.savez(tmp, ids=np.array(ids), frames=np.array([len(codes[i]) for i in ids]),
+                 codes=np.concatenate([codes[i] for i in ids]), codes_id=np.array(self.codes_id))
         tmp.replace(path)  # atomic: a call killed mid-save leaves no half shard
         self.rows += len(ids)
-        self.codes = {}
+        self.codes = {k: v for k, v in self.codes.items() if k not in codes}
+        return len(ids)

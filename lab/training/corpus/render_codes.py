@@ -29,7 +29,6 @@ import json
 import os
 import signal
 import sys
-import threading
 import time
 from pathlib import Path
 
@@ -40,6 +39,7 @@ from .engines_kokoro import KOKORO_RATE
 from .kokoro_render import finish_audio, plan_pieces, synthesize_batch
 from .codes_shards import ENCODE_SECONDS, ENCODE_SECONDS_CPU, Encoder, check_codec, done_ids, read_shards  # noqa: F401 (done_ids: gpu_lm_v2.sh)
 from .manifest import read_jsonl
+from .stopping import StopFlag
 from .workpool import WorkerPool
 
 # Rows in flight per worker: bounds the memory of audio waiting in queues.
@@ -50,9 +50,9 @@ POLL_S = 1.0        # the longest the loop waits for a worker: signals and deadl
 # subprocesses time out at SUBPROCESS_TIMEOUT_S = 120 s, so a row past this is stuck elsewhere).
 STUCK_S = 180.0
 DRAIN_S = 20.0      # after --max-seconds, how long rows in flight may still finish before the save
-# After a stop (signal or time), a watchdog ends the process this many seconds later whatever the main thread
-# is doing (the rows saved so far stay in their shards): the call must end before the device kills it.
-HARD_EXIT_S = 25.0
+# A watchdog ends the process this long after a signal, or after --max-seconds + DRAIN_S, whatever the main
+# thread is doing (the codes made so far are saved first): the call must end before the device kills it.
+HARD_EXIT_S = 20.0
 HARD_EXIT_CODE = 3
 
 
@@ -72,45 +72,6 @@ def validation_first(rows: list[dict]) -> list[dict]:
     return sorted(rows, key=lambda r: r.get("split") != "validation")
 
 
-class StopFlag:
-    """SIGINT / SIGTERM / the time limit -> `reason`; the loop sees it within POLL_S. Further signals are ignored:
-    ``timeout -s INT`` signals the process and then its group, so the main process gets SIGINT twice, and a
-    second KeyboardInterrupt used to land inside the save. Once stopped, a watchdog thread calls `on_hard_exit`
-    after `hard_exit_s` (+ the drain time of a time stop) unless `restore` came first."""
-
-    def __init__(self, start: float, max_seconds: float | None, hard_exit_s: float | None, on_hard_exit) -> None:
-        self.start, self.max_seconds, self.reason, self.at = start, max_seconds, None, None
-        self.hard_exit_s, self.on_hard_exit = hard_exit_s, on_hard_exit
-        self.finished = threading.Event()
-        self.saved = {}
-        if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread only
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self.saved[sig] = signal.signal(sig, self._handle)
-
-    def _handle(self, signum, _frame) -> None:
-        self.request(f"signal {signal.Signals(signum).name}")
-
-    def request(self, reason: str, grace: float = 0.0) -> None:
-        if self.reason is None:
-            self.reason, self.at = reason, time.monotonic()
-            if self.hard_exit_s is not None:
-                threading.Thread(target=self._watchdog, args=(self.hard_exit_s + grace,), daemon=True).start()
-
-    def _watchdog(self, seconds: float) -> None:
-        if not self.finished.wait(seconds):
-            self.on_hard_exit()
-
-    def check(self, drain_s: float) -> None:
-        """Past --max-seconds: stop taking rows (those in flight get `drain_s` more seconds)."""
-        if self.max_seconds is not None and time.monotonic() - self.start > self.max_seconds:
-            self.request("time", grace=drain_s)
-
-    def restore(self) -> None:
-        self.finished.set()
-        for sig, handler in self.saved.items():
-            signal.signal(sig, handler)
-
-
 def run(manifests: list[Path], out: Path, codec_dir: Path, *, kokoro_inputs: Path | None = None,
         kokoro_weights: Path | None = None, device: str = "cuda", jobs: int = 8, max_seconds: float | None = None,
         log=print, render_fn=_render_worker, stuck_s: float = STUCK_S, drain_s: float = DRAIN_S,
@@ -118,8 +79,9 @@ def run(manifests: list[Path], out: Path, codec_dir: Path, *, kokoro_inputs: Pat
     """Render and encode every row of `manifests` not yet in a shard of `out` (see the module docstring).
 
     Returns within ~POLL_S + one GPU batch of SIGINT/SIGTERM, and within `drain_s` of `max_seconds`, with the
-    finished rows saved. `hard_exit_s` (the command line sets it): seconds after a stop at which a watchdog
-    ends the process whatever the main thread does. `render_fn(row) -> (id, audio)` renders non-Kokoro rows."""
+    finished rows saved. `hard_exit_s` (the command line sets it): a watchdog saves the codes made so far and
+    ends the process that long after a signal, or after ``max_seconds + drain_s``, whatever the main thread is
+    doing (see `stopping`). `render_fn(row) -> (id, audio)` renders the non-Kokoro rows."""
     from lina.codec.codec import Codec
     from lab.training.codec.freeze import codes_id
 
@@ -142,8 +104,9 @@ def run(manifests: list[Path], out: Path, codec_dir: Path, *, kokoro_inputs: Pat
     pool = WorkerPool(jobs, _worker_init)
 
     def hard_exit() -> None:
-        log(f"hard deadline: ending the process {time.monotonic() - stop.at:.0f} s after the stop ({stop.reason}); "
-            f"{enc.rows} rows of this call are in shards, the next call resumes")
+        saved = enc.save_encoded()  # codes already made; audio still waiting for the codec is lost
+        log(f"hard deadline ({stop.reason or 'time'}): ending the process at {time.monotonic() - start:.0f} s; "
+            f"{enc.rows} rows of this call are in shards ({saved} saved now), the next call resumes")
         for pid in pool.pids():  # no executor call: it may wait on a lock the stuck main thread holds
             try:
                 os.kill(pid, signal.SIGKILL)
@@ -151,14 +114,14 @@ def run(manifests: list[Path], out: Path, codec_dir: Path, *, kokoro_inputs: Pat
                 pass
         os._exit(HARD_EXIT_CODE)
 
-    stop = StopFlag(start, max_seconds, hard_exit_s, hard_exit)
+    stop = StopFlag(start, max_seconds, drain_s, hard_exit_s, hard_exit)
     log(f"rendering {len(rows)} rows ({len(kokoro)} Kokoro in {len(kokoro_batches)} GPU batches; "
         f"{sum(r.get('split') == 'validation' for r in rows)} validation rows first) with {jobs} workers; "
         f"{len(skip)} rows already in shards; codes id {ident}")
     last_log = last_done = time.monotonic()
     try:
         while True:
-            stop.check(drain_s)
+            stop.check()
             if stop.reason is None:
                 while queue_left and len(pool) < cap // 2:
                     row = next(queue, None)
@@ -172,7 +135,7 @@ def run(manifests: list[Path], out: Path, codec_dir: Path, *, kokoro_inputs: Pat
                         pool.submit(uid, _kokoro_worker, kokoro[uid], parts)
                         kokoro_audio_s += sum(len(q) for q in parts) / KOKORO_RATE
                     gpu_s += time.monotonic() - t
-            elif stop.reason != "time" or not len(pool) or time.monotonic() - stop.at > drain_s:
+            elif not stop.draining() or not len(pool):
                 break  # a signal: save now; the time limit: once the rows in flight are in (or drain_s is over)
             gpu_next = stop.reason is None and bool(kokoro_batches) and len(pool) < cap
             if not len(pool) and not gpu_next and not queue_left:
