@@ -187,3 +187,14 @@ def test_the_watchdog_ends_a_stuck_call_on_time_and_after_a_signal():
     finally:
         stop.restore()
     assert stop.reason == "signal SIGINT" and len(fired) == 1 and 0.45 <= fired[0] - sent < 1.2
+
+
+def test_the_heartbeat_names_what_holds_the_main_thread():
+    from lab.training.corpus.stopping import Heartbeat
+
+    lines = []
+    beat = Heartbeat(lines.append, every=0.3, status=lambda: "12 rows done", check_s=0.1)
+    beat.doing("in a Kokoro batch")
+    time.sleep(1.5)
+    beat.stop()
+    assert lines and lines[0].startswith("still in a Kokoro batch after") and lines[0].endswith("; 12 rows done")

@@ -211,7 +211,10 @@ EOF
   render)
     in_src
     [ -d "$DATA/parts" ] && [ -f "$STASH/kokoro.safetensors" ] && [ -d "$DATA/root" ] || { echo "carries missing"; exit 1; }
-    pkill -f '[l]m train --codes .*warm_codes'
+    # The warm-up's checkpoint is worthless: KILL, not TERM (on TERM it finished its step, then ran its end-of-call
+    # validation, compiling new shapes, and saved, while this render started). Triton's cache files are renamed
+    # into place, so a killed warm-up leaves only whole entries.
+    pkill -KILL -f '[l]m train --codes .*warm_codes'
     echo "codec: $CODEC"
     # The log goes to /data too. render_codes stops itself: no new rows after MAX_SECONDS, rows in flight get
     # 20 s, the shards are saved, workers killed; its watchdog ends it at MAX_SECONDS + 40 s whatever it is doing.

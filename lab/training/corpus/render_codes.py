@@ -39,7 +39,7 @@ from .engines_kokoro import KOKORO_RATE
 from .kokoro_render import finish_audio, plan_pieces, synthesize_batch
 from .codes_shards import ENCODE_SECONDS, ENCODE_SECONDS_CPU, Encoder, check_codec, done_ids, read_shards  # noqa: F401 (done_ids: gpu_lm_v2.sh)
 from .manifest import read_jsonl
-from .stopping import StopFlag
+from .stopping import Heartbeat, StopFlag
 from .workpool import WorkerPool
 
 # Rows in flight per worker: bounds the memory of audio waiting in queues.
@@ -119,6 +119,8 @@ def run(manifests: list[Path], out: Path, codec_dir: Path, *, kokoro_inputs: Pat
         f"{sum(r.get('split') == 'validation' for r in rows)} validation rows first) with {jobs} workers; "
         f"{len(skip)} rows already in shards; codes id {ident}")
     last_log = last_done = time.monotonic()
+    beat = Heartbeat(log, LOG_EVERY_S, lambda: f"{enc.held} rows done this call, {len(pool)} in flight, "
+                                              f"{time.monotonic() - start:.0f} s")
     try:
         while True:
             stop.check()
@@ -130,6 +132,7 @@ def run(manifests: list[Path], out: Path, codec_dir: Path, *, kokoro_inputs: Pat
                         break
                     pool.submit(row["id"], render_fn, row)
                 if kokoro_batches and len(pool) < cap:
+                    beat.doing("in a Kokoro batch")
                     t = time.monotonic()
                     for uid, parts in synthesize_batch(kt, pieces, kokoro_batches.pop(0), got):
                         pool.submit(uid, _kokoro_worker, kokoro[uid], parts)
@@ -140,7 +143,9 @@ def run(manifests: list[Path], out: Path, codec_dir: Path, *, kokoro_inputs: Pat
             gpu_next = stop.reason is None and bool(kokoro_batches) and len(pool) < cap
             if not len(pool) and not gpu_next and not queue_left:
                 break
+            beat.doing("waiting for the workers")
             for uid, result, error in pool.wait(0 if gpu_next else POLL_S):
+                beat.doing("encoding finished rows with the codec")
                 last_done = time.monotonic()
                 if error is None:
                     enc.add(*result)
@@ -156,6 +161,7 @@ def run(manifests: list[Path], out: Path, codec_dir: Path, *, kokoro_inputs: Pat
                 last_done = time.monotonic()
             if time.monotonic() - last_log > LOG_EVERY_S:
                 last_log = time.monotonic()
+                beat.logged()
                 log(f"{enc.held} rows done this call, {len(pool)} in flight, {len(kokoro_batches)} Kokoro batches left "
                     f"({kokoro_audio_s:.0f} audio s in {gpu_s:.0f} GPU s), codec {enc.encode_s:.0f} s, "
                     f"{time.monotonic() - start:.0f} s")
@@ -167,9 +173,11 @@ def run(manifests: list[Path], out: Path, codec_dir: Path, *, kokoro_inputs: Pat
                     enc.add(*result)
             log(f"stopping ({stop.reason}): saving the rows finished so far, {len(pool)} in flight dropped")
     finally:
+        beat.doing("saving")
         pool.kill()  # first: the save needs no worker, and a stuck worker must not hold the call
         enc.save()
         stop.restore()
+        beat.stop()
     report = {"rows_this_call": enc.rows, "rows_done": len(done_ids(out)), "rows_skipped_before": len(skip),
               "rows_failed": failed, "rows_given_up": len(given_up), "kokoro_rows_without_pieces": missing,
               "stopped": stop.reason, "stopped_by_time": stop.reason is not None,

@@ -64,3 +64,33 @@ class StopFlag:
         self.finished.set()
         for sig, handler in self.saved.items():
             signal.signal(sig, handler)
+
+
+class Heartbeat:
+    """A thread that says what the main thread is doing once it has been at one thing for over `every` s
+    with no log line: a GPU batch or a codec pass that hangs is then named in the log, not silent."""
+
+    def __init__(self, log: Callable[[str], None], every: float, status: Callable[[], str],
+                 check_s: float = 2.0) -> None:
+        self.log, self.every, self.status, self.check_s = log, every, status, check_s
+        self.what, self.since = "starting", time.monotonic()
+        self.last = self.since
+        self.done = threading.Event()
+        threading.Thread(target=self._run, daemon=True).start()
+
+    def doing(self, what: str) -> None:
+        if what != self.what:
+            self.what, self.since = what, time.monotonic()
+
+    def logged(self) -> None:
+        self.last = time.monotonic()
+
+    def _run(self) -> None:
+        while not self.done.wait(self.check_s):
+            now = time.monotonic()
+            if now - self.last > self.every and now - self.since > self.every:
+                self.last = now
+                self.log(f"still {self.what} after {now - self.since:.0f} s; {self.status()}")
+
+    def stop(self) -> None:
+        self.done.set()
