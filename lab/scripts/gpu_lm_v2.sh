@@ -13,6 +13,8 @@
 #   python -m lab.training.corpus.kokoro_render prepare --manifest data/v2_80h_parts/kokoro_{train,validation}.jsonl \
 #     --out data/kokoro_inputs_80h                                  # espeak-ng phonemes (the host has none)
 #   python -m lab.training.lm phonemize --codes data/ph_texts_80h # texts of every split -> phonemes.json.gz
+#   (Kokoro expansion, lab/training/corpus/README.md "Growing the Kokoro hours": `expand` -> chunks of ~20 h,
+#   `kokoro_render prepare` per chunk -> data/kokoro_inputs_v3/chunkK, `phonemize --reuse` -> data/ph_texts_v3)
 #   python -m lab.training.codec heldout --out data/heldout_v2     # the 32 fixed held-out clips of codec v2
 #   bash lab/scripts/corpus_bundle.sh download                         # .corpus_debs/
 #   bash lab/scripts/gpu_lm_v2.sh pack                                 # -> .lmv2/c1 .. cN, each < PIECE_MB MB
@@ -32,8 +34,14 @@
 #                                    render call's own, so codes_back K>1 is only for more than 60 MiB. Here:
 #                                    `bash lab/scripts/gpu_lm_v2.sh codes_join FILES_AT...` -> CODES_BACK, which
 #                                    the next `pack` carries: that lease's `render` resumes from those shards.
+#   CHUNK=K bash lab/scripts/gpu_lm_v2.sh render   the same for chunk K of the Kokoro expansion (its Kokoro rows,
+#                                    into $DATA/codes_chunkK; one call renders a 20 h chunk); the call returns its
+#                                    shards like render: here `CHUNK=K bash lab/scripts/gpu_lm_v2.sh codes_join
+#                                    FILES_AT` -> data/codes_v3_chunkK_back, which the next `pack` carries too
 #   bash lab/scripts/gpu_lm_v2.sh train  start the LMs (LM_RUNS: FRONTEND:CONFIG each, default "phonemes:mini phonemes:small",
-#                                    side by side on the GPU) for AB_SECONDS; the call waits CALL_SECONDS
+#                                    side by side on the GPU) for AB_SECONDS; the call waits CALL_SECONDS.
+#                                    They train on every finalized codes folder there (v2's and each chunk's),
+#                                    merged into $DATA/codes_all (one codec: `codec merge` checks the codes ids)
 #   bash lab/scripts/gpu_lm_v2.sh finish wait for the LMs (FINISH_DEADLINE s, then they save and stop); $OUT:
 #                                    lmv2.tar.partNN (checkpoints fp16, logs, codes summary; < 64 MiB: SHIP names
 #                                    the runs to send, e.g. SHIP=phonemes_mini, then SHIP=phonemes_small again)
@@ -41,13 +49,17 @@
 # A lease that resumes a returned render: here `codes_join FILES_AT` (the last render call's files), then `pack`
 # (it prints the calls: the codes ride in the last ones), then there c1 .. cN (the last unpacks the shards into
 # $CODES; render refuses shards of another codec), `render` until "all rows done" (none left: it only
-# finalizes, ~1 min), `train`, `finish`.
+# finalizes, ~1 min), `train`, `finish`. With the expansion: after v2's `render`, `CHUNK=1 render`,
+# `CHUNK=2 render` ... (a 20 h chunk is ~72,000 Kokoro audio s: ~4-5 min at 250-470 audio s per GPU s), each
+# returning its shards, then `train` on the union; here `CHUNK=K codes_join` each chunk's files.
 # Env: AB_STEPS (3000), AB_SECONDS (780), PARTS (data/v2_80h_parts), KOKORO_INPUTS (data/kokoro_inputs_80h),
-#      PHONEMES (data/ph_texts_80h/phonemes.json.gz), PIECE_MB (20), DRY (skip pip: a dry run here),
+#      PHONEMES (data/ph_texts_v3/phonemes.json.gz, v2 + the chunks' texts; else data/ph_texts_80h's), PIECE_MB (20), DRY (skip pip: a dry run here),
 #      WARM (1; 0: no fla warm-up in c1, for a codec lease), MEL_INIT (codec mel: start from that export),
 #      FROZEN (data/codec_v2_frozen/codec: the frozen codec v2 that `pack` carries), CODEC (the codec `render` encodes
 #      with: the carried frozen codec there, else assets/lina-mini/codec), CODES_BACK (data/codes_v2_back: the
-#      returned codes folder `codes_join` makes and `pack` carries).
+#      returned codes folder `codes_join` makes and `pack` carries), CHUNKS_DIR (data/kokoro_inputs_v3: the
+#      prepared chunks `pack` carries; CHUNKS="1 2" only those), CHUNK (render / codes_back / codes_join on
+#      chunk K), CHUNKS_BACK (data/codes_v3_chunk: data/codes_v3_chunkK_back are the returned chunks `pack` carries).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 OUT=${OUT:-out}; DATA=${DATA:-/data}; SITE=${SITE:-/tmp/site}
@@ -58,15 +70,22 @@ PIP=(python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir 
 LM_WHEELS="soundfile cffi pycparser soxr num2words praat_parselmouth pyworld_prebuilt fla_core pesq pystoi"
 CARRY=${CARRY:-.lmv2} PIECE_MB=${PIECE_MB:-20}
 PARTS=${PARTS:-data/v2_80h_parts} KOKORO_INPUTS=${KOKORO_INPUTS:-data/kokoro_inputs_80h}
-PHONEMES=${PHONEMES:-data/ph_texts_80h/phonemes.json.gz}
+# The phoneme table of v2 and the expansion's chunks when it is there (a superset serves v2 alone as well).
+PHONEMES=${PHONEMES:-$([ -f data/ph_texts_v3/phonemes.json.gz ] && echo data/ph_texts_v3/phonemes.json.gz || echo data/ph_texts_80h/phonemes.json.gz)}
+CHUNKS_DIR=${CHUNKS_DIR:-data/kokoro_inputs_v3} CHUNKS_BACK=${CHUNKS_BACK:-data/codes_v3_chunk} CHUNK=${CHUNK:-}
 # The codes the LM learns: the frozen codec v2 carried by `pack` (FROZEN here -> $DATA/codec_frozen there), else v1.
 FROZEN=${FROZEN:-data/codec_v2_frozen/codec}
-CODES_BACK=${CODES_BACK:-data/codes_v2_back} CODES_PART=${CODES_PART:-15m} CODES_PARTS_PER_CALL=${CODES_PARTS_PER_CALL:-4}
+CODES_BACK=${CODES_BACK:-$([ -n "$CHUNK" ] && echo "${CHUNKS_BACK}${CHUNK}_back" || echo data/codes_v2_back)} CODES_PART=${CODES_PART:-15m} CODES_PARTS_PER_CALL=${CODES_PARTS_PER_CALL:-4}
 CODEC=${CODEC:-$([ -d "$DATA/codec_frozen" ] && echo "$DATA/codec_frozen" || echo assets/lina-mini/codec)}
 LM_RUNS=(${LM_RUNS:-phonemes:mini phonemes:small})  # run NAME = FRONTEND_CONFIG
 RUN_NAMES=(); for r in "${LM_RUNS[@]}"; do RUN_NAMES+=("${r%%:*}_${r##*:}"); done
 MANIFESTS=("$DATA"/parts/formant_train.jsonl "$DATA"/parts/formant_validation.jsonl "$DATA"/parts/kokoro_train.jsonl
            "$DATA"/parts/kokoro_validation.jsonl)
+KOKORO_DIR=$DATA/kokoro_inputs
+if [ -n "$CHUNK" ]; then  # chunk K of the expansion: its prepared rows are its manifest; its own codes folder
+  KOKORO_DIR=$DATA/chunks/chunk$CHUNK CODES=$DATA/codes_chunk$CHUNK
+  MANIFESTS=("$KOKORO_DIR/rows.jsonl.gz")
+fi
 
 stash() { mkdir -p "$STASH" && cp -r "$CARRY/$1"/. "$STASH"/ && echo "stashed $1: $(ls "$STASH" | wc -l) files"; }
 joined() {  # $1: a file cut into $1.part.NN pieces in the stash -> path of the joined file, once all are there
@@ -90,12 +109,17 @@ unpack_ready() {  # engines, inputs and Kokoro weights, each once all its pieces
   if f=$(joined codes.tar) && [ -s "$f" ] && [ ! -d "$CODES/shards" ]; then  # a render returned by codes_back
     mkdir -p "$CODES" && tar -xf "$f" -C "$CODES" && echo "codes carried: $(ls "$CODES/shards" | wc -l) shards"
   fi
+  if f=$(joined chunk_codes.tar) && [ -s "$f" ] && [ ! -f "$DATA/.chunk_codes" ]; then  # chunks returned earlier
+    tar -xf "$f" -C "$DATA" && touch "$DATA/.chunk_codes" && for d in "$DATA"/codes_chunk*/; do
+      echo "codes carried: $(ls "$d/shards" | wc -l) shards of $(basename "$d")"; done
+  fi
   if f=$(joined kokoro.safetensors.gz) && [ ! -f "$STASH/kokoro.safetensors" ]; then
     gzip -dc "$f" > "$STASH/kokoro.safetensors" && echo "kokoro weights joined"
   fi
 }
 status() {
-  echo "== $(date +%T) shards: $(ls "$CODES"/shards 2>/dev/null | wc -l)"
+  echo "== $(date +%T) shards: $(ls "$CODES"/shards 2>/dev/null | wc -l)$(for d in "$DATA"/codes_chunk*/; do [ -d "$d/shards" ] \
+    && echo -n ", $(basename "$d") $(ls "$d/shards" | wc -l)"; done)"
   for fe in warm "${RUN_NAMES[@]}"; do [ -f "$DATA/lm_$fe.log" ] && { echo "-- $fe"; tail -n 2 "$DATA/lm_$fe.log" | cut -c1-300; }; done
   for fe in "${RUN_NAMES[@]}"; do [ -f "$DATA/run_$fe/log.jsonl" ] && grep val_loss "$DATA/run_$fe/log.jsonl" | tail -n 3; done
   nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader 2>/dev/null; true
@@ -107,8 +131,19 @@ start_lm() {  # $1: name, $2: codes folder, $3...: more train options (--config 
     > "$DATA/lm_$name.log" 2>&1 < /dev/null &
 }
 
+union_codes() {  # every finalized codes folder here ($CODES and $DATA/codes_chunkK) -> the folder to train on (printed)
+  local sources=() d
+  [ -f "$CODES/train.jsonl.gz" ] && sources+=("$CODES")
+  for d in "$DATA"/codes_chunk*/; do [ -f "$d/train.jsonl.gz" ] && sources+=("${d%/}"); done
+  [ ${#sources[@]} -gt 0 ] || return 1
+  if [ ${#sources[@]} = 1 ]; then echo "${sources[0]}"; return 0; fi
+  rm -rf "$DATA/codes_all"
+  python3 -m lab.training.codec merge --out "$DATA/codes_all" "${sources[@]}" >&2 || return 1
+  cp "$DATA/phonemes.json.gz" "$DATA/codes_all/" && echo "$DATA/codes_all"
+}
+
 send_codes() {  # $1: call number K -> $OUT gets parts of the shards' tar (CODES_PARTS_PER_CALL of 15 MiB per call)
-  local k=$1 back=$DATA/codes_back parts n first sent
+  local k=$1 back=$DATA/codes_back${CHUNK:+_chunk$CHUNK} parts n first sent
   [ -d "$CODES/shards" ] || { echo "no shards in $CODES"; return 1; }
   if [ "$k" = 1 ] || [ ! -d "$back" ]; then  # call 1 cuts the parts; later calls send the rest of the same cut
     rm -rf "$back" && mkdir -p "$back"
@@ -132,18 +167,28 @@ case "${1:-status}" in
     for w in $LM_WHEELS; do cp .whl/${w}-*.whl $CARRY/c1/ 2>/dev/null || cp /tmp/pyworld_whl/${w}-*.whl $CARRY/c1/ || exit 1; done
     cp .kokoro_carry/p1/*.whl $CARRY/c1/
     staging=$(mktemp -d) && mkdir -p "$staging/parts" && cp "$PARTS"/*.jsonl "$staging/parts/" && cp -r "$KOKORO_INPUTS" "$staging/kokoro_inputs" \
-      && cp "$PHONEMES" "$staging/phonemes.json.gz" && cp -r "${HELDOUT:-data/heldout_v2}" "$staging/heldout" && tar -C "$staging" -czf $CARRY/big/inputs.tgz . && rm -rf "$staging" || exit 1
+      && cp "$PHONEMES" "$staging/phonemes.json.gz" && cp -r "${HELDOUT:-data/heldout_v2}" "$staging/heldout" || exit 1
+    for k in ${CHUNKS:-$(ls "$CHUNKS_DIR" 2>/dev/null | sed -n 's/^chunk//p' | sort -n)}; do  # the expansion's prepared chunks
+      mkdir -p "$staging/chunks" && cp -r "$CHUNKS_DIR/chunk$k" "$staging/chunks/" && echo "chunk $k: $(du -sh "$CHUNKS_DIR/chunk$k" | cut -f1)" || exit 1
+    done
+    tar -C "$staging" -czf $CARRY/big/inputs.tgz . && rm -rf "$staging" || exit 1
     tar -cf $CARRY/big/debs.tar .corpus_debs
     cat .kokoro_carry/p1/weights.gz.1 .kokoro_carry/p2/weights.gz.2 .kokoro_carry/p3/weights.gz.3 > $CARRY/big/kokoro.safetensors.gz
     if [ -d "$FROZEN" ]; then tar -C "$FROZEN" -cf $CARRY/big/codec.tar . && echo "frozen codec: $FROZEN"; else : > $CARRY/big/codec.tar; fi
     if [ -d "$CODES_BACK/shards" ]; then  # a returned render: the next lease's render resumes from it
       tar -C "$CODES_BACK" -cf $CARRY/big/codes.tar shards && echo "codes: $(ls "$CODES_BACK"/shards | wc -l) shards of $CODES_BACK"
     else : > $CARRY/big/codes.tar; fi
+    : > $CARRY/big/chunk_codes.tar
+    for back in "$CHUNKS_BACK"*_back; do  # chunks rendered in earlier leases -> $DATA/codes_chunkK/shards there
+      k=${back#"$CHUNKS_BACK"}; k=${k%_back}
+      [ -d "$back/shards" ] && tar -C "$back" -rf $CARRY/big/chunk_codes.tar --transform "s,^shards,codes_chunk$k/shards," shards \
+        && echo "chunk $k codes: $(ls "$back/shards" | wc -l) shards of $back"
+    done
     python3 - "$CARRY" "$PIECE_MB" <<'EOF' || exit 1
 import sys
 from pathlib import Path
 carry, limit = Path(sys.argv[1]), int(float(sys.argv[2]) * 1e6)
-NAMES = ("inputs.tgz", "debs.tar", "kokoro.safetensors.gz", "codec.tar", "codes.tar")
+NAMES = ("inputs.tgz", "debs.tar", "kokoro.safetensors.gz", "codec.tar", "codes.tar", "chunk_codes.tar")
 room = {"c1": limit - sum(f.stat().st_size for f in (carry / "c1").iterdir())}
 for name in NAMES:  # one stream of pieces, calls filled in order
     data, pos, k = (carry / "big" / name).read_bytes(), 0, 0
@@ -210,22 +255,23 @@ EOF
       bash lab/scripts/gpu_codec_v2.sh "${2:-mel}" "${3:-420}" ;;
   render)
     in_src
-    [ -d "$DATA/parts" ] && [ -f "$STASH/kokoro.safetensors" ] && [ -d "$DATA/root" ] || { echo "carries missing"; exit 1; }
+    [ -d "$DATA/parts" ] && [ -f "$STASH/kokoro.safetensors" ] && [ -d "$DATA/root" ] && [ -f "${MANIFESTS[0]}" ] \
+      || { echo "carries missing"; exit 1; }
     # The warm-up's checkpoint is worthless: KILL, not TERM (on TERM it finished its step, then ran its end-of-call
     # validation, compiling new shapes, and saved, while this render started). Triton's cache files are renamed
     # into place, so a killed warm-up leaves only whole entries.
     pkill -KILL -f '[l]m train --codes .*warm_codes'
-    echo "codec: $CODEC"
+    echo "codec: $CODEC, codes: $CODES"
     # The log goes to /data too. render_codes stops itself: no new rows after MAX_SECONDS, rows in flight get
     # 20 s, the shards are saved, workers killed; its watchdog ends it at MAX_SECONDS + 40 s whatever it is doing.
     # Behind that, timeout's SIGINT at +45 s (save and exit at once; the watchdog 20 s later) and its KILL of the
     # whole group at +70 s: no worker may outlive the call holding the tee pipe open (the first LM v2 render
     # call hung until the device's 600 s). With the default 480 the call ends by ~560 s.
     timeout -k 25 -s INT $(( ${MAX_SECONDS:-480} + 45 )) python3 -m lab.training.corpus.render_codes run --manifest "${MANIFESTS[@]}" \
-      --kokoro-inputs "$DATA/kokoro_inputs" --kokoro-weights "$STASH/kokoro.safetensors" --codec "$CODEC" --out "$CODES" \
+      --kokoro-inputs "$KOKORO_DIR" --kokoro-weights "$STASH/kokoro.safetensors" --codec "$CODEC" --out "$CODES" \
       --device "${RENDER_DEVICE:-cuda}" --jobs "${RENDER_JOBS:-14}" --max-seconds "${MAX_SECONDS:-480}" 2>&1 \
       | tee -a "$DATA/render_codes.log" | tail -n 12
-    total=$(cat "${MANIFESTS[@]}" | wc -l)
+    total=$(zcat -f "${MANIFESTS[@]}" | wc -l)  # (a chunk's manifest is gzipped)
     done_rows=$(python3 -c "from lab.training.corpus.render_codes import done_ids; from pathlib import Path; print(len(done_ids(Path('$CODES'))))")
     echo "rows done: $done_rows of $total"
     if [ "$done_rows" -ge "$total" ] || [ -n "${FINALIZE_ANYWAY:-}" ]; then
@@ -252,9 +298,10 @@ ids = sorted({str(np.load(f)['codes_id']) for f in shard_files(out)})
 print(f'{out}: {len(done_ids(out))} rows in {len(shard_files(out))} shards, codes id', *ids)" "$CODES_BACK" || exit 1 ;;
   train)
     t0=$(date +%s); in_src
-    [ -f "$CODES/train.jsonl.gz" ] || { echo "no codes: run render until it says all rows done"; exit 1; }
+    codes=$(union_codes) || { echo "no codes: run render (and CHUNK=K render) until it says all rows done"; exit 1; }
+    echo "$codes" > "$DATA/train_codes" && echo "training on $codes: $(zcat "$codes/train.jsonl.gz" | wc -l) train rows"
     for r in "${LM_RUNS[@]}"; do
-      start_lm "${r%%:*}_${r##*:}" "$CODES" --text-frontend "${r%%:*}" --config "${r##*:}" --steps "${AB_STEPS:-3000}" \
+      start_lm "${r%%:*}_${r##*:}" "$codes" --text-frontend "${r%%:*}" --config "${r##*:}" --steps "${AB_STEPS:-3000}" \
         --max-seconds "${AB_SECONDS:-780}"
     done
     # Meanwhile (PROFILE_GAN=0 skips it): where the codec GAN step spends its time, ~1 min shared with the LMs.
@@ -274,9 +321,11 @@ print(f'{out}: {len(done_ids(out))} rows in {len(shard_files(out))} shards, code
       tail -n 2 "$DATA/lm_$fe.log" | cut -c1-300
       python3 -m lab.training.lm shard --run "$DATA/run_$fe" --out "$DATA/ret/ckpt_$fe" --weights-only --half --with-log > /dev/null
     done
-    cp "$CODES/summary.json" "$DATA"/lm_*.log "$DATA/ret/"
+    cp "$(cat "$DATA/train_codes" 2>/dev/null || echo "$CODES")/summary.json" "$DATA"/lm_*.log "$DATA/ret/"
     tar -C "$DATA" -cf - ret | split -b 15m -d - "$OUT/lmv2.tar.part"  # $OUT takes 8 files of 16 MiB
-    ls -la "$OUT"; cat "$CODES/summary.json" ;;
+    ls -la "$OUT"; cat "$DATA/ret/summary.json" ;;
+  union)  # which codes folder `train` would use (merging v2's and the chunks' finalized folders into codes_all)
+    union_codes ;;
   status)
     sleep "${WAIT:-0}"; status ;;
   *)
