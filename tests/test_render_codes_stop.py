@@ -29,6 +29,8 @@ MARKERS = "RENDER_STOP_TEST_MARKERS"  # a folder where the fake engine notes eac
 
 
 def fake_render(row: dict) -> tuple[str, np.ndarray]:
+    if "crash" in row["id"]:
+        os._exit(1)  # as a worker killed by the OOM killer or a crash in an engine
     if "hang" in row["id"]:
         if os.environ.get(MARKERS):
             (Path(os.environ[MARKERS]) / row["id"]).touch()
@@ -58,6 +60,16 @@ def test_stuck_rows_are_given_up_and_the_rest_is_rendered(tmp_path):
     assert report["rows_done"] == 5 and report["stopped"] is None
     assert done_ids(tmp_path / "codes") == {f"fast{i}" for i in range(5)}
     assert time.monotonic() - t0 < 2.0 + 3 * SLACK_S  # two pool starts
+
+
+def test_a_worker_that_dies_costs_only_its_row(tmp_path):
+    manifests = _rows(tmp_path, fast=4, hang=0, validation=4)
+    rows = manifest.read_jsonl(manifests[0]) + [{"id": "crash0", "split": "train", "spk": {"engine": "fake"}}]
+    manifest.write_jsonl(manifests[0], rows)
+    lines = []
+    report = _run(tmp_path, manifests, log=lines.append)
+    assert report["rows_failed"] == 1 and report["rows_done"] == 4
+    assert any(line.startswith("row failed: crash0: its worker process died 2 times") for line in lines), lines
 
 
 def test_max_seconds_saves_the_finished_rows_and_returns_on_time(tmp_path):
