@@ -1,10 +1,10 @@
 """GAN discriminators of the codec trainer: HiFi-GAN multi-period and UnivNet/Vocos multi-resolution
 (and, from `lab.training.codec.stft_discriminator`, DAC's multi-band complex STFT).
 
-Every discriminator maps a waveform `[B, S]` to a `DiscriminatorOutput`: its logits (any shape,
-compared element-wise by the hinge losses) and the list of its hidden feature maps (for the
-feature-matching loss). `Discriminators` runs the chosen families and concatenates their outputs, so
-the losses in `lab.training.codec.losses` see one flat list.
+Every discriminator maps a waveform `[B, S]` to a `DiscriminatorOutput` (in `discriminator_output`):
+its logits (any shape, compared element-wise by the hinge losses) and the list of its hidden
+feature maps (for the feature-matching loss). `Discriminators` runs the chosen families and
+concatenates their outputs, so the losses in `lab.training.codec.losses` see one flat list.
 
 Mixed precision: the convolutions may run under `torch.autocast(bf16)`; the STFT of the
 multi-resolution discriminator is computed in float32 with autocast disabled (bf16 FFTs are
@@ -19,11 +19,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import weight_norm
 
-# (logits, feature maps): one discriminator's verdict on one batch.
-DiscriminatorOutput = tuple[Tensor, list[Tensor]]
-
-# Slope of every leaky ReLU (HiFi-GAN / UnivNet value).
-LEAKY_SLOPE = 0.1
+from lab.training.codec.discriminator_output import LEAKY_SLOPE, DiscriminatorOutput
+from lab.training.codec.stft_discriminator import MultiBandSTFTDiscriminator
 
 # --- Multi-period discriminator (HiFi-GAN) ---
 DEFAULT_PERIODS = (2, 3, 5, 7, 11)  # primes, so that the periods share few sub-samplings
@@ -185,8 +182,6 @@ def _default_family(name: str) -> nn.Module:
     if name == "mrd":
         return MultiResolutionDiscriminator()
     if name == "mbstft":
-        from lab.training.codec.stft_discriminator import MultiBandSTFTDiscriminator  # it imports this module
-
         return MultiBandSTFTDiscriminator()
     raise ValueError(f"unknown discriminator family {name!r}; known: {', '.join(FAMILIES)}")
 

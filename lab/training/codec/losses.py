@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from lab.training.codec.discriminators import DiscriminatorOutput
+from lab.training.codec.discriminator_output import DiscriminatorOutput
 
 # Floor of the mel magnitudes before the log: -11.5 nats, about -100 dB below full scale.
 LOG_FLOOR = 1e-5

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import weight_norm
 
-from lab.training.codec.discriminators import LEAKY_SLOPE, DiscriminatorOutput
+from lab.training.codec.discriminator_output import LEAKY_SLOPE, DiscriminatorOutput
 
 DEFAULT_WINDOWS = (2048, 1024, 512)  # STFT window lengths; hop = window / HOP_DIVISOR
 HOP_DIVISOR = 4
