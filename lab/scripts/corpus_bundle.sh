@@ -100,7 +100,8 @@ case "${1:-}" in
     LINA_CORPUS_ROOT="$root" python3 - <<'EOF'
 from lab.training.corpus import engines
 from lab.training.corpus import engines_kokoro as kokoro
-print("engine root:", engines.tools().root)
+from lab.training.corpus.engine_tools import tools
+print("engine root:", tools().root)
 for name, call in [("espeak", lambda: engines.espeak("checking the espeak engine.", "en-us")),
                    ("flite", lambda: engines.flite("checking the flite engine.", "slt")),
                    ("festival", lambda: engines.festival("checking the festival engine.", "kal_diphone")),

@@ -43,7 +43,7 @@ def render_heldout(out: Path, manifest: Path = HELDOUT_MANIFEST, log=print) -> d
     A row whose engine is missing is skipped with a message, so the fingerprint then differs from a
     complete render: compare runs only on equal fingerprints.
     """
-    from lab.training.corpus.engines import EngineMissing
+    from lab.training.corpus.engine_tools import EngineMissing
     from lab.training.corpus.generate import render_row
 
     out.mkdir(parents=True, exist_ok=True)

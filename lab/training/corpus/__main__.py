@@ -23,6 +23,7 @@ from pathlib import Path
 
 from . import engines
 from .dedup import COMMITTED, COMMITTED_V2, DedupUnavailable, load_dropped, run_dedup, run_dedup_v2
+from .engine_tools import tools
 from .generate import render_manifest
 from .manifest import RECIPES, build_rows, neural_share, write_manifests
 from .speakers import engine_counts, inventory, inventory_v2
@@ -117,7 +118,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 def cmd_status(_: argparse.Namespace) -> int:
     status = {"engines": {e: engines.available(e) for e in engines.ENGINES}, "texts": source_status(),
-              "engine_root": str(engines.tools().root)}
+              "engine_root": str(tools().root)}
     print(json.dumps(status, indent=1))
     return 0
 

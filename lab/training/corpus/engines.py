@@ -13,76 +13,27 @@ import functools
 import hashlib
 import json
 import os
-import shutil
 import struct
 import subprocess
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from xml.sax.saxutils import escape
 
 import numpy as np
+
+from .engine_tools import SUBPROCESS_TIMEOUT_S, EngineMissing, require, tools
+from .engines_kokoro import available as kokoro_available
 
 ENGINES = ("espeak", "flite", "festival", "piper", "kokoro")
 # Seconds of speech per character of normalized text at tempo 1, measured on this corpus's sentences
 # (`bench`, then checked on a 1% render of the 30-hour manifest: within 2%; kokoro: the 24 speakers kept by
 # the v2 screen and dedup reading its four sentences); the estimate before rendering.
 SECONDS_PER_CHAR = {"espeak": 0.049, "flite": 0.056, "festival": 0.0525, "piper": 0.049, "kokoro": 0.054}
-SUBPROCESS_TIMEOUT_S = 120
-_MULTIARCH = "x86_64-linux-gnu"
-
-
-class EngineMissing(RuntimeError):
-    """The engine's binary (or Python package) is not installed here."""
-
-
-@dataclass(frozen=True)
-class Tools:
-    """Where the engines live: `root` is "/" for the system, else an unpacked .deb folder."""
-
-    root: Path
-
-    @property
-    def bundled(self) -> bool:
-        return self.root != Path("/")
-
-    def binary(self, name: str) -> str | None:
-        if self.bundled:
-            path = self.root / "usr/bin" / name
-            return str(path) if path.exists() else None
-        return shutil.which(name)
-
-    def env(self) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k not in ("ESPEAK_DATA_PATH",)}
-        env["LC_ALL"] = "C.UTF-8"
-        if self.bundled:
-            # libpulse keeps libpulsecommon in a private folder (seen on the GPU host, whose image has no libpulse).
-            libs = [self.root / p for p in (f"usr/lib/{_MULTIARCH}", f"lib/{_MULTIARCH}", "usr/lib",
-                                            f"usr/lib/{_MULTIARCH}/pulseaudio")]
-            old = env.get("LD_LIBRARY_PATH", "")
-            env["LD_LIBRARY_PATH"] = ":".join([*map(str, libs), *([old] if old else [])])
-        return env
-
-    @property
-    def espeak_data(self) -> Path:
-        return self.root / f"usr/lib/{_MULTIARCH}/espeak-ng-data"
-
-    @property
-    def festival_lib(self) -> Path:
-        return self.root / "usr/share/festival"
-
-
-@functools.cache
-def tools() -> Tools:
-    root = os.environ.get("LINA_CORPUS_ROOT")
-    return Tools(Path(root).resolve() if root else Path("/"))
 
 
 def available(engine: str) -> bool:
     """Whether `engine` can run here (binary found, or piper's / kokoro's packages importable)."""
     if engine == "kokoro":
-        from .engines_kokoro import available as kokoro_available
-
         return kokoro_available()
     if engine == "piper":
         try:
@@ -94,14 +45,6 @@ def available(engine: str) -> bool:
         return True
     name = {"espeak": "espeak-ng", "flite": "flite", "festival": "festival"}[engine]
     return tools().binary(name) is not None
-
-
-def _require(name: str) -> str:
-    path = tools().binary(name)
-    if path is None:
-        where = f"under {tools().root}" if tools().bundled else "on PATH"
-        raise EngineMissing(f"{name} not found {where} (scripts/corpus_setup.sh or lab/scripts/corpus_bundle.sh)")
-    return path
 
 
 def _run(args: list[str], **kwargs) -> bytes:
@@ -158,7 +101,7 @@ def espeak(text: str, voice: str, *, variant: str | None = None, variant_file: s
            speed: int = 175, prosody: dict[str, str] | None = None) -> tuple[np.ndarray, int]:
     """espeak-ng through SSML. `variant`: a stock variant ("m3"); `variant_file`: the text of a variant
     file (written to a private data folder under a name derived from its content)."""
-    binary = _require("espeak-ng")
+    binary = require("espeak-ng")
     env_extra = {}
     if variant_file is not None:
         variant = "lina" + hashlib.sha1(variant_file.encode()).hexdigest()[:12]
@@ -180,7 +123,7 @@ def espeak(text: str, voice: str, *, variant: str | None = None, variant_file: s
 def flite(text: str, voice: str, *, stretch: float = 1.0, f0_mean: float | None = None,
           f0_std: float | None = None) -> tuple[np.ndarray, int]:
     """flite's built-in voices (slt, rms, awb, kal16); `stretch` > 1 is slower; F0 target in Hz."""
-    binary = _require("flite")
+    binary = require("flite")
     args = [binary, "-voice", voice, "--setf", f"duration_stretch={stretch:.4f}"]
     if f0_mean is not None:
         args += ["--setf", f"int_f0_target_mean={f0_mean:.2f}"]
@@ -198,7 +141,7 @@ FESTIVAL_VOICES = ("kal_diphone", "ked_diphone", "cmu_us_slt_arctic_hts")
 
 def festival(text: str, voice: str, *, stretch: float = 1.0) -> tuple[np.ndarray, int]:
     """festival (text2wave's steps, run as a festival script so it works from an unpacked folder)."""
-    binary = _require("festival")
+    binary = require("festival")
     if voice not in FESTIVAL_VOICES:
         raise ValueError(f"unknown festival voice {voice!r}")
     with tempfile.TemporaryDirectory(prefix="lina-festival-") as tmp:

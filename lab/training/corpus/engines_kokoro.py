@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .engines import SUBPROCESS_TIMEOUT_S, EngineMissing, _require, tools
+from .engine_tools import SUBPROCESS_TIMEOUT_S, EngineMissing, require, tools
 
 KOKORO_RATE = 24000
 PACKS = ("jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo")
@@ -144,7 +144,7 @@ def ipa_to_ids(phonemes: str) -> list[int]:
 
 
 def _espeak_lines(lines: list[str]) -> list[str]:
-    binary = _require("espeak-ng")
+    binary = require("espeak-ng")
     env = tools().env()
     if tools().bundled:
         env["ESPEAK_DATA_PATH"] = str(tools().espeak_data.parent)
