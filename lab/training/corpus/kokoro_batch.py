@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from .kokoro_torch import SAMPLES_PER_FRAME, STYLE_HALF
+from .kokoro_shapes import SAMPLES_PER_FRAME, STYLE_HALF
 
 
 class FrameLengths:

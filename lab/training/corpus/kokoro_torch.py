@@ -31,11 +31,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import kokoro_batch
+from .kokoro_shapes import STYLE_HALF
+
 KOKORO_RATE = 24000
 N_TOKENS = 178
 HIDDEN = 512
-STYLE_HALF = 128  # style[:, :128] conditions the decoder, style[:, 128:] the prosody predictor
-SAMPLES_PER_FRAME = 600  # one alignment frame = 2 F0 frames = 600 samples at 24 kHz
 # Kokoro-82M v1.0 config.json (hexgrad/Kokoro-82M): the shapes the ONNX file's weights confirm.
 PLBERT = dict(hidden_size=768, num_attention_heads=12, intermediate_size=2048, max_position_embeddings=512,
               num_hidden_layers=12, dropout=0.1)
@@ -217,9 +218,7 @@ class KokoroTorch:
         self.device = torch.device(device)
         self.net = build_model(state).to(self.device)
         self.net.decoder.generator.m_source.l_sin_gen.noise = noise
-        from .kokoro_batch import install_masks
-
-        self.lengths = install_masks(self.net)  # frame lengths of the running batch (None: a batch of one)
+        self.lengths = kokoro_batch.install_masks(self.net)  # frame lengths of the running batch (None: a batch of one)
         self.noise = noise
         self._kmodel = kokoro_modules()[2].KModel
 
@@ -241,6 +240,4 @@ class KokoroTorch:
 
     def batch(self, ids: list, styles: list, speeds: list[float], seeds: list[int]) -> list[np.ndarray]:
         """Several utterances in one padded batch (kokoro_batch.forward) -> one float32 array each."""
-        from .kokoro_batch import forward
-
-        return [a.float().cpu().numpy() for a in forward(self, ids, styles, speeds, seeds)["audio"]]
+        return [a.float().cpu().numpy() for a in kokoro_batch.forward(self, ids, styles, speeds, seeds)["audio"]]
