@@ -19,8 +19,9 @@ from tokenizers import Tokenizer
 from lab.training.corpus.texts import ALPHABET
 from lab.training.lm import checkpoint
 from lab.training.lm.__main__ import main
+from lab.training.lm.codes_folder import read_manifest
 from lab.training.lm.configs import TINY
-from lab.training.lm.data import CodesSplit, EpochLoader, pair_rows, plan_batches, read_manifest, repeat_styled
+from lab.training.lm.data import CodesSplit, EpochLoader, pair_rows, plan_batches, repeat_styled
 from lab.training.lm.export import export
 from lab.training.lm.tokenizer import train_tokenizer
 from lab.training.lm.train import LOG_NAME, RunOptions, train

@@ -195,7 +195,8 @@ def test_tiny_lm_trains_resumes_and_exports_with_phonemes(phoneme_run, tmp_path)
 
 def test_a_run_from_the_phoneme_cache_needs_no_g2p(tok, tmp_path, monkeypatch):
     import lina.g2p
-    from lab.training.lm.data import CodesSplit, read_manifest
+    from lab.training.lm.codes_folder import read_manifest
+    from lab.training.lm.data import CodesSplit
 
     (tmp_path / "codes").mkdir()
     codes = fake_codes_dir(tmp_path / "codes", n_train=24, n_eval=4)

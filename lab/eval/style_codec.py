@@ -23,7 +23,8 @@ import torch
 
 from lab.eval import style
 from lab.training.corpus.generate import audio_path
-from lab.training.lm.data import codes_path, read_manifest, row_codes
+from lab.training.lm.codes_folder import codes_path, read_manifest
+from lab.training.lm.data import row_codes
 from lina.audio import to_int16
 from lina.codec.codec import Codec
 

@@ -49,7 +49,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from lab.training.lm.data import codes_path, read_manifest, row_codes
+from lab.training.lm.codes_folder import codes_path, read_manifest
+from lab.training.lm.data import row_codes
 from lina.audio import to_int16
 from lina.constants import FRAME_RATE
 from lina.ist import Clip, TuningConfig, tune_voice, voice_distance

@@ -29,7 +29,7 @@ from lab.eval import style
 from lab.eval.style_codec import decode_rows
 from lab.eval.style_presets import summarize
 from lab.training.corpus.generate import audio_path
-from lab.training.lm.data import read_manifest
+from lab.training.lm.codes_folder import read_manifest
 from lina.codec.codec import Codec
 
 

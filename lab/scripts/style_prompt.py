@@ -29,7 +29,7 @@ from style_ceiling import cells
 from lab.eval import style
 from lab.eval.style_codec import CODEC_MODEL_PATH
 from lab.eval.style_presets import SENTENCES, classify, summarize
-from lab.training.lm.data import read_manifest
+from lab.training.lm.codes_folder import read_manifest
 from lina.audio import to_int16
 from lina.tts import LinaTTS
 

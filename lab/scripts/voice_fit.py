@@ -29,7 +29,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[2]), str(Path(__file__).res
 from make_presets import make_clips
 
 from lab.eval.style import STYLES
-from lab.training.lm.data import codes_path, read_manifest
+from lab.training.lm.codes_folder import codes_path, read_manifest
 from lina.constants import FRAME_RATE
 from lina.ist import clip_loss
 from lina.tts import LinaTTS

@@ -10,8 +10,6 @@ then the new sentence), and may repeat the styled rows (`repeat_styled`).
 """
 from __future__ import annotations
 
-import gzip
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,6 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from lab.training.lm.codes_folder import codes_path, read_manifest
 from lab.training.lm.phonemes import encode_rows
 from lina.constants import BOS_ID, EOS_ID, N_SPECIAL_TOKENS, PAD_ID, TEXT_PAD_ID
 from lina.text_frontend import AnyTokenizer
@@ -29,21 +28,6 @@ ROW_EXTRA = 2  # BOS and EOS around an utterance's codes
 # Batch widths are rounded up to these multiples (audio tokens, text ids): a handful of shapes per run.
 SHAPE_QUANTUM = 128
 TEXT_QUANTUM = 32
-
-
-def manifest_path(root: Path, split: str) -> Path:
-    return root / f"{split}.jsonl.gz"
-
-
-def codes_path(root: Path, split: str) -> Path:
-    return root / f"{split}.codes.npy"
-
-
-def read_manifest(root: str | Path, split: str) -> list[dict]:
-    """The rows of ``root/{split}.jsonl.gz`` (one JSON object a line)."""
-    with gzip.open(manifest_path(Path(root), split), "rt", encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
-
 
 
 def row_codes(codes: np.ndarray, row: dict) -> Tensor:

@@ -22,6 +22,7 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
+from lab.training.lm.codes_folder import read_manifest
 from lina.phoneme_tokenizer import PhonemeTokenizer
 from lina.text_frontend import AnyTokenizer
 
@@ -58,8 +59,6 @@ def encode_texts(tokenizer: AnyTokenizer, texts: Sequence[str], workers: int | N
 
 
 def _split_texts(codes: Path) -> list[str]:
-    from lab.training.lm.data import read_manifest  # data imports this module
-
     return [row["text"] for split in SPLITS if (codes / f"{split}.jsonl.gz").exists()
             for row in read_manifest(codes, split)]
 

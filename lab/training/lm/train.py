@@ -34,6 +34,7 @@ from torch.nn.parallel import DistributedDataParallel
 from lab.training import distributed
 from lab.training.codec.freeze import read_codes_id
 from lab.training.lm import checkpoint
+from lab.training.lm.codes_folder import read_manifest
 from lab.training.lm.configs import preset
 from lab.training.lm.data import (
     Batch,
@@ -41,7 +42,6 @@ from lab.training.lm.data import (
     DataPosition,
     EpochLoader,
     plan_batches,
-    read_manifest,
 )
 from lab.training.lm.optim import lr_at, make_optimizer, set_lr
 from lab.training.lm.tokenizer import VOCAB_SIZE, make_tokenizer
