@@ -1,4 +1,4 @@
-"""The import graph of the `lina` library has no cycles.
+"""The import graphs of the `lina` library and of the `lab` (training, evaluation, benchmarks) have no cycles.
 
 Every import counts: at the top of a module, inside a function (a late import is still a dependency) and under
 `if TYPE_CHECKING:` (a type hint that needs the other module is one too). A circle means two modules cannot be
@@ -11,20 +11,20 @@ from pathlib import Path
 
 import pytest
 
-PACKAGE = "lina"
-PACKAGE_DIR = Path(__file__).resolve().parents[1] / PACKAGE
+REPO = Path(__file__).resolve().parents[1]
+PACKAGES = ("lina", "lab")
 
 
 def module_name(path: Path) -> str:
-    parts = list(path.relative_to(PACKAGE_DIR.parent).with_suffix("").parts)
+    parts = list(path.relative_to(REPO).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()
     return ".".join(parts)
 
 
-def library_modules() -> dict[str, Path]:
-    """Dotted name -> file, for every module of the library."""
-    return {module_name(path): path for path in sorted(PACKAGE_DIR.rglob("*.py"))}
+def library_modules(package: str = "lina") -> dict[str, Path]:
+    """Dotted name -> file, for every module of `package`."""
+    return {module_name(path): path for path in sorted((REPO / package).rglob("*.py"))}
 
 
 def _resolve(importer: str, is_package: bool, node: ast.ImportFrom) -> str:
@@ -60,8 +60,8 @@ def imported_modules(name: str, path: Path, known: set[str]) -> set[str]:
     return found
 
 
-def import_graph() -> dict[str, set[str]]:
-    modules = library_modules()
+def import_graph(package: str = "lina") -> dict[str, set[str]]:
+    modules = library_modules(package)
     known = set(modules)
     return {name: imported_modules(name, path, known) & known for name, path in modules.items()}
 
@@ -126,7 +126,15 @@ def test_the_graph_sees_late_and_type_checking_imports():
     assert len(graph) > 40
 
 
-def test_lina_has_no_import_cycles():
-    found = cycles(import_graph())
+def test_the_lab_graph_sees_its_packages():
+    graph = import_graph("lab")
+    assert "lab.training.lm.codes_folder" in graph["lab.training.lm.phonemes"]
+    assert "lab.training.corpus.kokoro_batch" in graph["lab.training.corpus.kokoro_torch"]  # `from . import x`
+    assert len(graph) > 100
+
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_no_import_cycles(package):
+    found = cycles(import_graph(package))
     if found:
-        pytest.fail("import cycles in lina/: " + "; ".join(" <-> ".join(c) for c in found))
+        pytest.fail(f"import cycles in {package}/: " + "; ".join(" <-> ".join(c) for c in found))
