@@ -4,8 +4,6 @@ of the next lease unpacks every returned chunk into its codes folder, and `union
 merges v2's and the chunks' finalized codes folders, refusing codes of another codec."""
 import gzip
 import json
-import os
-import subprocess
 import tarfile
 from pathlib import Path
 
@@ -13,15 +11,8 @@ import numpy as np
 
 from lab.training.codec.freeze import codes_id
 from lina.codec.codec import Codec
-
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "lab/scripts/gpu_lm_v2.sh"
-CODEC = ROOT / "assets/lina-mini/codec"
-
-
-def _sh(*args: str, **env) -> subprocess.CompletedProcess:
-    full = {**os.environ, **{k: str(v) for k, v in env.items()}}
-    return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, env=full, timeout=120)
+from lm_v2_script import CODEC
+from lm_v2_script import run_script as _sh
 
 
 def _shards(codes: Path, ident: str, ids: list[str]) -> None:

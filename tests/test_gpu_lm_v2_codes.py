@@ -2,8 +2,6 @@
 render's shards into parts for $OUT over several calls, `codes_join` here rebuilds and checks them, and a
 carry call of the next lease unpacks them into its codes folder, where render_codes resumes (same codec) or
 refuses them (another codec)."""
-import os
-import subprocess
 import tarfile
 from pathlib import Path
 
@@ -13,15 +11,8 @@ import pytest
 from lab.training.codec.freeze import codes_id
 from lab.training.corpus.codes_shards import OtherCodec, done_ids
 from lina.codec.codec import Codec
-
-ROOT = Path(__file__).resolve().parents[1]
-SCRIPT = ROOT / "lab/scripts/gpu_lm_v2.sh"
-CODEC = ROOT / "assets/lina-mini/codec"
-
-
-def _sh(*args: str, **env) -> subprocess.CompletedProcess:
-    full = {**os.environ, **{k: str(v) for k, v in env.items()}}
-    return subprocess.run(["bash", str(SCRIPT), *args], capture_output=True, text=True, env=full, timeout=120)
+from lm_v2_script import CODEC
+from lm_v2_script import run_script as _sh
 
 
 def _shards(codes: Path, ident: str, rows: int, per_shard: int) -> set[str]:
